@@ -73,9 +73,18 @@ impl Answer {
 
 impl Client {
     fn socket(&self) -> Result<UdpSocket, String> {
-        let addr = match split_host_port(&self.bind) {
-            Some((host, port)) => resolve(&host, port)?,
-            None => resolve(&self.bind, 0)?,
+        // `0.0.0.0:0` (any port), `Controller:5555` (the reference controller's), `127.0.0.1`...
+        let addr = match self.bind.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => match self.bind.rsplit_once(':') {
+                Some((host, port)) => {
+                    let port = port
+                        .parse()
+                        .map_err(|_| format!("--bind {:?}: bad port", self.bind))?;
+                    resolve(host, port)?
+                }
+                None => resolve(&self.bind, 0)?,
+            },
         };
         UdpSocket::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))
     }

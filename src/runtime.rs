@@ -205,12 +205,12 @@ impl Runtime {
 
     /// One step of the core, then its output in the order Raft requires: persist, send, log.
     fn step(&mut self, now: u64, input: Input) -> Result<(), Exit> {
-        let term_before = self.node.term();
+        let before = (self.node.term(), self.node.leader());
         let out = self.node.step(now, input);
-        self.apply(now, out, term_before)
+        self.apply(now, out, before)
     }
 
-    fn apply(&mut self, now: u64, out: Output, term_before: u64) -> Result<(), Exit> {
+    fn apply(&mut self, now: u64, out: Output, before: (u64, Option<usize>)) -> Result<(), Exit> {
         if let Some(hard) = out.persist {
             self.persist(hard)?;
         }
@@ -225,11 +225,16 @@ impl Runtime {
                 self.drop_output("send-error", &format!("{}: {e}", self.names[to]));
             }
         }
-        if self.node.term() != term_before {
-            self.line("term").kv("from", term_before).emit();
+        if self.node.term() != before.0 {
+            self.line("term").kv("from", before.0).emit();
         }
         for event in out.events {
             self.log_event(now, event);
+        }
+        let leader = self.node.leader();
+        if leader != before.1 && leader.is_some_and(|l| l != self.cfg.id) {
+            let name = leader.map_or("none", |l| self.names[l].as_str());
+            self.line("leader").kv("leader", name).emit();
         }
         Ok(())
     }
