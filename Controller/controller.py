@@ -357,15 +357,22 @@ def query_all(
 
 
 def _receive(skt: socket.socket, deadline: float, until=lambda: False):
-    """Yield ``(decoded message or None, source address)`` until ``deadline`` or ``until()``."""
+    """Yield ``(decoded message or None, source address)`` until ``deadline`` or ``until()``.
+
+    Datagrams already queued when the deadline passes are still read (up to a bound), so
+    a reply that arrived in time is never lost to a late wake-up.
+    """
+    late_reads = 256
     while not until():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return
-        skt.settimeout(remaining)
+            if late_reads <= 0:
+                return
+            late_reads -= 1
+        skt.settimeout(max(remaining, 0.0))
         try:
             data, src = skt.recvfrom(RECV_BUFSIZE)
-        except socket.timeout:
+        except (socket.timeout, BlockingIOError):
             return
         except ConnectionError:
             # Some platforms report an ICMP "port unreachable" from an earlier send here.
