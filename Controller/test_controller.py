@@ -586,7 +586,7 @@ class StatusTests(FakeNodeTestCase):
 
 # ---- a real cluster -------------------------------------------------------------------------
 
-RAFT_BIN = os.environ.get("RAFT_BIN", "")
+RAFT_BIN = os.path.abspath(os.environ["RAFT_BIN"]) if os.environ.get("RAFT_BIN") else ""
 CLUSTER = [("Node%d" % i, "127.0.0.%d" % (10 + i)) for i in range(1, 6)]
 PEERS = ",".join("%s=%s:%d" % (name, ip, controller.PORT) for name, ip in CLUSTER)
 #: Seconds allowed for a cluster to settle on a leader.
