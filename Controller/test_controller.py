@@ -602,7 +602,8 @@ def cluster_skip_reason():
     if not RAFT_BIN:
         return "RAFT_BIN is not set; point it at the node executable to run real-cluster tests"
     if not (os.path.isfile(RAFT_BIN) and os.access(RAFT_BIN, os.X_OK)):
-        return "RAFT_BIN=%r is not an executable file" % RAFT_BIN
+        # Set but wrong is a broken test setup, not a reason to skip quietly.
+        raise AssertionError("RAFT_BIN=%r is not an executable file" % RAFT_BIN)
     for _name, ip in CLUSTER:
         skt = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
