@@ -18,12 +18,15 @@
 //!
 //! # Mapping to [`Datagram`]
 //!
-//! | JSON value                       | `sender_name`, `request`, `key`, `value` | `term`             |
-//! |----------------------------------|-------------------------------------------|--------------------|
-//! | missing, `null`                  | `None`                                    | `None`             |
-//! | string                           | `Some(decoded text)`                      | `Some(n)` if the text is ASCII digits in `u64` range, optionally padded with ASCII whitespace, else `None` |
-//! | number, `true`, `false`, `NaN`…  | `Some(source text)`, e.g. `"-1.5e3"`      | `Some(n)` if the number is a whole number in `u64` range (`3`, `3.0`, `30e-1`, `-0`), else `None` |
-//! | array, object                    | `None`                                    | `None`             |
+//! - missing or `null`: `None`.
+//! - string: the text fields get the decoded text; `term` gets `Some(n)` if the text is ASCII
+//!   digits in `u64` range, optionally padded with ASCII whitespace (`"3"`, `" 42 "`).
+//! - number: the text fields get its source text (`"-1.5e3"`); `term` gets `Some(n)` if the
+//!   number is a whole number in `u64` range, computed exactly without floats (`3`, `3.0`, `3e0`,
+//!   `30e-1`, `-0`), and `None` otherwise (`3.5`, `-1`, `1e20`, `1e400`).
+//! - `true`, `false`, `NaN`, `Infinity`, `-Infinity`: the text fields get the source text;
+//!   `term` gets `None`.
+//! - array or object: validated (within [`MAX_DEPTH`]), then `None` for every field.
 //!
 //! A badly typed field is not an error: the message stays usable, that field is just absent.
 //!
@@ -207,7 +210,7 @@ impl<'a> Parser<'a> {
         found
     }
 
-    fn expect(&mut self, want: u8) -> Result<(), Error> {
+    fn require(&mut self, want: u8) -> Result<(), Error> {
         match self.peek() {
             Some(byte) if byte == want => {
                 self.pos += 1;
@@ -231,7 +234,7 @@ impl<'a> Parser<'a> {
     /// The top-level object: its members go into a `Datagram`.
     fn object(&mut self) -> Result<Datagram, Error> {
         let mut datagram = Datagram::default();
-        self.expect(b'{')?;
+        self.require(b'{')?;
         self.skip_ws();
         if self.eat(b'}') {
             return Ok(datagram);
@@ -254,7 +257,7 @@ impl<'a> Parser<'a> {
     fn key(&mut self) -> Result<Cow<'a, str>, Error> {
         let key = self.string()?;
         self.skip_ws();
-        self.expect(b':')?;
+        self.require(b':')?;
         self.skip_ws();
         Ok(key)
     }
@@ -396,7 +399,7 @@ impl<'a> Parser<'a> {
 
     /// A string; borrowed from the input unless it contains escapes.
     fn string(&mut self) -> Result<Cow<'a, str>, Error> {
-        self.expect(b'"')?;
+        self.require(b'"')?;
         let mut text = Cow::Borrowed(self.plain_run()?);
         loop {
             match self.bump() {
