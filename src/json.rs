@@ -18,12 +18,15 @@
 //!
 //! # Mapping to [`Datagram`]
 //!
-//! | JSON value                       | `sender_name`, `request`, `key`, `value` | `term`             |
-//! |----------------------------------|-------------------------------------------|--------------------|
-//! | missing, `null`                  | `None`                                    | `None`             |
-//! | string                           | `Some(decoded text)`                      | `Some(n)` if the text is ASCII digits in `u64` range, optionally padded with ASCII whitespace, else `None` |
-//! | number, `true`, `false`, `NaN`…  | `Some(source text)`, e.g. `"-1.5e3"`      | `Some(n)` if the number is a whole number in `u64` range (`3`, `3.0`, `30e-1`, `-0`), else `None` |
-//! | array, object                    | `None`                                    | `None`             |
+//! - missing or `null`: `None`.
+//! - string: the text fields get the decoded text; `term` gets `Some(n)` if the text is ASCII
+//!   digits in `u64` range, optionally padded with ASCII whitespace (`"3"`, `" 42 "`).
+//! - number: the text fields get its source text (`"-1.5e3"`); `term` gets `Some(n)` if the
+//!   number is a whole number in `u64` range, computed exactly without floats (`3`, `3.0`, `3e0`,
+//!   `30e-1`, `-0`), and `None` otherwise (`3.5`, `-1`, `1e20`, `1e400`).
+//! - `true`, `false`, `NaN`, `Infinity`, `-Infinity`: the text fields get the source text;
+//!   `term` gets `None`.
+//! - array or object: validated (within [`MAX_DEPTH`]), then `None` for every field.
 //!
 //! A badly typed field is not an error: the message stays usable, that field is just absent.
 //!
@@ -207,7 +210,7 @@ impl<'a> Parser<'a> {
         found
     }
 
-    fn expect(&mut self, want: u8) -> Result<(), Error> {
+    fn require(&mut self, want: u8) -> Result<(), Error> {
         match self.peek() {
             Some(byte) if byte == want => {
                 self.pos += 1;
@@ -231,7 +234,7 @@ impl<'a> Parser<'a> {
     /// The top-level object: its members go into a `Datagram`.
     fn object(&mut self) -> Result<Datagram, Error> {
         let mut datagram = Datagram::default();
-        self.expect(b'{')?;
+        self.require(b'{')?;
         self.skip_ws();
         if self.eat(b'}') {
             return Ok(datagram);
@@ -254,7 +257,7 @@ impl<'a> Parser<'a> {
     fn key(&mut self) -> Result<Cow<'a, str>, Error> {
         let key = self.string()?;
         self.skip_ws();
-        self.expect(b':')?;
+        self.require(b':')?;
         self.skip_ws();
         Ok(key)
     }
@@ -396,7 +399,7 @@ impl<'a> Parser<'a> {
 
     /// A string; borrowed from the input unless it contains escapes.
     fn string(&mut self) -> Result<Cow<'a, str>, Error> {
-        self.expect(b'"')?;
+        self.require(b'"')?;
         let mut text = Cow::Borrowed(self.plain_run()?);
         loop {
             match self.bump() {
@@ -667,5 +670,958 @@ fn push_unicode_escape(out: &mut Vec<u8>, unit: u16) {
     out.extend_from_slice(b"\\u");
     for shift in [12, 8, 4, 0] {
         out.push(HEX[usize::from((unit >> shift) & 0xF)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(input: &[u8]) -> Datagram {
+        match parse(input) {
+            Ok(d) => d,
+            Err(e) => panic!("{e} for {:?}", String::from_utf8_lossy(input)),
+        }
+    }
+
+    fn err(input: &[u8]) -> Error {
+        match parse(input) {
+            Ok(d) => panic!("accepted {:?} as {d:?}", String::from_utf8_lossy(input)),
+            Err(e) => e,
+        }
+    }
+
+    fn datagram(
+        sender_name: Option<&str>,
+        request: Option<&str>,
+        term: Option<u64>,
+        key: Option<&str>,
+        value: Option<&str>,
+    ) -> Datagram {
+        Datagram {
+            sender_name: sender_name.map(String::from),
+            request: request.map(String::from),
+            term,
+            key: key.map(String::from),
+            value: value.map(String::from),
+        }
+    }
+
+    /// `value` as decoded from `{"value": <json>}`.
+    fn value_of(json: &str) -> Option<String> {
+        ok(format!(r#"{{"value": {json}}}"#).as_bytes()).value
+    }
+
+    /// `term` as decoded from `{"term": <json>}`.
+    fn term_of(json: &str) -> Option<u64> {
+        ok(format!(r#"{{"term": {json}}}"#).as_bytes()).term
+    }
+
+    // ---- what Python sends and expects -------------------------------------------------------
+
+    /// `json.dumps(dict.fromkeys(["sender_name", "request", "term", "key", "value"]))`
+    const PY_TEMPLATE: &[u8] =
+        br#"{"sender_name": null, "request": null, "term": null, "key": null, "value": null}"#;
+    const PY_LEADER_INFO: &[u8] = br#"{"sender_name": "Controller", "request": "LEADER_INFO", "term": null, "key": null, "value": null}"#;
+    const PY_REPLY: &[u8] = br#"{"sender_name": "Node1", "request": "LEADER_INFO", "term": 3, "key": "LEADER", "value": "Node1"}"#;
+
+    #[test]
+    fn python_template_all_null() {
+        assert_eq!(ok(PY_TEMPLATE), Datagram::default());
+        assert_eq!(emit(&Datagram::default()), PY_TEMPLATE);
+    }
+
+    #[test]
+    fn python_filled_request() {
+        let d = datagram(Some("Controller"), Some("LEADER_INFO"), None, None, None);
+        assert_eq!(ok(PY_LEADER_INFO), d);
+        assert_eq!(emit(&d), PY_LEADER_INFO);
+    }
+
+    #[test]
+    fn python_node_reply() {
+        let d = datagram(
+            Some("Node1"),
+            Some("LEADER_INFO"),
+            Some(3),
+            Some("LEADER"),
+            Some("Node1"),
+        );
+        assert_eq!(ok(PY_REPLY), d);
+        assert_eq!(emit(&d), PY_REPLY);
+    }
+
+    #[test]
+    fn python_compact_separators() {
+        // json.dumps(..., separators=(",", ":"))
+        let input = br#"{"sender_name":"Controller","request":"LEADER_INFO","term":null,"key":null,"value":null}"#;
+        let d = datagram(Some("Controller"), Some("LEADER_INFO"), None, None, None);
+        assert_eq!(ok(input), d);
+    }
+
+    #[test]
+    fn python_escapes_byte_exact() {
+        // json.dumps({"sender_name": "Nöde \"1\"\\\n\t\x01\x7f/é😀", "request": None,
+        //             "term": 18446744073709551615, "key": None, "value": "\b\f\r"})
+        let python = br#"{"sender_name": "N\u00f6de \"1\"\\\n\t\u0001\u007f/\u00e9\ud83d\ude00", "request": null, "term": 18446744073709551615, "key": null, "value": "\b\f\r"}"#;
+        let d = datagram(
+            Some("Nöde \"1\"\\\n\t\u{1}\u{7f}/é😀"),
+            None,
+            Some(u64::MAX),
+            None,
+            Some("\u{8}\u{c}\r"),
+        );
+        assert_eq!(emit(&d), python);
+        assert_eq!(ok(python), d);
+    }
+
+    #[test]
+    fn other_key_orders() {
+        let want = datagram(Some("N2"), Some("VOTE"), Some(7), Some("k"), Some("v"));
+        let inputs: [&[u8]; 3] = [
+            br#"{"value": "v", "key": "k", "term": 7, "request": "VOTE", "sender_name": "N2"}"#,
+            br#"{"term": 7, "sender_name": "N2", "value": "v", "request": "VOTE", "key": "k"}"#,
+            br#"{"key":"k","value":"v","sender_name":"N2","term":7,"request":"VOTE"}"#,
+        ];
+        for input in inputs {
+            assert_eq!(ok(input), want);
+        }
+    }
+
+    #[test]
+    fn pretty_printed_template() {
+        let message_json = b"{\n    \"sender_name\": null,\n    \"request\": null,\n    \"term\": null,\n    \"key\": null,\n    \"value\": null\n}\n";
+        assert_eq!(ok(message_json), Datagram::default());
+        assert!(parse(include_bytes!("../Message.json")).is_ok());
+        let crlf_tabs =
+            b"\r\n{\r\n\t\"request\" :\t\"STORE\" ,\r\n\t\"term\"\r\n:\r\n2\r\n}\r\n\t ";
+        assert_eq!(
+            ok(crlf_tabs),
+            datagram(None, Some("STORE"), Some(2), None, None)
+        );
+    }
+
+    #[test]
+    fn whitespace_is_only_space_tab_cr_lf() {
+        assert_eq!(err(b"\x0c{}"), Error::Syntax(0));
+        assert_eq!(err(b"{\x0b}"), Error::Syntax(1));
+        assert_eq!(err("{}\u{a0}".as_bytes()), Error::TrailingData(2));
+    }
+
+    // ---- strings -----------------------------------------------------------------------------
+
+    #[test]
+    fn short_escapes() {
+        let v = value_of(r#""\" \\ \/ \b \f \n \r \t""#);
+        assert_eq!(v.as_deref(), Some("\" \\ / \u{8} \u{c} \n \r \t"));
+    }
+
+    #[test]
+    fn unicode_escapes() {
+        assert_eq!(value_of(r#""caf\u00e9""#).as_deref(), Some("café"));
+        assert_eq!(value_of(r#""caf\u00E9""#).as_deref(), Some("café"));
+        assert_eq!(value_of(r#""\ud83d\ude00!""#).as_deref(), Some("😀!"));
+        assert_eq!(value_of(r#""\uD83D\uDE00""#).as_deref(), Some("😀"));
+        assert_eq!(
+            value_of(r#""\u0000\u001f\uffff""#).as_deref(),
+            Some("\0\u{1f}\u{ffff}")
+        );
+        assert_eq!(
+            value_of("\"raw é 😀 \u{2028}\"").as_deref(),
+            Some("raw é 😀 \u{2028}")
+        );
+        assert_eq!(value_of(r#""""#).as_deref(), Some(""));
+        assert_eq!(
+            value_of("\"\u{7f}\"").as_deref(),
+            Some("\u{7f}"),
+            "DEL is not a control char"
+        );
+    }
+
+    #[test]
+    fn lone_surrogates_are_errors() {
+        // Offsets point at the backslash of the offending escape; `{"value": "` is 11 bytes.
+        assert_eq!(err(br#"{"value": "\ud800"}"#), Error::LoneSurrogate(11));
+        assert_eq!(err(br#"{"value": "\ud800x"}"#), Error::LoneSurrogate(11));
+        assert_eq!(err(br#"{"value": "\ud800\n"}"#), Error::LoneSurrogate(11));
+        assert_eq!(
+            err(br#"{"value": "\ud800\u0041"}"#),
+            Error::LoneSurrogate(11)
+        );
+        assert_eq!(
+            err(br#"{"value": "\ud800\ud800"}"#),
+            Error::LoneSurrogate(11)
+        );
+        assert_eq!(err(br#"{"value": "ab\udc00"}"#), Error::LoneSurrogate(13));
+    }
+
+    #[test]
+    fn escaped_keys_match_after_decoding() {
+        let d = ok(br#"{"sender\u005fname": "x", "t\u0065rm": 4}"#);
+        assert_eq!(d, datagram(Some("x"), None, Some(4), None, None));
+    }
+
+    #[test]
+    fn keys_are_case_sensitive() {
+        let d = ok(br#"{"Term": 3, "SENDER_NAME": "x", "request ": "y", "value\u0000": 1}"#);
+        assert_eq!(d, Datagram::default());
+    }
+
+    // ---- term --------------------------------------------------------------------------------
+
+    #[test]
+    fn term_integers() {
+        assert_eq!(term_of("0"), Some(0));
+        assert_eq!(term_of("42"), Some(42));
+        assert_eq!(term_of("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(term_of("null"), None);
+        assert_eq!(ok(b"{}").term, None);
+    }
+
+    #[test]
+    fn term_numbers_as_strings() {
+        assert_eq!(term_of(r#""3""#), Some(3));
+        assert_eq!(term_of(r#"" 42 ""#), Some(42));
+        assert_eq!(term_of(r#""\t7\n""#), Some(7));
+        assert_eq!(term_of(r#""007""#), Some(7));
+        assert_eq!(term_of(r#""18446744073709551615""#), Some(u64::MAX));
+        for s in [
+            r#""""#,
+            r#"" ""#,
+            r#""3.0""#,
+            r#""+3""#,
+            r#""-3""#,
+            r#""1 2""#,
+            r#""0x10""#,
+            r#""three""#,
+            r#""18446744073709551616""#,
+            r#""\u0663""#, // ARABIC-INDIC DIGIT THREE
+        ] {
+            assert_eq!(term_of(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn term_whole_floats_are_exact_integers() {
+        assert_eq!(term_of("3.0"), Some(3));
+        assert_eq!(term_of("3e0"), Some(3));
+        assert_eq!(term_of("3E+0"), Some(3));
+        assert_eq!(term_of("30e-1"), Some(3));
+        assert_eq!(term_of("0.3e1"), Some(3));
+        assert_eq!(term_of("1.50e1"), Some(15));
+        assert_eq!(term_of("1e19"), Some(10_000_000_000_000_000_000));
+        assert_eq!(term_of("-0"), Some(0));
+        assert_eq!(term_of("-0.0e-7"), Some(0));
+        assert_eq!(term_of("0e999999999999999999999"), Some(0));
+        assert_eq!(term_of("1844674407370955161.5e1"), Some(u64::MAX));
+    }
+
+    #[test]
+    fn term_unusable_values_are_none() {
+        for json in [
+            "3.5",
+            "-1",
+            "-1.0",
+            "1e-1",
+            "1e20",
+            "1e400",
+            "1e-400",
+            "1e999999999999999999999",
+            "18446744073709551616",
+            "99999999999999999999999",
+            "1844674407370955161.6e1",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "true",
+            "false",
+            "[]",
+            "[3]",
+            "{}",
+            r#"{"term": 3}"#,
+        ] {
+            assert_eq!(term_of(json), None, "{json}");
+        }
+    }
+
+    // ---- text fields -------------------------------------------------------------------------
+
+    #[test]
+    fn non_string_text_fields_keep_source_text() {
+        for json in [
+            "5",
+            "-0",
+            "-1.5e3",
+            "1E+400",
+            "99999999999999999999999",
+            "true",
+            "false",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+        ] {
+            assert_eq!(value_of(json).as_deref(), Some(json));
+        }
+    }
+
+    #[test]
+    fn arrays_and_objects_in_text_fields_are_none() {
+        assert_eq!(value_of("[]"), None);
+        assert_eq!(value_of(r#"["a", 1]"#), None);
+        assert_eq!(value_of(r#"{"a": {"b": null}}"#), None);
+        assert_eq!(value_of("null"), None);
+        // ... but they are still validated.
+        assert_eq!(err(br#"{"value": [1, 2,]}"#), Error::Syntax(16));
+        assert_eq!(err(br#"{"value": {"a" 1}}"#), Error::Syntax(15));
+        assert_eq!(err(br#"{"value": [01]}"#), Error::BadNumber(11));
+    }
+
+    #[test]
+    fn missing_fields_are_none() {
+        assert_eq!(ok(b"{}"), Datagram::default());
+        assert_eq!(ok(b" { } "), Datagram::default());
+        assert_eq!(
+            ok(br#"{"request": "TIMEOUT"}"#),
+            datagram(None, Some("TIMEOUT"), None, None, None)
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_skipped() {
+        let input = br#"{"extra": {"a": [1, {"b": [true, null, "x\"]}", -2.5e-3]}], "c": {}},
+            "request": "R", "list": [], "nested": [[[]], {}], "s": "\u00e9", "n": NaN,
+            "term": 9, "o": {"term": 1, "value": "no"}}"#;
+        assert_eq!(ok(input), datagram(None, Some("R"), Some(9), None, None));
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins() {
+        assert_eq!(ok(br#"{"term": 1, "term": 2}"#).term, Some(2));
+        assert_eq!(ok(br#"{"term": 1, "term": "x"}"#).term, None);
+        assert_eq!(ok(br#"{"key": "a", "key": null}"#).key, None);
+        assert_eq!(
+            ok(br#"{"key": null, "key": "b"}"#).key.as_deref(),
+            Some("b")
+        );
+    }
+
+    #[test]
+    fn nesting_up_to_max_depth() {
+        let nested = |levels: usize| {
+            let mut s = String::from(r#"{"x": "#);
+            s.push_str(&"[".repeat(levels));
+            s.push_str(&"]".repeat(levels));
+            s.push('}');
+            s
+        };
+        assert!(parse(nested(MAX_DEPTH - 1).as_bytes()).is_ok());
+        assert_eq!(err(nested(MAX_DEPTH).as_bytes()), Error::TooDeep);
+        let objects = format!(
+            r#"{{{}"a": 1{}}}"#,
+            r#""a": {"#.repeat(MAX_DEPTH - 1),
+            "}".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(objects.as_bytes()).is_ok());
+        let too_deep = format!(r#"{{{}1"#, r#""a": {"#.repeat(MAX_DEPTH));
+        assert_eq!(err(too_deep.as_bytes()), Error::TooDeep);
+        // Deep enough to overflow a recursive decoder's stack: still just an error.
+        let mut huge = b"{\"x\": ".to_vec();
+        huge.resize(MAX_INPUT, b'[');
+        assert_eq!(err(&huge), Error::TooDeep);
+    }
+
+    // ---- errors ------------------------------------------------------------------------------
+
+    #[test]
+    fn not_json() {
+        assert_eq!(err(b"hello"), Error::Syntax(0));
+        assert_eq!(err(b"<xml/>"), Error::Syntax(0));
+        assert_eq!(err(b"{hello}"), Error::Syntax(1));
+        assert_eq!(err(b"{'a': 1}"), Error::Syntax(1));
+        assert_eq!(err(br#"{"a" 1}"#), Error::Syntax(5));
+        assert_eq!(err(br#"{"a": 1,}"#), Error::Syntax(8));
+        assert_eq!(err(br#"{,}"#), Error::Syntax(1));
+        assert_eq!(err(br#"{"a": 1 "b": 2}"#), Error::Syntax(8));
+        assert_eq!(err(br#"{"a": nul}"#), Error::Syntax(9));
+        assert_eq!(err(br#"{"a": True}"#), Error::Syntax(6));
+        assert_eq!(err(br#"{"a": nan}"#), Error::Syntax(7));
+        assert_eq!(err(br#"{"a": .5}"#), Error::Syntax(6));
+        assert_eq!(err(br#"{"a": 0x10}"#), Error::Syntax(7));
+        assert_eq!(err(br#"{"a": [1 2]}"#), Error::Syntax(9));
+        assert_eq!(err(br#"{"a": [1}"#), Error::Syntax(8));
+        assert_eq!(err(br#"{"a": {"b": 1]}"#), Error::Syntax(13));
+    }
+
+    #[test]
+    fn top_level_must_be_an_object() {
+        for input in [
+            &b"[]"[..],
+            br#"[{"term": 1}]"#,
+            br#""a string""#,
+            b"42",
+            b"-1",
+            b"null",
+            b"true",
+            b"NaN",
+            b" \n [1, 2] ",
+        ] {
+            assert_eq!(err(input), Error::NotAnObject);
+        }
+    }
+
+    #[test]
+    fn empty_input() {
+        assert_eq!(err(b""), Error::Empty);
+        assert_eq!(err(b" \t\r\n"), Error::Empty);
+        assert_eq!(err(b"\xef\xbb\xbf"), Error::Empty);
+    }
+
+    #[test]
+    fn truncated_at_many_points() {
+        for input in [
+            &b"{"[..],
+            b"{ ",
+            b"{\"",
+            b"{\"term",
+            b"{\"term\"",
+            b"{\"term\":",
+            b"{\"term\": ",
+            b"{\"term\": 1",
+            b"{\"term\": -",
+            b"{\"term\": 1.",
+            b"{\"term\": 1e",
+            b"{\"term\": 1e+",
+            b"{\"term\": 3,",
+            b"{\"term\": 3, ",
+            b"{\"term\": tr",
+            b"{\"term\": -Inf",
+            b"{\"value\": \"abc",
+            b"{\"value\": \"\\",
+            b"{\"value\": \"\\u00",
+            b"{\"value\": \"\\ud83d",
+            b"{\"value\": \"\\ud83d\\",
+            b"{\"value\": \"\\ud83d\\u",
+            b"{\"value\": \"\\ud83d\\ude0",
+            b"{\"value\": \"x\"",
+            b"{\"value\": [",
+            b"{\"value\": [1,",
+            b"{\"value\": {\"a\"",
+            b"{\"value\": {\"a\": [{}]",
+        ] {
+            assert_eq!(
+                err(input),
+                Error::Truncated,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_a_valid_datagram_is_an_error() {
+        let pretty = "{\n  \"sender_name\": \"Nöde😀\",\n  \"extra\": [1, {\"a\": -2.5e+3}, \"\\ud83d\\ude00\"],\n  \"term\": \"3\"\n}";
+        let datagrams: [&[u8]; 5] = [
+            PY_TEMPLATE,
+            PY_LEADER_INFO,
+            PY_REPLY,
+            pretty.as_bytes(),
+            br#"{"value": [true, false, null, NaN, -Infinity, {}, []], "key": "\"\\\/\b\f\n\r\t\u00e9"}"#,
+        ];
+        for full in datagrams {
+            assert!(parse(full).is_ok());
+            for cut in 0..full.len() {
+                let prefix = &full[..cut];
+                let want = if prefix.iter().all(|b| b" \t\r\n".contains(b)) {
+                    Error::Empty
+                } else if std::str::from_utf8(prefix).is_err() {
+                    Error::NotUtf8
+                } else {
+                    Error::Truncated
+                };
+                assert_eq!(parse(prefix), Err(want), "cut at {cut} of {full:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn not_utf8() {
+        assert_eq!(err(b"{\"value\": \"\xff\"}"), Error::NotUtf8);
+        assert_eq!(
+            err(b"{\"value\": \"\xc3\"}"),
+            Error::NotUtf8,
+            "cut sequence"
+        );
+        assert_eq!(
+            err(b"{\"value\": \"\xc0\xaf\"}"),
+            Error::NotUtf8,
+            "overlong"
+        );
+        assert_eq!(
+            err(b"{\"value\": \"\xed\xa0\x80\"}"),
+            Error::NotUtf8,
+            "surrogate"
+        );
+        assert_eq!(err(b"\xfe\xff{}"), Error::NotUtf8, "UTF-16 BOM");
+    }
+
+    #[test]
+    fn too_large() {
+        let mut input = br#"{"value": ""#.to_vec();
+        input.resize(MAX_INPUT - 2, b'a');
+        input.extend_from_slice(br#""}"#);
+        assert_eq!(input.len(), MAX_INPUT);
+        assert_eq!(ok(&input).value.map(|v| v.len()), Some(MAX_INPUT - 13));
+        input.push(b' ');
+        assert_eq!(err(&input), Error::TooLarge);
+        // Checked before anything else, even UTF-8.
+        assert_eq!(err(&vec![0xff; MAX_INPUT + 1]), Error::TooLarge);
+    }
+
+    #[test]
+    fn trailing_data() {
+        assert_eq!(err(b"{} x"), Error::TrailingData(3));
+        assert_eq!(err(b"{}{}"), Error::TrailingData(2));
+        assert_eq!(err(b"{}\0"), Error::TrailingData(2));
+        assert_eq!(err(b"{},"), Error::TrailingData(2));
+        assert_eq!(err(br#"{"term": 1}}"#), Error::TrailingData(11));
+        assert_eq!(ok(b"{} \r\n\t"), Datagram::default());
+    }
+
+    #[test]
+    fn raw_control_chars_in_strings() {
+        assert_eq!(err(b"{\"value\": \"a\nb\"}"), Error::ControlChar(12));
+        assert_eq!(err(b"{\"value\": \"\t\"}"), Error::ControlChar(11));
+        assert_eq!(err(b"{\"value\": \"\0\"}"), Error::ControlChar(11));
+        assert_eq!(err(b"{\"va\x1flue\": 1}"), Error::ControlChar(4));
+        assert_eq!(err(b"{\"value\": \"\\u00e9\x01\"}"), Error::ControlChar(17));
+    }
+
+    #[test]
+    fn bad_escapes() {
+        assert_eq!(err(br#"{"value": "\x41"}"#), Error::BadEscape(11));
+        assert_eq!(err(br#"{"value": "\'"}"#), Error::BadEscape(11));
+        assert_eq!(err(br#"{"value": "\U0041"}"#), Error::BadEscape(11));
+        assert_eq!(err(br#"{"value": "ab\u12G4"}"#), Error::BadEscape(13));
+        assert_eq!(err(br#"{"value": "\u 123"}"#), Error::BadEscape(11));
+        assert_eq!(err("{\"value\": \"\\é\"}".as_bytes()), Error::BadEscape(11));
+        assert_eq!(err(br#"{"value": "\ud83d\uZZZZ"}"#), Error::BadEscape(17));
+    }
+
+    #[test]
+    fn bad_numbers() {
+        // `{"term": ` is 9 bytes.
+        assert_eq!(err(br#"{"term": 01}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": 00}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": -01}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": +1}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": -}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": - 1}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": --1}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": 1.}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": 1.e5}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": 1e}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": 1e+}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": -NaN}"#), Error::BadNumber(9));
+        assert_eq!(err(br#"{"term": -Inf}"#), Error::Syntax(13));
+    }
+
+    #[test]
+    fn huge_numbers_are_values_not_errors() {
+        let d = ok(br#"{"term": 1e400, "value": 123456789012345678901234567890, "x": -1e-400}"#);
+        assert_eq!(d.term, None);
+        assert_eq!(d.value.as_deref(), Some("123456789012345678901234567890"));
+        let long = format!(r#"{{"term": {}}}"#, "9".repeat(10_000));
+        assert_eq!(ok(long.as_bytes()).term, None);
+    }
+
+    #[test]
+    fn python_nan_and_infinity() {
+        // json.dumps({"term": float("nan"), "key": float("inf"), "value": -float("inf")})
+        let d = ok(br#"{"term": NaN, "key": Infinity, "value": -Infinity}"#);
+        assert_eq!(
+            d,
+            datagram(None, None, None, Some("Infinity"), Some("-Infinity"))
+        );
+        assert_eq!(ok(br#"{"term": Infinity}"#).term, None);
+        assert_eq!(ok(br#"{"term": -Infinity}"#).term, None);
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped_once() {
+        let mut input = b"\xef\xbb\xbf".to_vec();
+        input.extend_from_slice(PY_LEADER_INFO);
+        assert_eq!(ok(&input), ok(PY_LEADER_INFO));
+        assert_eq!(ok(b"\xef\xbb\xbf \n{}"), Datagram::default());
+        assert_eq!(err(b" \xef\xbb\xbf{}"), Error::Syntax(1));
+        assert_eq!(err(b"\xef\xbb\xbf\xef\xbb\xbf{}"), Error::Syntax(3));
+        assert_eq!(err(b"{}\xef\xbb\xbf"), Error::TrailingData(2));
+    }
+
+    #[test]
+    fn error_display_is_logfmt_friendly() {
+        let cases = [
+            (Error::TooLarge, "too-large"),
+            (Error::NotUtf8, "not-utf8"),
+            (Error::Empty, "empty"),
+            (Error::NotAnObject, "not-an-object"),
+            (Error::Truncated, "truncated"),
+            (Error::TooDeep, "too-deep"),
+            (Error::Syntax(17), "not-json at=17"),
+            (Error::BadNumber(9), "bad-number at=9"),
+            (Error::BadEscape(5), "bad-escape at=5"),
+            (Error::LoneSurrogate(11), "lone-surrogate at=11"),
+            (Error::ControlChar(12), "control-char at=12"),
+            (Error::TrailingData(40), "trailing-data at=40"),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+            let reason = format!("reason={error}");
+            let words: Vec<&str> = reason.split(' ').collect();
+            assert!(
+                words.iter().all(|w| w.matches('=').count() == 1),
+                "{reason}"
+            );
+        }
+    }
+
+    // ---- encoder -----------------------------------------------------------------------------
+
+    fn tricky_strings() -> Vec<String> {
+        let mut all: Vec<String> = [
+            "",
+            "\"",
+            "\\",
+            "\\\"",
+            "\"\\u0041\"",
+            "/</script>",
+            "\u{0}\u{1}\u{1f}\u{7f}\u{80}\u{9f}",
+            "\u{8}\u{c}\n\r\t",
+            "é😀\u{2028}\u{2029}\u{feff}\u{fffd}\u{ffff}\u{10000}\u{10ffff}",
+            "Node1",
+            "key with spaces = and \"quotes\"",
+        ]
+        .map(String::from)
+        .to_vec();
+        all.push((0u8..0x80).map(char::from).collect()); // all of ASCII
+        all
+    }
+
+    #[test]
+    fn emit_round_trips() {
+        for s in tricky_strings() {
+            for term in [None, Some(0), Some(1), Some(u64::MAX)] {
+                let d = Datagram {
+                    sender_name: Some(s.clone()),
+                    request: None,
+                    term,
+                    key: Some(s.clone()),
+                    value: Some(format!("v{s}")),
+                };
+                let bytes = emit(&d);
+                assert_eq!(bytes, emit_capped(&d, usize::MAX), "fits without cutting");
+                assert!(bytes.is_ascii(), "ensure_ascii style");
+                assert_eq!(parse(&bytes), Ok(d));
+            }
+        }
+    }
+
+    #[test]
+    fn emit_output_parses_with_serde_json() {
+        for s in tricky_strings() {
+            let d = datagram(Some(&s), Some("VOTE"), Some(12), None, Some(&s));
+            let bytes = emit(&d);
+            let v: serde_json::Value = match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) => panic!("{e}: {}", String::from_utf8_lossy(&bytes)),
+            };
+            assert_eq!(v["sender_name"].as_str(), Some(s.as_str()));
+            assert_eq!(v["request"].as_str(), Some("VOTE"));
+            assert_eq!(v["term"].as_u64(), Some(12));
+            assert!(v["key"].is_null());
+            assert_eq!(v["value"].as_str(), Some(s.as_str()));
+            let keys: Vec<&String> = v
+                .as_object()
+                .map(|o| o.keys().collect())
+                .unwrap_or_default();
+            assert_eq!(keys.len(), 5);
+        }
+    }
+
+    #[test]
+    fn emit_exactly_max_output_is_not_cut() {
+        let overhead = emit(&datagram(None, None, None, None, Some(""))).len();
+        let value = "x".repeat(MAX_OUTPUT - overhead);
+        let d = datagram(None, None, None, None, Some(&value));
+        assert_eq!(emit(&d).len(), MAX_OUTPUT);
+        assert_eq!(ok(&emit(&d)), d);
+    }
+
+    #[test]
+    fn emit_cuts_the_longest_strings_to_fit() {
+        let d = datagram(
+            Some("Node1"),
+            Some("STORE"),
+            Some(5),
+            Some(&"k".repeat(700)),
+            Some(&"v".repeat(2000)),
+        );
+        let bytes = emit(&d);
+        // Two fields cut to a common length: at most one byte of the budget is left over.
+        assert!(bytes.len() >= MAX_OUTPUT - 1 && bytes.len() <= MAX_OUTPUT);
+        let back = ok(&bytes);
+        assert_eq!(back.sender_name.as_deref(), Some("Node1"));
+        assert_eq!(back.request.as_deref(), Some("STORE"));
+        assert_eq!(back.term, Some(5));
+        let (key, value) = (back.key.unwrap_or_default(), back.value.unwrap_or_default());
+        assert_eq!(key.len(), value.len(), "cut to a common length");
+        assert!(key.chars().all(|c| c == 'k') && value.chars().all(|c| c == 'v'));
+    }
+
+    #[test]
+    fn emit_cuts_at_char_boundaries_never_inside_an_escape() {
+        for filler in ["é", "😀", "\"", "\u{1}", "a😀"] {
+            let d = datagram(Some(&filler.repeat(1000)), None, Some(1), None, None);
+            let bytes = emit(&d);
+            assert!(bytes.len() <= MAX_OUTPUT);
+            assert!(
+                bytes.len() > MAX_OUTPUT - 12,
+                "{filler}: only {}",
+                bytes.len()
+            );
+            let name = ok(&bytes).sender_name.unwrap_or_default();
+            assert!(d.sender_name.unwrap_or_default().starts_with(&name));
+            assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_ok());
+        }
+    }
+
+    // ---- property tests ----------------------------------------------------------------------
+
+    /// xorshift64*: a tiny deterministic PRNG, so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+
+        fn pick<'t, T>(&mut self, items: &'t [T]) -> &'t T {
+            &items[self.below(items.len())]
+        }
+    }
+
+    const SEEDS: [&[u8]; 6] = [
+        PY_TEMPLATE,
+        PY_LEADER_INFO,
+        PY_REPLY,
+        b"{\n    \"sender_name\": null,\n    \"request\": \"VOTE\",\n    \"term\": \"4\",\n    \"key\": 1.5e3,\n    \"value\": null\n}",
+        br#"{"value": "\u00e9\ud83d\ude00\"\\\n", "x": [1, -0.5e-3, {"y": [true, false, null]}, {}], "term": 3e0}"#,
+        br#"{"key":"k","value":"v","term":18446744073709551615,"term":7,"z":[[[[]]]]}"#,
+    ];
+
+    const TOKENS: [&str; 34] = [
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        " ",
+        "\n",
+        "\"",
+        "\\",
+        "\"term\"",
+        "\"value\"",
+        "\"key\"",
+        "\"sender_name\"",
+        "\"request\"",
+        "\"x\"",
+        "\"\\u00e9\"",
+        "\"\\ud83d\\ude00\"",
+        "\"\\ud800\"",
+        "\"é\"",
+        "0",
+        "1",
+        "-",
+        "3.5",
+        "1e400",
+        "-0",
+        "2E-1",
+        "01",
+        "null",
+        "true",
+        "false",
+        "NaN",
+        "-Infinity",
+        "\u{feff}",
+    ];
+
+    const BYTES: &[u8] = b"{}[]\":,\\ \t\r\n0123456789-+.eEunlfatrsINb/\x00\x1f\x7f\xc3\xa9\xff";
+
+    fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
+        let at = rng.below(input.len() + 1);
+        match rng.below(6) {
+            0 if at < input.len() => input[at] = *rng.pick(BYTES),
+            1 => input.insert(at, *rng.pick(BYTES)),
+            2 => {
+                let token = rng.pick(&TOKENS).as_bytes();
+                input.splice(at..at, token.iter().copied());
+            }
+            3 => {
+                let end = (at + rng.below(8)).min(input.len());
+                input.drain(at..end);
+            }
+            4 => {
+                let end = (at + rng.below(16)).min(input.len());
+                let copy = input[at..end].to_vec();
+                let to = rng.below(input.len() + 1);
+                input.splice(to..to, copy);
+            }
+            _ => input.truncate(at),
+        }
+    }
+
+    fn random_input(rng: &mut Rng) -> Vec<u8> {
+        if rng.below(4) == 0 {
+            let mut soup = b"{".to_vec();
+            for _ in 0..rng.below(24) {
+                soup.extend_from_slice(rng.pick(&TOKENS).as_bytes());
+            }
+            return soup;
+        }
+        let mut input = rng.pick(&SEEDS).to_vec();
+        for _ in 0..=rng.below(4) {
+            mutate(rng, &mut input);
+        }
+        input
+    }
+
+    fn depth(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+            serde_json::Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Our reading of one field must match serde_json's reading of the same key.
+    fn check_field(ours: &Option<String>, theirs: Option<&serde_json::Value>) {
+        use serde_json::Value as V;
+        match theirs {
+            None | Some(V::Null | V::Array(_) | V::Object(_)) => assert_eq!(ours, &None),
+            Some(V::String(s)) => assert_eq!(ours.as_deref(), Some(s.as_str())),
+            Some(V::Bool(b)) => assert_eq!(ours, &Some(b.to_string())),
+            Some(V::Number(_)) => assert!(ours.is_some()),
+        }
+    }
+
+    fn check_term(ours: Option<u64>, theirs: Option<&serde_json::Value>) {
+        use serde_json::Value as V;
+        match theirs {
+            Some(V::Number(n)) if n.is_u64() => assert_eq!(ours, n.as_u64()),
+            Some(V::Number(n)) if n.is_i64() => assert_eq!(ours, None),
+            Some(V::Number(_)) => {} // floats: whole ones are read exactly, see term tests
+            Some(V::String(s)) => assert_eq!(ours, decimal_text(s)),
+            _ => assert_eq!(ours, None),
+        }
+    }
+
+    /// Compares one input against serde_json (strict RFC 8259, last duplicate key wins).
+    /// Intentional differences: we also accept a leading BOM and NaN/Infinity, we reject
+    /// nesting deeper than MAX_DEPTH, and serde_json rejects numbers beyond f64 range.
+    fn differential(input: &[u8]) -> bool {
+        let ours = parse(input);
+        let theirs = serde_json::from_slice::<serde_json::Value>(input);
+        let extension = input.starts_with(b"\xef\xbb\xbf")
+            || input.windows(3).any(|w| w == b"NaN")
+            || input.windows(8).any(|w| w == b"Infinity");
+        match (&ours, &theirs) {
+            (Ok(d), Ok(v)) => {
+                let o = v.as_object();
+                assert!(o.is_some(), "we accepted a non-object");
+                let get = |k: &str| o.and_then(|o| o.get(k));
+                check_field(&d.sender_name, get("sender_name"));
+                check_field(&d.request, get("request"));
+                check_term(d.term, get("term"));
+                check_field(&d.key, get("key"));
+                check_field(&d.value, get("value"));
+            }
+            (Ok(_), Err(e)) => assert!(
+                extension || e.to_string().contains("number out of range"),
+                "serde_json: {e}"
+            ),
+            (Err(Error::TooDeep), Ok(v)) => assert!(depth(v) > MAX_DEPTH),
+            (Err(Error::NotAnObject), Ok(v)) => assert!(!v.is_object()),
+            (Err(e), Ok(_)) => panic!("we rejected valid JSON: {e}"),
+            (Err(_), Err(_)) => {}
+        }
+        ours.is_ok()
+    }
+
+    #[test]
+    fn random_inputs_never_panic_and_agree_with_serde_json() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut accepted = 0;
+        for i in 0..100_000 {
+            let input = random_input(&mut rng);
+            let result = std::panic::catch_unwind(|| differential(&input));
+            match result {
+                Ok(true) => accepted += 1,
+                Ok(false) => {}
+                Err(_) => panic!("case {i}: {:?}", String::from_utf8_lossy(&input)),
+            }
+        }
+        assert!(accepted > 5_000, "only {accepted} inputs were valid");
+    }
+
+    #[test]
+    fn random_datagrams_emit_within_bounds_and_round_trip() {
+        let palette = [
+            'a', 'Z', ' ', '"', '\\', '\n', '\u{1}', '\u{7f}', 'é', '😀', '\u{ffff}',
+        ];
+        let mut rng = Rng(42);
+        let text = |rng: &mut Rng| {
+            (rng.below(5) > 0).then(|| {
+                let max = if rng.below(4) == 0 { 1500 } else { 40 };
+                let len = rng.below(max);
+                (0..len).map(|_| *rng.pick(&palette)).collect::<String>()
+            })
+        };
+        for _ in 0..3_000 {
+            let d = Datagram {
+                sender_name: text(&mut rng),
+                request: text(&mut rng),
+                term: (rng.below(3) > 0).then(|| rng.next() >> rng.below(64)),
+                key: text(&mut rng),
+                value: text(&mut rng),
+            };
+            let full_len = emit_capped(&d, usize::MAX).len();
+            let bytes = emit(&d);
+            assert!(bytes.len() <= MAX_OUTPUT);
+            assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_ok());
+            let back = ok(&bytes);
+            if full_len <= MAX_OUTPUT {
+                assert_eq!(back, d);
+                continue;
+            }
+            assert_eq!(back.term, d.term);
+            let pairs = [
+                (&back.sender_name, &d.sender_name),
+                (&back.request, &d.request),
+                (&back.key, &d.key),
+                (&back.value, &d.value),
+            ];
+            for (cut, original) in pairs {
+                let (cut, original) = (cut.as_deref(), original.as_deref());
+                assert_eq!(cut.is_some(), original.is_some());
+                assert!(original.unwrap_or("").starts_with(cut.unwrap_or("")));
+            }
+        }
     }
 }
