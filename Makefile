@@ -41,4 +41,4 @@ docker-test:
 
 # ---- run ---------------------------------------------------------------------
 local: build
-	target/release/raft local $(NODES)
+	$(PYTHON) scripts/local.py $(NODES)
