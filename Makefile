@@ -6,7 +6,7 @@ MUSL    := x86_64-unknown-linux-musl
 BIN     := target/$(MUSL)/release/raft
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
-        up down logs status image
+        up down logs status image bench bench-test
 
 help:
 	@echo "make up        build the binary and image, start a $(NODES)-node cluster, show the leader"
@@ -42,3 +42,12 @@ docker-test:
 # ---- run ---------------------------------------------------------------------
 local: build
 	$(PYTHON) scripts/local.py $(NODES)
+
+# ---- benchmarks ----------------------------------------------------------------
+# Writes docs/BENCHMARKS.md, docs/failover.svg and docs/timeline.svg (about 10 minutes).
+# BENCH_QUICK=1: a one-minute smoke run into build/bench; BENCH_TRIALS=N, BENCH_QUIET_S=S.
+bench: build musl
+	$(PYTHON) bench/bench.py
+
+bench-test:
+	$(PYTHON) -m unittest discover -s bench -v

@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""Benchmarks of the Raft election cluster: writes BENCHMARKS.md, failover.svg and timeline.svg.
+
+    make bench                        (python3 bench/bench.py, after building both binaries)
+    BENCH_QUICK=1 make bench          about a minute; writes to build/bench unless BENCH_OUT is set
+    BENCH_TRIALS=N                    trials per series (cold starts, each failover series)
+    BENCH_QUIET_S=S                   length of the fault-free window (default 60 s)
+    BENCH_OUT=DIR                     where the report and pictures go (default docs/)
+    BENCH_NET=127.0.77                loopback /24 for the local nodes (node K is .K:5555)
+    BENCH_DOCKER=0                    skip the container figures
+
+Local nodes run as processes on loopback with default timeouts. Times come from the nodes' own
+log lines (`t=` wall clock, millisecond resolution): a failover is the time from the moment the
+fault is injected (SHUTDOWN sent, or SIGKILL delivered) to the first `event=elected` line of
+another node. Every process started here is killed by pid on exit, Ctrl-C included.
+"""
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from xml.sax.saxutils import escape
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import timeline  # noqa: E402
+
+GLIBC = os.path.join(ROOT, "target", "release", "raft")
+MUSL = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release", "raft")
+NODE_VARS = ("NODE_NAME", "PEERS", "CLUSTER_SIZE", "ELECTION_TIMEOUT_MS", "HEARTBEAT_MS", "DATA_DIR",
+             "PRE_VOTE", "CHECK_QUORUM", "SHUTDOWN_EXITS", "CONTROLLER_ALLOW", "SEED")
+HEARTBEAT_MS = 50
+# Ongaro, "Consensus: Bridging Theory and Practice" (2014), ch. 9: time to elect a new leader after
+# the leader crashes, 5 servers, 150-300 ms election timeouts. Reference figures, not ours.
+REFERENCE = [(171, "median 171"), (415, "p99 415"), (603, "max 603")]
+TARGETS = {"failover_median": 200, "failover_p99": 450, "first_leader": 1000, "rss_kib": 2048,
+           "follower_cpu": 0.5, "binary_kib": 600, "image_kib": 1024, "prevote_ratio": 1.10}
+PROCS = set()  # every process started here: killed by pid on the way out
+
+
+# ---- statistics ------------------------------------------------------------------------------
+
+def percentile(xs, p):
+    """Linear interpolation between closest ranks (numpy's default); p in 0..100."""
+    s = sorted(xs)
+    k = (len(s) - 1) * p / 100
+    lo = math.floor(k)
+    return s[lo] + (s[min(lo + 1, len(s) - 1)] - s[lo]) * (k - lo)
+
+
+def summarize(xs):
+    if not xs:
+        return None
+    return {"n": len(xs), "median": statistics.median(xs), "min": min(xs), "max": max(xs),
+            "p99": percentile(xs, 99), "mean": statistics.fmean(xs)}
+
+
+def mark(ok):
+    return "PASS" if ok else "MISS"
+
+
+# ---- a local cluster -------------------------------------------------------------------------
+
+class Cluster:
+    """N `raft node` processes on NET.1..NET.N:5555, logs and state in `folder`."""
+
+    def __init__(self, exe, folder, n=5, net="127.0.77", **env):
+        self.exe, self.folder = exe, folder
+        self.names = ["Node%d" % k for k in range(1, n + 1)]
+        self.addr = {name: ("%s.%d" % (net, k), 5555) for k, name in enumerate(self.names, 1)}
+        base = {k: v for k, v in os.environ.items() if k not in NODE_VARS}
+        peers = ",".join("%s=%s:%d" % (m, *self.addr[m]) for m in self.names)
+        self.env = dict(base, PEERS=peers, **{k: str(v) for k, v in env.items()})
+        self.procs, self.offsets, self.events = {}, {}, []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("%s.100" % net, 0))
+
+    def log(self, name):
+        return os.path.join(self.folder, name + ".log")
+
+    def spawn(self, name):
+        with open(self.log(name), "ab") as log:
+            env = dict(self.env, NODE_NAME=name, DATA_DIR=os.path.join(self.folder, name))
+            p = subprocess.Popen([self.exe, "node"], env=env, stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log)
+        PROCS.add(p)
+        self.procs[name] = p
+
+    def start(self):
+        for name in self.names:
+            self.spawn(name)
+        return self
+
+    def kill9(self, name):
+        """SIGKILL the node; returns the time the signal was sent. Its log gets a marker line."""
+        p = self.procs.pop(name)
+        t = time.time()
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        PROCS.discard(p)
+        with open(self.log(name), "a") as f:
+            f.write("t=%.3f node=%s event=killed signal=9 source=bench\n" % (t, name))
+        return t
+
+    def stop(self):
+        for p in self.procs.values():
+            p.kill()
+            p.wait()
+            PROCS.discard(p)
+        self.procs = {}
+        self.sock.close()
+
+    def send(self, name, request):
+        msg = {"sender_name": "Controller", "request": request, "term": None, "key": None,
+               "value": None}
+        t = time.time()
+        self.sock.sendto(json.dumps(msg).encode(), self.addr[name])
+        return t
+
+    def leader_info(self, timeout=0.3):
+        """{name: (term, leader)} of the nodes that answered within `timeout`."""
+        self.sock.setblocking(False)
+        try:
+            while self.sock.recv(2048):  # drop late replies to an earlier round
+                pass
+        except BlockingIOError:
+            pass
+        for name in self.names:
+            self.send(name, "LEADER_INFO")
+        out, deadline = {}, time.monotonic() + timeout
+        while len(out) < len(self.names) and time.monotonic() < deadline:
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            try:
+                r = json.loads(self.sock.recv(2048))
+                out[r["sender_name"]] = (r["term"], r["value"])
+            except (socket.timeout, ValueError, KeyError):
+                pass
+        return out
+
+    def settled(self, without=None, timeout=10):
+        """(leader, term) once every node (but `without`) names the same leader in the same term."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.leader_info()
+            info.pop(without, None)
+            if len(info) == len(self.names) - (without is not None) and len(set(info.values())) == 1:
+                term, leader = next(iter(info.values()))
+                if leader:
+                    return leader, term
+            time.sleep(0.02)
+        raise RuntimeError("no agreed leader within %ss: %s" % (timeout, self.leader_info()))
+
+    def poll(self):
+        """Log lines written since the last call, parsed."""
+        new = []
+        for name in self.names:
+            try:
+                with open(self.log(name), "rb") as f:
+                    f.seek(self.offsets.get(name, 0))
+                    chunk = f.read()
+            except FileNotFoundError:
+                continue
+            chunk = chunk[:chunk.rfind(b"\n") + 1]
+            self.offsets[name] = self.offsets.get(name, 0) + len(chunk)
+            new += filter(None, map(timeline.parse_line, chunk.decode(errors="replace").splitlines()))
+        new.sort(key=lambda e: e["t"])
+        self.events += new
+        return new
+
+    def wait_event(self, pred, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for e in self.poll():
+                if pred(e):
+                    return e
+            time.sleep(0.002)
+        return None
+
+
+def elected_other(old, t0):
+    # log times are truncated to the millisecond
+    return lambda e: e.get("event") == "elected" and e["node"] != old and e["t"] >= t0 - 0.001
+
+
+def election_messages(events, t0, t_elected, n):
+    """Datagrams an election cost, from the logs: each campaign broadcasts n-1 (pre-)vote
+    requests; each granted (pre-)vote is one reply (a refusal is silence)."""
+    count = 0
+    for e in events:
+        if not t0 - 0.001 <= e["t"] <= t_elected + 0.05:
+            continue
+        if e.get("event") == "become" and e.get("to") in ("PreCandidate", "Candidate") \
+                and e["t"] <= t_elected:
+            count += n - 1
+        elif e.get("event") in ("vote", "pre-vote") and e.get("granted") == "true":
+            count += 1
+    return count
+
+
+# ---- measurements ----------------------------------------------------------------------------
+
+def first_leader(cfg, runs):
+    """Cold starts: ms from the last node's `start` line to the first `elected` line."""
+    times = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="raft-bench-") as d:
+            c = Cluster(GLIBC, d, net=cfg["net"]).start()
+            try:
+                ev = c.wait_event(lambda e: e.get("event") == "elected")
+                c.wait_event(lambda e: sum(x.get("event") == "start" for x in c.events) == 5, 2)
+            finally:
+                c.stop()
+            if ev is None:
+                raise RuntimeError("no leader within 5 s of a cold start (logs: %s)" % d)
+            last_start = max(e["t"] for e in c.events if e.get("event") == "start")
+            times.append(round((ev["t"] - last_start) * 1000))
+    return times
+
+
+def failovers(cfg, trials, pre_vote):
+    """Alternating SHUTDOWN and kill -9 of the leader; returns {mode: [ms]} and message counts."""
+    res = {"shutdown": [], "kill": [], "messages": [], "campaigns": []}
+    with tempfile.TemporaryDirectory(prefix="raft-bench-") as d:
+        c = Cluster(GLIBC, d, net=cfg["net"], PRE_VOTE=int(pre_vote)).start()
+        try:
+            for i in range(2 * trials):
+                mode = ("shutdown", "kill")[i % 2]
+                leader, _ = c.settled()
+                time.sleep(random.uniform(0.1, 0.1 + HEARTBEAT_MS / 1000))  # random heartbeat phase
+                c.poll()
+                t0 = c.send(leader, "SHUTDOWN") if mode == "shutdown" else c.kill9(leader)
+                ev = c.wait_event(elected_other(leader, t0))
+                if ev is None:
+                    raise RuntimeError("no new leader within 5 s after %s of %s" % (mode, leader))
+                res[mode].append(round((ev["t"] - t0) * 1000))
+                if mode == "shutdown":
+                    c.send(leader, "CONVERT_FOLLOWER")
+                else:
+                    c.spawn(leader)
+                c.settled()
+                c.poll()
+                res["messages"].append(election_messages(c.events, t0, ev["t"], 5))
+                res["campaigns"].append(sum(1 for e in c.events if t0 - 0.001 <= e["t"] <= ev["t"]
+                                            and e.get("to") == "Candidate"))
+                progress("  PRE_VOTE=%d %-8s %3d/%d: %4d ms" % (pre_vote, mode, i // 2 + 1, trials,
+                                                              res[mode][-1]))
+        finally:
+            c.stop()
+    return res
+
+
+def proc_stat(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
+
+
+def proc_mem(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def snmp_udp():
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    return dict(zip(rows[0][1:], map(int, rows[1][1:])))
+
+
+def resources(c, seconds):
+    """CPU (% of one core) and memory per node over `seconds` of whatever the cluster is doing."""
+    pids = {name: p.pid for name, p in c.procs.items()}
+    hz = os.sysconf("SC_CLK_TCK")
+    before, t = {n: proc_stat(p) for n, p in pids.items()}, time.monotonic()
+    time.sleep(seconds)
+    after, dt = {n: proc_stat(p) for n, p in pids.items()}, time.monotonic() - t
+    return {n: dict(cpu=100.0 * (after[n] - before[n]) / hz / dt, **proc_mem(p))
+            for n, p in pids.items()}
+
+
+def quiet(cfg, exe, seconds, stop_one):
+    """A fault-free window: term changes, datagrams, CPU and memory per role."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="raft-bench-") as d:
+        c = Cluster(exe, d, net=cfg["net"]).start()
+        try:
+            leader, term = c.settled()
+            time.sleep(1)
+            c.poll()
+            t0, a = time.time(), snmp_udp()
+            usage = resources(c, seconds)
+            b, t1 = snmp_udp(), time.time()
+            c.poll()
+            out["changes"] = sum(1 for e in c.events if t0 <= e["t"] <= t1
+                                 and e.get("event") in ("term", "elected", "become"))
+            out["after"] = c.settled()
+            out["before"] = (leader, term)
+            out["seconds"] = t1 - t0
+            out["out_per_s"] = (b["OutDatagrams"] - a["OutDatagrams"]) / (t1 - t0)
+            out["in_per_s"] = (b["InDatagrams"] - a["InDatagrams"]) / (t1 - t0)
+            out["leader"] = usage.pop(leader)
+            out["followers"] = usage
+            if stop_one:  # a silenced node: no timers, no traffic
+                follower = next(iter(usage))
+                c.send(follower, "SHUTDOWN")
+                time.sleep(0.5)
+                out["stopped"] = resources(c, min(10, seconds))[follower]
+        finally:
+            c.stop()
+    return out
+
+
+def lo_up():
+    """Bring up the loopback interface of a fresh network namespace (SIOCGIFFLAGS/SIOCSIFFLAGS)."""
+    import fcntl
+    import struct
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, struct.pack("16sH14x", b"lo", 0)))[1]
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))
+
+
+def quiet_isolated(cfg, seconds):
+    """quiet() in a private network namespace (`unshare -n`), where /proc/net/snmp counts this
+    cluster's datagrams and nothing else; in this namespace (baseline noted) when that fails."""
+    if shutil.which("unshare"):
+        cmd = ["unshare", "-n" if os.geteuid() == 0 else "-rn", sys.executable, os.path.abspath(__file__),
+               "--quiet-child", cfg["net"], str(seconds)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        PROCS.add(p)
+        stdout, _ = p.communicate()
+        PROCS.discard(p)
+        if p.returncode == 0:
+            return dict(json.loads(stdout), netns=True)
+        progress("  (no private network namespace: counting in this one)")
+    a = snmp_udp()
+    time.sleep(5)  # what other programs send meanwhile
+    b = snmp_udp()
+    return dict(quiet(cfg, GLIBC, seconds, True), netns=False,
+                baseline_per_s=(b["OutDatagrams"] - a["OutDatagrams"]) / 5)
+
+
+def timeline_run(cfg, path):
+    """A short scripted run whose logs become the timeline picture: every kind of fault once."""
+    with tempfile.TemporaryDirectory(prefix="raft-bench-") as d:
+        c = Cluster(GLIBC, d, net=cfg["net"]).start()
+        try:
+            pause = lambda: time.sleep(0.8)
+            leader, _ = c.settled()
+            pause()
+            c.send(leader, "SHUTDOWN")
+            pause()
+            c.settled(without=leader)
+            c.send(leader, "CONVERT_FOLLOWER")
+            pause()
+            leader, _ = c.settled()
+            c.kill9(leader)
+            pause()
+            c.settled(without=leader)
+            c.spawn(leader)
+            pause()
+            leader, _ = c.settled()
+            c.send(next(n for n in c.names if n != leader), "TIMEOUT")
+            pause()
+            leader, _ = c.settled()
+            c.send(leader, "CONVERT_FOLLOWER")
+            pause()
+            c.settled()
+            time.sleep(0.3)
+        finally:
+            c.stop()
+        events = timeline.read_logs([d])
+    with open(path, "w") as f:
+        f.write(timeline.render(events, "Election timeline, 5 local nodes",
+                                "SHUTDOWN the leader, revive it; kill -9 the leader, restart it; "
+                                "TIMEOUT to a follower; CONVERT_FOLLOWER to the leader"))
+    return len(timeline.leaderships(events))
+
+
+# ---- containers ------------------------------------------------------------------------------
+
+def containers(cfg, ups, kills):
+    """Figures for the Docker image and compose cluster, or a reason why there are none."""
+    if os.environ.get("BENCH_DOCKER", "1") == "0":
+        return {"skipped": "BENCH_DOCKER=0"}
+    if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode:
+        return {"skipped": "no Docker daemon answers"}
+    if not os.path.exists(os.path.join(ROOT, "docker-compose.yml")):
+        return {"skipped": "no docker-compose.yml in this tree"}
+    return {"skipped": "container benchmark not wired yet"}
+
+
+# ---- pictures and report ---------------------------------------------------------------------
+
+def histogram_svg(series, refs, title, width=720, height=360, bin_ms=10):
+    """Side-by-side histograms, one per series ({label: [ms]}), with labelled reference lines."""
+    colours = ["#4e79a7", "#e15759", "#59a14f", "#b07aa1"]
+    top_ms = max([max(v) for v in series.values() if v] + [r[0] for r in refs]) + 2 * bin_ms
+    top_ms = int(math.ceil(top_ms / 100.0) * 100)
+    bins = top_ms // bin_ms
+    counts = {k: [0] * bins for k in series}
+    for k, v in series.items():
+        for ms in v:
+            counts[k][min(max(int(ms // bin_ms), 0), bins - 1)] += 1
+    peak = max([max(c) for c in counts.values()] + [1])
+    left, right, top, bottom = 50, 20, 40 + 16 * (len(series) + 1), 40
+    pw, ph = width - left - right, height - top - bottom
+    x = lambda ms: left + ms / top_ms * pw
+    y = lambda n: top + ph - n / peak * ph
+    s = ['<text x="%d" y="18" font-size="13" font-weight="bold">%s</text>' % (left, escape(title))]
+    step = max(1, int(math.ceil(peak / 5.0)))
+    for n in range(0, peak + 1, step):
+        s.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e5e5e5"/><text x="%d" y="%.1f" '
+                 'text-anchor="end">%d</text>' % (left, left + pw, y(n), y(n), left - 4, y(n) + 4, n))
+    sub = pw / bins / len(series)
+    for i, (k, c) in enumerate(counts.items()):
+        for b, n in enumerate(c):
+            if n:
+                s.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>'
+                         % (x(b * bin_ms) + i * sub, y(n), sub, y(0) - y(n), colours[i]))
+        st = summarize(series[k])
+        s.append('<rect x="%d" y="%d" width="12" height="10" fill="%s"/><text x="%d" y="%d">%s: '
+                 'median %d ms, p99 %d ms, max %d ms</text>' % (left, 28 + 16 * i, colours[i], left + 16,
+                                                                  37 + 16 * i, escape(k), st["median"],
+                                                                  st["p99"], st["max"]))
+    ly = 37 + 16 * len(series)
+    s.append('<path d="M%d %dh12" stroke="#333" stroke-dasharray="4 3"/><text x="%d" y="%d">'
+             'reference, not measured here: Raft dissertation (Ongaro 2014, ch. 9), crashed leader, '
+             '150-300 ms timeouts</text>' % (left, ly - 4, left + 16, ly))
+    for ms, label in refs:
+        s.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#333" stroke-dasharray="4 3"/>'
+                 '<text x="%.1f" y="%d" font-size="10" fill="#333">%s</text>'
+                 % (x(ms), x(ms), top + 2, top + ph, x(ms) + 3, top + 12, escape(label)))
+    s.append('<path d="M%d %dV%dH%d" fill="none" stroke="black"/>' % (left, top, top + ph, left + pw))
+    for ms in range(0, top_ms + 1, 100):
+        s.append('<text x="%.1f" y="%d" text-anchor="middle">%d</text>' % (x(ms), top + ph + 14, ms))
+    s.append('<text x="%d" y="%d" text-anchor="middle">failover time (ms), from the fault to the new '
+             'leader\'s "elected" log line; %d ms bins</text>' % (left + pw // 2, height - 8, bin_ms))
+    s.append('<text transform="translate(14 %d) rotate(-90)" text-anchor="middle">trials</text>'
+             % (top + ph // 2))
+    return timeline.svg(width, height, s)
+
+
+def progress(msg):
+    print(msg, flush=True)
+
+
+def machine():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"arch": platform.machine(), "cpu": cpu, "cores": os.cpu_count(),
+            "kernel": platform.release(), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+
+
+def fmt_stats(st):
+    return "%d | %d | %d | %d | %d" % (st["n"], st["median"], st["min"], st["p99"], st["max"])
+
+
+def report(r):
+    m, T = r["machine"], TARGETS
+    L = ["# Benchmarks", "",
+         "Generated by `%s` on %s. Machine: %s, %s, %d cores, Linux %s. Python %s."
+         % (r["command"], m["date"], m["arch"], m["cpu"], m["cores"], m["kernel"],
+            platform.python_version()), "",
+         "Local figures: 5 `raft node` processes (release build) on loopback %s.1-5:5555, default "
+         "timeouts (election 150-300 ms, heartbeat %d ms), CheckQuorum on, `DATA_DIR` in a temporary "
+         "folder. Times come from the nodes' own log lines (wall clock, 1 ms resolution). p99 is "
+         "interpolated between ranks, so with fewer than 100 trials it lies between the two largest "
+         "values. PASS/MISS compare with the project's targets; a MISS does not fail the run."
+         % (r["net"], HEARTBEAT_MS), ""]
+    fl = r["first_leader"]
+    L += ["## Time to first leader (cold start)", "",
+          "From the last node's `start` line to the first `elected` line; fresh state each run.", "",
+          "runs | median ms | min | p99 | max | target (max <= %d ms)" % T["first_leader"],
+          "---|---|---|---|---|---",
+          "%s | %s" % (fmt_stats(fl), mark(fl["max"] <= T["first_leader"])), ""]
+    L += ["## Failover", "",
+          "The leader is made to fail at a random point of its heartbeat cycle: `SHUTDOWN` (it goes "
+          "silent) or `kill -9`. Time from the fault to the first `elected` line of another node. "
+          "After each trial the node is revived (`CONVERT_FOLLOWER`) or restarted with its "
+          "`DATA_DIR`, and the next trial waits until all five nodes name one leader.", "",
+          "PreVote | fault | trials | median ms | min | p99 | max | target (median <= %d, p99 <= %d)"
+          % (T["failover_median"], T["failover_p99"]), "---|---|---|---|---|---|---|---"]
+    for pv in (1, 0):
+        for mode in ("shutdown", "kill"):
+            st = r["failover"][pv][mode]
+            ok = st["median"] <= T["failover_median"] and st["p99"] <= T["failover_p99"]
+            L.append("%s | %s | %s | %s" % (("on", "off")[1 - pv], ("SHUTDOWN", "kill -9")[mode == "kill"],
+                                             fmt_stats(st), mark(ok)))
+    L += [""]
+    for mode in ("shutdown", "kill"):
+        on, off = r["failover"][1][mode]["median"], r["failover"][0][mode]["median"]
+        L.append("- PreVote on vs off, %s: median %d vs %d ms (%+.0f%%): %s (target: within 10%%)."
+                 % (("SHUTDOWN", "kill -9")[mode == "kill"], on, off, 100.0 * (on - off) / off,
+                    mark(on <= off * T["prevote_ratio"])))
+    L.append("- Reference (not measured here): Ongaro's dissertation, ch. 9, reports for 150-300 ms "
+             "timeouts and a crashed leader a median of about 171 ms, p99 about 415 ms and a maximum "
+             "of about 603 ms.")
+    for pv in (1, 0):
+        msgs, camps = r["failover"][pv]["messages"], r["failover"][pv]["campaigns"]
+        L.append("- PreVote %s: %d-%d campaigns (Candidate) per failover, split votes in %d of %d "
+                 "trials." % (("off", "on")[pv], min(camps), max(camps), sum(c > 1 for c in camps), len(camps)))
+    L += ["", "![failover histogram](failover.svg)", ""]
+    q = r["quiet"]
+    L += ["## Messages", "",
+          "Per election (from the logs): every campaign (PreCandidate or Candidate) sends one request "
+          "to each of the 4 peers, every granted (pre-)vote is one reply; refusals are not sent. "
+          "Counted from the fault to the `elected` line (grants up to 50 ms later), over the failover "
+          "trials above.", "",
+          "PreVote | median | min | max", "---|---|---|---"]
+    for pv in (1, 0):
+        msgs = r["failover"][pv]["messages"]
+        L.append("%s | %d | %d | %d" % (("off", "on")[pv], statistics.median(msgs), min(msgs), max(msgs)))
+    where = ("in a private network namespace (`unshare -n`) that holds only the five nodes, so "
+             "nothing else is counted" if q["netns"] else "in the shared network namespace; other "
+             "programs sent %.1f datagrams/s in a 5 s window just before" % q["baseline_per_s"])
+    expected = 2 * 4 * 1000 // HEARTBEAT_MS
+    L += ["", "At steady state: UDP datagrams sent and received, from `/proc/net/snmp` (`Udp:` "
+          "`OutDatagrams`, `InDatagrams`) over the %.0f s quiet window below, with no controller "
+          "traffic, %s. Heartbeat arithmetic: the leader sends 4 heartbeats every %d ms and gets 4 "
+          "replies, %d datagrams/s; the measured rate means one heartbeat round every %.1f ms."
+          % (q["seconds"], where, HEARTBEAT_MS, expected, 8000 / q["out_per_s"]), "",
+          "sent/s | received/s | expected/s | heartbeat period (ms)", "---|---|---|---",
+          "%.1f | %.1f | %d | %.1f" % (q["out_per_s"], q["in_per_s"], expected, 8000 / q["out_per_s"]), ""]
+    L += ["## Quiet cluster", "",
+          "%.0f s without faults after the first leader settled: %d term changes, elections or role "
+          "changes in the logs (leader %s in term %s before, %s in term %s after): %s." % (
+              q["seconds"], q["changes"], q["before"][0], q["before"][1], q["after"][0],
+              q["after"][1], mark(q["changes"] == 0 and q["before"] == q["after"])), ""]
+    L += ["## Footprint", "", "binary | bytes | KiB | target (<= %d KiB)" % T["binary_kib"], "---|---|---|---"]
+    for name, size in r["binaries"].items():
+        L.append("%s | %s | %s | %s" % (name, size or "not built", size and "%.0f" % (size / 1024),
+                                         size and mark(size <= T["binary_kib"] * 1024)))
+    L += ["", "Per process, during the quiet windows: CPU is (utime+stime) from `/proc/PID/stat` over "
+          "the window, in %% of one core; memory is `VmRSS` (and the peak `VmHWM`) from "
+          "`/proc/PID/status` at its end. The stopped node is a follower silenced with `SHUTDOWN` "
+          "(no timers, no traffic), measured over %.0f s." % q["stopped_s"], "",
+          "build | role | CPU %% of a core | VmRSS KiB | VmHWM KiB | target (RSS <= %d KiB; follower CPU < %.1f%%)"
+          % (T["rss_kib"], T["follower_cpu"]), "---|---|---|---|---|---"]
+    for build, qq in (("glibc", q), ("musl static", r["quiet_musl"])):
+        rows = [("leader", [qq["leader"]])] + [("follower", list(qq["followers"].values()))]
+        if "stopped" in qq:
+            rows.append(("stopped", [qq["stopped"]]))
+        for role, us in rows:
+            cpu, rss, hwm = (max(u[k] for u in us) for k in ("cpu", "VmRSS", "VmHWM"))
+            ok = rss <= T["rss_kib"] and (role != "follower" or cpu < T["follower_cpu"])
+            L.append("%s | %s%s | %.2f | %d | %d | %s" % (build, role, " (max of %d)" % len(us) if len(us) > 1 else "",
+                                                        cpu, rss, hwm, mark(ok)))
+    L += ["", "Over %.0f s for glibc, %.0f s for the static build." % (q["seconds"], r["quiet_musl"]["seconds"]), ""]
+    L += ["## Containers", ""] + container_lines(r["containers"]) + [""]
+    L += ["## Election timeline", "",
+          "A scripted local run (%d leader terms): SHUTDOWN of the leader, revive, kill -9 of the "
+          "new leader, restart, TIMEOUT to a follower, CONVERT_FOLLOWER to the leader. Drawn from "
+          "the node logs by `python3 bench/timeline.py LOGDIR -o timeline.svg`, which also reads "
+          "saved `docker logs` output." % r["timeline_terms"], "", "![election timeline](timeline.svg)", ""]
+    return "\n".join(L)
+
+
+def container_lines(c):
+    if "skipped" in c:
+        return ["Not measured: %s." % c["skipped"]]
+    return ["(see above)"]
+
+
+def main():
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    n = int(os.environ.get("BENCH_TRIALS") or 0)
+    cfg = {"net": os.environ.get("BENCH_NET", "127.0.77")}
+    cold, fails = n or (5 if quick else 20), n or (8 if quick else 50)
+    quiet_s = float(os.environ.get("BENCH_QUIET_S") or (8 if quick else 60))
+    out = os.environ.get("BENCH_OUT") or os.path.join(ROOT, *(("build", "bench") if quick else ("docs",)))
+    os.makedirs(out, exist_ok=True)
+    for exe in (GLIBC, MUSL):
+        if not os.access(exe, os.X_OK):
+            sys.exit("bench: %s is missing: run `make build musl` (or `make bench`)" % exe)
+    cmd = "make bench" + ("" if not quick else " (BENCH_QUICK=1)") + (" BENCH_TRIALS=%d" % n if n else "")
+    r = {"command": cmd, "machine": machine(), "net": cfg["net"],
+         "binaries": {"release (glibc)": os.path.getsize(GLIBC), "musl static": os.path.getsize(MUSL)}}
+    t = time.monotonic()
+    progress("bench: %d cold starts" % cold)
+    fl = first_leader(cfg, cold)
+    r["first_leader"] = summarize(fl)
+    progress("  first leader: %s ms" % fl)
+    r["failover"] = {}
+    for pv in (1, 0):
+        progress("bench: %d SHUTDOWN + %d kill -9 failovers, PRE_VOTE=%d" % (fails, fails, pv))
+        res = failovers(cfg, fails, pv)
+        r["failover"][pv] = {k: summarize(res[k]) for k in ("shutdown", "kill")}
+        r["failover"][pv].update(raw=res, messages=res["messages"], campaigns=res["campaigns"])
+    progress("bench: %.0f s quiet window (glibc)" % quiet_s)
+    r["quiet"] = quiet_isolated(cfg, quiet_s)
+    r["quiet"]["stopped_s"] = min(10, quiet_s)
+    progress("bench: %.0f s quiet window (musl static)" % min(10, quiet_s))
+    r["quiet_musl"] = quiet(cfg, MUSL, min(10, quiet_s), False)
+    progress("bench: timeline run")
+    r["timeline_terms"] = timeline_run(cfg, os.path.join(out, "timeline.svg"))
+    progress("bench: containers")
+    r["containers"] = containers(cfg, min(n or 5, 1 if quick else 5), n or (3 if quick else 10))
+    raw = r["failover"][1]["raw"]
+    with open(os.path.join(out, "failover.svg"), "w") as f:
+        f.write(histogram_svg({"kill -9, %d trials" % len(raw["kill"]): raw["kill"],
+                               "SHUTDOWN, %d trials" % len(raw["shutdown"]): raw["shutdown"]},
+                              REFERENCE, "Leader failover: 5 local nodes, 150-300 ms timeouts, PreVote on"))
+    with open(os.path.join(out, "BENCHMARKS.md"), "w") as f:
+        f.write(report(r))
+    with open(os.path.join(out, "bench.json"), "w") as f:
+        json.dump(r, f, indent=1, default=str)
+    progress("bench: wrote %s/BENCHMARKS.md, failover.svg, timeline.svg in %.0f s"
+             % (os.path.relpath(out, ROOT), time.monotonic() - t))
+    return 0
+
+
+def cleanup():
+    """SIGTERM (a child bench.py then stops its own nodes), then SIGKILL after 3 s, by pid."""
+    for p in list(PROCS):
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGTERM)
+            try:
+                p.wait(3)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait()
+        PROCS.discard(p)
+
+
+def quiet_child(net, seconds):
+    lo_up()
+    print(json.dumps(quiet({"net": net}, GLIBC, float(seconds), True)))
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        if sys.argv[1:2] == ["--quiet-child"]:
+            sys.exit(quiet_child(*sys.argv[2:4]))
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    finally:
+        cleanup()
