@@ -1,0 +1,577 @@
+//! The election core, rule by rule.
+//!
+//! Each test checks one rule of Raft's leader election and quotes, in its doc comment, the
+//! sentence of Diego Ongaro's dissertation ("Consensus: Bridging Theory and Practice", 2014) that
+//! states it. Figure 3.1 is the condensed summary of the algorithm; the sections cited are the
+//! ones where the rule is explained. Rules that come from the controller's commands rather than
+//! from the paper quote the contract of `raft::raft` instead.
+//!
+//! Nodes are driven directly through `Node::step`: single nodes are fed hand-made messages, and
+//! small clusters deliver every `Output::send` synchronously (zero latency) through [`Cluster`].
+//! Time is a plain number of milliseconds; nothing here sleeps or reads a clock.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use raft::raft::{
+    Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Role, Time,
+};
+
+// ---- configuration ------------------------------------------------------------------------------
+
+/// `Config::new` defaults: 150-300 ms election timeouts, 50 ms heartbeats, PreVote and
+/// CheckQuorum on.
+const MIN: Time = 150;
+const MAX: Time = 300;
+const HEARTBEAT: Time = 50;
+
+const APPEND: Kind = Kind::Append;
+const APPEND_REPLY: Kind = Kind::AppendReply;
+const VOTE: Kind = Kind::VoteRequest { forced: false };
+const FORCED_VOTE: Kind = Kind::VoteRequest { forced: true };
+const VOTE_ACK: Kind = Kind::VoteAck;
+const PRE_VOTE: Kind = Kind::PreVoteRequest;
+const PRE_VOTE_ACK: Kind = Kind::PreVoteAck;
+
+fn config(id: NodeId, size: usize) -> Config {
+    let cfg = Config::new(id, size);
+    assert_eq!(
+        (cfg.election_min, cfg.election_max, cfg.heartbeat),
+        (MIN, MAX, HEARTBEAT)
+    );
+    assert!(cfg.pre_vote && cfg.check_quorum);
+    cfg
+}
+
+fn without_pre_vote(mut cfg: Config) -> Config {
+    cfg.pre_vote = false;
+    cfg
+}
+
+fn without_check_quorum(mut cfg: Config) -> Config {
+    cfg.check_quorum = false;
+    cfg
+}
+
+/// Every node gets its own seed, as distinct processes of one cluster would.
+fn seed(id: NodeId) -> u64 {
+    0x5EED_0000 + id as u64
+}
+
+/// A node booting for the first time at time 0.
+fn boot(cfg: Config) -> Node {
+    Node::new(cfg, HardState::default(), seed(cfg.id), 0)
+}
+
+fn restart(cfg: Config, hard: HardState, now: Time) -> Node {
+    Node::new(cfg, hard, seed(cfg.id), now)
+}
+
+// ---- driving one node ---------------------------------------------------------------------------
+
+fn receive(node: &mut Node, now: Time, from: NodeId, term: u64, kind: Kind) -> Output {
+    node.step(
+        now,
+        Input::Receive {
+            from,
+            msg: Msg { term, kind },
+        },
+    )
+}
+
+fn tick(node: &mut Node, now: Time) -> Output {
+    node.step(now, Input::Tick)
+}
+
+/// Steps the node at its own deadline, as the runtime does when the timer expires.
+fn fire(node: &mut Node) -> (Time, Output) {
+    let at = node.deadline().expect("a running node has a deadline");
+    (at, tick(node, at))
+}
+
+fn command(node: &mut Node, now: Time, cmd: Command) -> Output {
+    node.step(now, Input::Command(cmd))
+}
+
+fn peers(node: &Node) -> Vec<NodeId> {
+    let me = node.id();
+    (0..node.config().cluster_size)
+        .filter(|&p| p != me)
+        .collect()
+}
+
+/// Recipients of the messages of exactly this kind and term.
+fn sent(out: &Output, kind: Kind, term: u64) -> Vec<NodeId> {
+    out.send
+        .iter()
+        .filter(|(_, m)| m.kind == kind && m.term == term)
+        .map(|&(to, _)| to)
+        .collect()
+}
+
+fn vote_requests(out: &Output) -> Vec<(NodeId, Msg)> {
+    out.send
+        .iter()
+        .filter(|(_, m)| matches!(m.kind, Kind::VoteRequest { .. }))
+        .copied()
+        .collect()
+}
+
+fn hard(term: u64, voted_for: Option<NodeId>) -> HardState {
+    HardState { term, voted_for }
+}
+
+// ---- building nodes in a given role -------------------------------------------------------------
+
+/// Fires `cfg`'s timer and, with PreVote on, hands it the pre-votes it needs: a candidate of
+/// term 1 that has only its own vote. Returns the time at which it became a candidate.
+fn candidate(cfg: Config) -> (Node, Time) {
+    let mut node = boot(cfg);
+    let (now, _) = fire(&mut node);
+    for peer in peers(&node) {
+        if node.role() != Role::PreCandidate {
+            break;
+        }
+        receive(&mut node, now, peer, 1, PRE_VOTE_ACK);
+    }
+    assert_eq!((node.role(), node.term()), (Role::Candidate, 1));
+    (node, now)
+}
+
+/// A candidate of term 1 given just enough votes to win. Returns the time of the election and
+/// the output of the step that made it leader.
+fn leader(cfg: Config) -> (Node, Time, Output) {
+    let (mut node, now) = candidate(cfg);
+    for peer in peers(&node) {
+        let out = receive(&mut node, now, peer, 1, VOTE_ACK);
+        if node.role() == Role::Leader {
+            return (node, now, out);
+        }
+    }
+    panic!("a majority of votes did not elect the candidate");
+}
+
+/// A follower of `leader` in `term`, having heard its heartbeat at `now` (before its own timer).
+fn follower_of(cfg: Config, leader: NodeId, term: u64, now: Time) -> Node {
+    let mut node = boot(cfg);
+    assert!(now < node.deadline().unwrap());
+    receive(&mut node, now, leader, term, APPEND);
+    assert_eq!(node.leader(), Some(leader));
+    node
+}
+
+/// Asserts the rule of Figure 3.1's "State" box: whenever an output asks for votes or grants one,
+/// the vote it relies on is in `persist` (written before anything is sent).
+fn assert_vote_persisted_before_sending(out: &Output, voter: NodeId, candidate: NodeId) {
+    let asks_or_grants = out
+        .send
+        .iter()
+        .filter(|(_, m)| matches!(m.kind, Kind::VoteRequest { .. } | Kind::VoteAck));
+    for (_, m) in asks_or_grants {
+        assert_eq!(
+            out.persist,
+            Some(hard(m.term, Some(candidate))),
+            "node {voter} sent {m:?} without first persisting its vote for {candidate}"
+        );
+    }
+}
+
+// ---- a small cluster with synchronous delivery --------------------------------------------------
+
+/// Nodes `0..size`, each with its own seed, wired so that every message is delivered at once.
+/// An isolated node neither sends nor receives. Every step is recorded in `trace`, and after every
+/// step the cluster checks Election Safety (one leader per term).
+struct Cluster {
+    nodes: Vec<Node>,
+    now: Time,
+    isolated: Vec<bool>,
+    leader_of_term: BTreeMap<u64, NodeId>,
+    trace: Vec<(Time, NodeId, Output)>,
+}
+
+impl Cluster {
+    fn new(size: usize, tweak: impl Fn(Config) -> Config) -> Cluster {
+        Cluster {
+            nodes: (0..size).map(|id| boot(tweak(config(id, size)))).collect(),
+            now: 0,
+            isolated: vec![false; size],
+            leader_of_term: BTreeMap::new(),
+            trace: Vec::new(),
+        }
+    }
+
+    /// Steps `id` with `input` at the current time and delivers everything that follows from it.
+    fn step(&mut self, id: NodeId, input: Input) {
+        let mut queue = VecDeque::from([(id, input)]);
+        while let Some((to, input)) = queue.pop_front() {
+            let out = self.nodes[to].step(self.now, input);
+            self.check_election_safety(to);
+            for &(peer, msg) in &out.send {
+                if !self.isolated[to] && !self.isolated[peer] {
+                    queue.push_back((peer, Input::Receive { from: to, msg }));
+                }
+            }
+            self.trace.push((self.now, to, out));
+        }
+    }
+
+    /// Fires every timer that expires up to `end`, earliest first, then sets the clock to `end`.
+    fn run_until(&mut self, end: Time) {
+        loop {
+            let next = (0..self.nodes.len())
+                .filter_map(|id| self.nodes[id].deadline().map(|at| (at, id)))
+                .min();
+            match next {
+                Some((at, id)) if at <= end => {
+                    self.now = self.now.max(at);
+                    self.step(id, Input::Tick);
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+
+    fn check_election_safety(&mut self, id: NodeId) {
+        let node = &self.nodes[id];
+        if node.role() == Role::Leader {
+            let first = *self.leader_of_term.entry(node.term()).or_insert(id);
+            assert_eq!(first, id, "two leaders in term {}", node.term());
+        }
+    }
+
+    fn leaders(&self) -> Vec<NodeId> {
+        (0..self.nodes.len())
+            .filter(|&id| self.nodes[id].role() == Role::Leader)
+            .collect()
+    }
+
+    /// The one leader every connected node agrees on, if there is one.
+    fn agreed_leader(&self) -> Option<NodeId> {
+        let connected: Vec<&Node> = (0..self.nodes.len())
+            .filter(|&id| !self.isolated[id])
+            .map(|id| &self.nodes[id])
+            .collect();
+        let leader = connected[0].leader()?;
+        let term = connected[0].term();
+        connected
+            .iter()
+            .all(|n| n.leader() == Some(leader) && n.term() == term)
+            .then_some(leader)
+    }
+}
+
+// ---- §3.4: followers and randomized election timeouts -------------------------------------------
+
+/// §3.4: "When servers start up, they begin as followers. A server remains in follower state as
+/// long as it receives valid RPCs from a leader or candidate."
+#[test]
+fn node_starts_as_follower_of_nobody_with_timer_in_election_range() {
+    let now = 1_000;
+    let node = Node::new(config(2, 5), HardState::default(), seed(2), now);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.term(), 0);
+    assert_eq!(node.leader(), None);
+    assert_eq!(node.hard_state(), hard(0, None));
+    let deadline = node.deadline().unwrap();
+    assert!((now + MIN..=now + MAX).contains(&deadline), "{deadline}");
+}
+
+/// Contract of `Input::Tick`: "The deadline returned by the previous step has passed." A tick
+/// that arrives early is harmless: nothing happens before the election timeout elapses.
+#[test]
+fn tick_before_the_deadline_changes_nothing() {
+    let mut node = boot(config(0, 3));
+    let deadline = node.deadline().unwrap();
+    let out = tick(&mut node, deadline - 1);
+    assert_eq!(out.send, vec![]);
+    assert_eq!(out.persist, None);
+    assert_eq!(out.deadline, Some(deadline));
+    assert_eq!((node.role(), node.term()), (Role::Follower, 0));
+}
+
+/// Figure 3.1, Followers: "If election timeout elapses without receiving AppendEntries RPC from
+/// current leader or granting vote to candidate: convert to candidate." With PreVote (§9.6) the
+/// conversion is preceded by a pre-vote round: "a candidate only increments its term if it first
+/// learns from a majority of the cluster that they would be willing to grant the candidate their
+/// votes".
+#[test]
+fn follower_timeout_with_pre_vote_asks_for_pre_votes_without_raising_its_term() {
+    let mut node = boot(config(0, 3));
+    let (now, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::PreCandidate);
+    assert_eq!(node.hard_state(), hard(0, None), "term and vote untouched");
+    assert_eq!(out.persist, None);
+    assert_eq!(sent(&out, PRE_VOTE, 1), vec![1, 2], "proposes term + 1");
+    assert_eq!(vote_requests(&out), vec![]);
+    let deadline = out.deadline.unwrap();
+    assert!((now + MIN..=now + MAX).contains(&deadline));
+}
+
+/// Figure 3.1, Followers: "If election timeout elapses without receiving AppendEntries RPC from
+/// current leader or granting vote to candidate: convert to candidate." §3.4: "To begin an
+/// election, a follower increments its current term and transitions to candidate state."
+#[test]
+fn follower_timeout_without_pre_vote_becomes_candidate_in_next_term() {
+    let mut node = boot(without_pre_vote(config(0, 3)));
+    let (_, out) = fire(&mut node);
+    assert_eq!((node.role(), node.term()), (Role::Candidate, 1));
+    assert_eq!(node.leader(), None);
+    assert_eq!(sent(&out, VOTE, 1), vec![1, 2]);
+}
+
+/// §3.4: "Raft uses randomized election timeouts to ensure that split votes are rare and that
+/// they are resolved quickly. To prevent split votes in the first place, election timeouts are
+/// chosen randomly from a fixed interval (e.g., 150–300 ms)." and "Each candidate restarts its
+/// randomized election timeout at the start of an election".
+#[test]
+fn election_timeout_is_redrawn_from_the_range_at_every_reset() {
+    // Resets by the node's own elections (an isolated node keeps timing out).
+    let mut node = boot(without_pre_vote(config(0, 3)));
+    let mut drawn = Vec::new();
+    for _ in 0..50 {
+        let (now, out) = fire(&mut node);
+        let timeout = out.deadline.unwrap() - now;
+        assert!((MIN..=MAX).contains(&timeout), "{timeout}");
+        drawn.push(timeout);
+    }
+    // Resets by a leader's heartbeats.
+    let mut node = boot(config(1, 3));
+    for i in 0..50 {
+        let now = 100 + i * HEARTBEAT;
+        let out = receive(&mut node, now, 0, 1, APPEND);
+        let timeout = out.deadline.unwrap() - now;
+        assert!((MIN..=MAX).contains(&timeout), "{timeout}");
+        drawn.push(timeout);
+    }
+    drawn.sort_unstable();
+    drawn.dedup();
+    assert!(
+        drawn.len() > 30,
+        "100 draws from 151 values gave only {drawn:?}"
+    );
+}
+
+/// §3.4: "election timeouts are chosen randomly from a fixed interval", so that "in most cases
+/// only a single server will time out". Nodes started together with different seeds must not
+/// share their timeouts.
+#[test]
+fn nodes_started_together_draw_different_timeouts() {
+    let firsts: Vec<Time> = (0..64)
+        .map(|id| boot(config(id, 64)).deadline().unwrap())
+        .collect();
+    let mut distinct = firsts.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() > 32, "{firsts:?}");
+
+    // Two nodes also differ over a sequence of resets, not only on their first draw.
+    let timeouts = |id: NodeId| -> Vec<Time> {
+        let mut node = boot(without_pre_vote(config(id, 3)));
+        (0..10)
+            .map(|_| {
+                let (now, out) = fire(&mut node);
+                out.deadline.unwrap() - now
+            })
+            .collect()
+    };
+    assert_ne!(timeouts(0), timeouts(1));
+}
+
+// ---- §3.4: candidates --------------------------------------------------------------------------
+
+/// Figure 3.1, Candidates: "On conversion to candidate, start election: Increment currentTerm,
+/// Vote for self, Reset election timer, Send RequestVote RPCs to all other servers."
+#[test]
+fn candidate_increments_term_votes_for_itself_and_requests_all_votes() {
+    let mut node = boot(without_pre_vote(config(2, 5)));
+    let (now, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(1, Some(2)));
+    assert_eq!(sent(&out, VOTE, 1), vec![0, 1, 3, 4]);
+    let deadline = out.deadline.unwrap();
+    assert!((now + MIN..=now + MAX).contains(&deadline), "timer reset");
+}
+
+/// Figure 3.1, State: "Persistent state on all servers: (Updated on stable storage before
+/// responding to RPCs)". A vote request is only sent once `currentTerm` and `votedFor = self`
+/// are in `Output::persist`, whichever way the election starts.
+#[test]
+fn candidate_persists_term_and_own_vote_before_requesting_votes() {
+    // Its timer fires, PreVote off.
+    let mut node = boot(without_pre_vote(config(0, 3)));
+    let (_, out) = fire(&mut node);
+    assert_eq!(out.persist, Some(hard(1, Some(0))));
+    assert_vote_persisted_before_sending(&out, 0, 0);
+
+    // It wins a pre-vote.
+    let mut node = boot(config(0, 3));
+    let (now, _) = fire(&mut node);
+    let out = receive(&mut node, now, 1, 1, PRE_VOTE_ACK);
+    assert_eq!(vote_requests(&out).len(), 2);
+    assert_eq!(out.persist, Some(hard(1, Some(0))));
+    assert_vote_persisted_before_sending(&out, 0, 0);
+
+    // The controller's TIMEOUT.
+    let mut node = boot(config(0, 3));
+    let out = command(&mut node, 10, Command::Timeout);
+    assert_eq!(vote_requests(&out).len(), 2);
+    assert_eq!(out.persist, Some(hard(1, Some(0))));
+    assert_vote_persisted_before_sending(&out, 0, 0);
+
+    // A candidate's timer fires and it starts over in the next term.
+    let (mut node, _) = candidate(without_pre_vote(config(0, 3)));
+    let (_, out) = fire(&mut node);
+    assert_eq!(out.persist, Some(hard(2, Some(0))));
+    assert_vote_persisted_before_sending(&out, 0, 0);
+}
+
+/// §3.4: "A candidate wins an election if it receives votes from a majority of the servers in
+/// the full cluster for the same term." Figure 3.1: "If votes received from majority of servers:
+/// become leader."
+#[test]
+fn candidate_with_majority_of_votes_becomes_leader() {
+    for (size, acks_needed) in [(3, 1), (5, 2), (7, 3)] {
+        let (mut node, now) = candidate(config(0, size));
+        for peer in 1..acks_needed {
+            receive(&mut node, now, peer, 1, VOTE_ACK);
+            assert_eq!(node.role(), Role::Candidate, "{size} nodes, {peer} acks");
+        }
+        let out = receive(&mut node, now, acks_needed, 1, VOTE_ACK);
+        assert_eq!(node.role(), Role::Leader, "{size} nodes");
+        assert_eq!(node.leader(), Some(0));
+        assert_eq!(node.term(), 1);
+        let votes = acks_needed + 1;
+        assert!(out.events.contains(&Event::Elected { term: 1, votes }));
+    }
+}
+
+/// §3.4: a candidate needs "votes from a majority of the servers in the full cluster": half of
+/// an even cluster is not a majority, and neither is anything short of it.
+#[test]
+fn candidate_without_majority_stays_candidate() {
+    for (size, acks) in [(4, 1), (5, 1), (7, 2)] {
+        let (mut node, now) = candidate(config(0, size));
+        for peer in 1..=acks {
+            let out = receive(&mut node, now, peer, 1, VOTE_ACK);
+            assert_eq!(sent(&out, APPEND, 1), vec![]);
+        }
+        assert_eq!(node.role(), Role::Candidate, "{size} nodes, {acks} acks");
+        assert_eq!(node.leader(), None);
+    }
+}
+
+/// §3.4: "Each server will vote for at most one candidate in a given term", so a vote that
+/// arrives twice (a retried or duplicated reply) is still one vote.
+#[test]
+fn duplicate_vote_acks_from_one_peer_count_once() {
+    let (mut node, now) = candidate(config(0, 5));
+    for _ in 0..5 {
+        receive(&mut node, now, 1, 1, VOTE_ACK);
+    }
+    assert_eq!(node.role(), Role::Candidate);
+    receive(&mut node, now, 2, 1, VOTE_ACK);
+    assert_eq!(node.role(), Role::Leader);
+}
+
+/// §3.4: votes count only "for the same term". Acks left over from an earlier election are
+/// stale messages and are ignored (§3.3: "If a server receives a request with a stale term
+/// number, it rejects the request.").
+#[test]
+fn vote_acks_from_an_earlier_term_do_not_count() {
+    let (mut node, _) = candidate(without_pre_vote(config(0, 3)));
+    let (now, _) = fire(&mut node);
+    assert_eq!((node.role(), node.term()), (Role::Candidate, 2));
+    receive(&mut node, now, 1, 1, VOTE_ACK);
+    receive(&mut node, now, 2, 1, VOTE_ACK);
+    assert_eq!(node.role(), Role::Candidate);
+    receive(&mut node, now, 2, 2, VOTE_ACK);
+    assert_eq!(node.role(), Role::Leader);
+}
+
+/// Figure 3.1, Leaders: "Upon election: send initial empty AppendEntries RPCs (heartbeat) to
+/// each server; repeat during idle periods to prevent election timeouts (§3.4)."
+#[test]
+fn new_leader_sends_heartbeats_at_once_and_then_every_heartbeat_interval() {
+    let (mut node, elected, out) = leader(config(0, 3));
+    assert_eq!(sent(&out, APPEND, 1), vec![1, 2]);
+    assert_eq!(out.deadline, Some(elected + HEARTBEAT));
+
+    for beat in 1..=10 {
+        let due = elected + beat * HEARTBEAT;
+        let early = tick(&mut node, due - 1);
+        assert_eq!(early.send, vec![], "nothing before the interval");
+        let out = tick(&mut node, due);
+        assert_eq!(sent(&out, APPEND, 1), vec![1, 2], "beat {beat}");
+        assert_eq!(out.deadline, Some(due + HEARTBEAT));
+        for peer in [1, 2] {
+            receive(&mut node, due, peer, 1, APPEND_REPLY);
+        }
+    }
+    assert_eq!(node.role(), Role::Leader);
+}
+
+/// Figure 3.1, Candidates: "If AppendEntries RPC received from new leader: convert to
+/// follower." §3.4: "If the leader's term (included in its RPC) is at least as large as the
+/// candidate's current term, then the candidate recognizes the leader as legitimate and returns
+/// to follower state."
+#[test]
+fn candidate_hearing_leader_of_its_own_term_becomes_follower() {
+    let (mut node, now) = candidate(config(0, 3));
+    let out = receive(&mut node, now + 5, 2, 1, APPEND);
+    assert_eq!((node.role(), node.term()), (Role::Follower, 1));
+    assert_eq!(node.leader(), Some(2));
+    assert_eq!(node.hard_state(), hard(1, Some(0)), "its vote stands");
+    assert_eq!(sent(&out, APPEND_REPLY, 1), vec![2]);
+}
+
+/// Figure 3.1, Candidates: "If election timeout elapses: start new election." §3.4: "each
+/// candidate will time out and start a new election by incrementing its term and initiating
+/// another round of RequestVote RPCs."
+#[test]
+fn candidate_whose_timer_fires_starts_new_election_in_higher_term() {
+    let (mut node, _) = candidate(without_pre_vote(config(0, 3)));
+    let (now, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(2, Some(0)));
+    assert_eq!(sent(&out, VOTE, 2), vec![1, 2]);
+    assert!((now + MIN..=now + MAX).contains(&out.deadline.unwrap()));
+}
+
+/// §9.6: "a candidate only increments its term if it first learns from a majority of the cluster
+/// that they would be willing to grant the candidate their votes". A candidate that times out
+/// with PreVote on therefore polls again before its next term.
+#[test]
+fn candidate_whose_timer_fires_with_pre_vote_polls_before_raising_its_term() {
+    let (mut node, _) = candidate(config(0, 3));
+    let (now, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::PreCandidate);
+    assert_eq!(node.hard_state(), hard(1, Some(0)));
+    assert_eq!(out.persist, None);
+    assert_eq!(sent(&out, PRE_VOTE, 2), vec![1, 2]);
+    assert_eq!(vote_requests(&out), vec![]);
+
+    receive(&mut node, now, 2, 2, PRE_VOTE_ACK);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(2, Some(0)));
+}
+
+/// §3.4: a candidate wins with "votes from a majority of the servers in the full cluster"; the
+/// majority of a one-server cluster is the server's own vote.
+#[test]
+fn single_node_cluster_elects_itself() {
+    for cfg in [config(0, 1), without_pre_vote(config(0, 1))] {
+        let mut node = boot(cfg);
+        let (elected, out) = fire(&mut node);
+        assert_eq!(node.role(), Role::Leader, "pre_vote: {}", cfg.pre_vote);
+        assert_eq!(node.hard_state(), hard(1, Some(0)));
+        assert_eq!(out.persist, Some(hard(1, Some(0))));
+        assert_eq!(out.send, vec![]);
+        // CheckQuorum counts the leader itself: it stays leader with nobody to hear from.
+        for _ in 0..20 {
+            let (_, out) = fire(&mut node);
+            assert_eq!(out.send, vec![]);
+        }
+        assert_eq!((node.role(), node.term()), (Role::Leader, 1));
+        assert_eq!(node.deadline(), Some(elected + 21 * HEARTBEAT));
+    }
+}
