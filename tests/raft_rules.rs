@@ -575,3 +575,300 @@ fn single_node_cluster_elects_itself() {
         assert_eq!(node.deadline(), Some(elected + 21 * HEARTBEAT));
     }
 }
+
+// ---- Figure 3.1, RequestVote: one vote per term -------------------------------------------------
+
+/// Figure 3.1, RequestVote RPC, receiver implementation: "If votedFor is null or candidateId,
+/// and candidate's log is at least as up-to-date as receiver's log, grant vote (§3.4, §3.6)."
+#[test]
+fn follower_grants_its_vote_to_the_first_candidate_of_a_term() {
+    let mut node = boot(config(0, 3));
+    let out = receive(&mut node, 20, 1, 1, VOTE);
+    assert_eq!(
+        out.send,
+        vec![(
+            1,
+            Msg {
+                term: 1,
+                kind: VOTE_ACK
+            }
+        )]
+    );
+    assert_eq!(node.hard_state(), hard(1, Some(1)));
+    assert_eq!(node.role(), Role::Follower);
+}
+
+/// Figure 3.1, State: "Persistent state on all servers: (Updated on stable storage before
+/// responding to RPCs)". §3.8: "each server persists its current term and vote; this is
+/// necessary to prevent the server from voting twice in the same term".
+#[test]
+fn vote_is_persisted_before_the_ack_is_sent() {
+    let mut node = boot(config(0, 3));
+    let out = receive(&mut node, 20, 1, 1, VOTE);
+    assert_eq!(out.persist, Some(hard(1, Some(1))));
+    assert_vote_persisted_before_sending(&out, 0, 1);
+
+    // Also when the vote comes with a term change and a step down.
+    let (mut node, now) = candidate(config(0, 3));
+    let out = receive(&mut node, now, 2, 4, VOTE);
+    assert_eq!(sent(&out, VOTE_ACK, 4), vec![2]);
+    assert_eq!(out.persist, Some(hard(4, Some(2))));
+    assert_vote_persisted_before_sending(&out, 0, 2);
+}
+
+/// §3.4: "Each server will vote for at most one candidate in a given term, on a
+/// first-come-first-served basis." A refusal is silence: no `VoteAck` is sent.
+#[test]
+fn follower_refuses_a_second_candidate_in_the_same_term() {
+    let mut node = boot(config(0, 5));
+    receive(&mut node, 20, 1, 1, VOTE);
+    for rival in [2, 3, 4] {
+        let out = receive(&mut node, 30, rival, 1, VOTE);
+        assert_eq!(out.send, vec![], "no vote for {rival}");
+        assert_eq!(out.persist, None);
+        assert!(out.events.contains(&Event::Vote {
+            candidate: rival,
+            term: 1,
+            pre: false,
+            granted: false,
+            reason: "already-voted",
+        }));
+    }
+    let forced = receive(&mut node, 30, 2, 1, FORCED_VOTE);
+    assert_eq!(
+        forced.send,
+        vec![],
+        "a forced request does not buy a second vote"
+    );
+    assert_eq!(node.hard_state(), hard(1, Some(1)));
+}
+
+/// Figure 3.1, RequestVote: grant "If votedFor is null or candidateId": a candidate that retries
+/// its request (its first reply was lost) gets the same vote again.
+#[test]
+fn follower_grants_again_to_the_candidate_it_voted_for() {
+    let mut node = boot(config(0, 3));
+    receive(&mut node, 20, 1, 1, VOTE);
+    let retry = receive(&mut node, 40, 1, 1, VOTE);
+    assert_eq!(sent(&retry, VOTE_ACK, 1), vec![1]);
+    assert_eq!(retry.persist, None, "the vote is already durable");
+    assert_eq!(node.hard_state(), hard(1, Some(1)));
+}
+
+/// §3.4: a candidate "votes for itself", so it has no vote left for a rival of its own term.
+#[test]
+fn candidate_refuses_rival_candidates_of_its_term() {
+    let (mut node, now) = candidate(config(0, 3));
+    let out = receive(&mut node, now, 1, 1, VOTE);
+    assert_eq!(out.send, vec![]);
+    assert_eq!(node.hard_state(), hard(1, Some(0)));
+    assert_eq!(node.role(), Role::Candidate);
+}
+
+// ---- §3.3: terms ------------------------------------------------------------------------------
+
+/// Figure 3.1, Rules for Servers, All Servers: "If RPC request or response contains term T >
+/// currentTerm: set currentTerm = T, convert to follower (§3.3)." §3.3: "If a candidate or leader
+/// discovers that its term is out of date, it immediately reverts to follower state."
+///
+/// `votedFor` belongs to a term, so it is cleared with the new term (unless the message itself
+/// earns the vote). A leader's non-forced vote requests are the one exception, left to leader
+/// stickiness (§4.2.3, see `leader_ignores_vote_requests_while_it_leads`).
+#[test]
+fn higher_term_message_turns_any_role_into_follower_of_that_term() {
+    type Make = fn() -> (Node, Time);
+    let makers: [(&str, Make); 4] = [
+        ("follower", || (follower_of(config(0, 3), 1, 1, 10), 10)),
+        ("pre-candidate", || {
+            let mut node = boot(config(0, 3));
+            let (now, _) = fire(&mut node);
+            (node, now)
+        }),
+        ("candidate", || candidate(config(0, 3))),
+        ("leader", || {
+            let (node, now, _) = leader(config(0, 3));
+            (node, now)
+        }),
+    ];
+    for (role, make) in makers {
+        for kind in [APPEND, APPEND_REPLY, VOTE, FORCED_VOTE, VOTE_ACK] {
+            let (mut node, now) = make();
+            if kind == VOTE && matches!(role, "leader" | "follower") {
+                continue; // within the leader's lease: §4.2.3
+            }
+            let out = receive(&mut node, now + 1, 2, 7, kind);
+            assert_eq!(node.role(), Role::Follower, "{role} got {kind:?}");
+            assert_eq!(node.term(), 7, "{role} got {kind:?}");
+            let vote = matches!(kind, Kind::VoteRequest { .. }).then_some(2);
+            assert_eq!(node.hard_state(), hard(7, vote), "{role} got {kind:?}");
+            assert_eq!(out.persist, Some(hard(7, vote)), "{role} got {kind:?}");
+            let leader = (kind == APPEND).then_some(2);
+            assert_eq!(node.leader(), leader, "{role} got {kind:?}");
+        }
+    }
+}
+
+/// Figure 3.1, RequestVote and AppendEntries receivers: "Reply false if term < currentTerm
+/// (§3.3)." §3.3: "If a server receives a request with a stale term number, it rejects the
+/// request." Refusals are silent, except towards a stale leader, which must learn the newer term
+/// (next test).
+#[test]
+fn lower_term_messages_are_ignored() {
+    let kinds = [
+        APPEND,
+        APPEND_REPLY,
+        VOTE,
+        FORCED_VOTE,
+        VOTE_ACK,
+        PRE_VOTE,
+        PRE_VOTE_ACK,
+    ];
+    let at_term_3 = |role: Role| -> Node {
+        let mut node = restart(config(0, 5), hard(3, None), 0);
+        match role {
+            Role::Follower => {}
+            Role::PreCandidate => {
+                fire(&mut node);
+            }
+            Role::Candidate => {
+                node = restart(without_pre_vote(config(0, 5)), hard(2, None), 0);
+                fire(&mut node);
+            }
+            _ => unreachable!(),
+        }
+        assert_eq!((node.role(), node.term()), (role, 3));
+        node
+    };
+    for role in [Role::Follower, Role::PreCandidate, Role::Candidate] {
+        for kind in kinds {
+            let mut node = at_term_3(role);
+            let before = node.hard_state();
+            let deadline = node.deadline();
+            let out = receive(&mut node, deadline.unwrap() - 1, 1, 2, kind);
+            assert_eq!(node.role(), role, "{role:?} got {kind:?}");
+            assert_eq!(node.hard_state(), before, "{role:?} got {kind:?}");
+            assert_eq!(out.persist, None);
+            assert_eq!(
+                out.deadline, deadline,
+                "{role:?} got {kind:?}: timer untouched"
+            );
+            let expected = if kind == APPEND {
+                vec![(
+                    1,
+                    Msg {
+                        term: 3,
+                        kind: APPEND_REPLY,
+                    },
+                )]
+            } else {
+                vec![]
+            };
+            assert_eq!(out.send, expected, "{role:?} got {kind:?}");
+        }
+    }
+}
+
+/// Figure 3.1, AppendEntries RPC: the reply carries "currentTerm, for leader to update itself".
+/// §9.6 describes the consequence: a larger term propagates "through its AppendEntries response.
+/// This will force the cluster leader to step down".
+#[test]
+fn stale_leader_steps_down_when_an_append_reply_carries_a_newer_term() {
+    let (mut old_leader, now, beat) = leader(config(0, 3));
+    let mut follower = restart(config(1, 3), hard(2, None), now);
+
+    let append = beat.send.iter().find(|(to, _)| *to == 1).unwrap().1;
+    assert_eq!(
+        append,
+        Msg {
+            term: 1,
+            kind: APPEND
+        }
+    );
+    let reply = follower.step(
+        now,
+        Input::Receive {
+            from: 0,
+            msg: append,
+        },
+    );
+    assert_eq!(
+        reply.send,
+        vec![(
+            0,
+            Msg {
+                term: 2,
+                kind: APPEND_REPLY
+            }
+        )]
+    );
+    assert_eq!(follower.leader(), None, "a stale leader is nobody's leader");
+
+    let msg = reply.send[0].1;
+    let out = old_leader.step(now, Input::Receive { from: 1, msg });
+    assert_eq!(old_leader.role(), Role::Follower);
+    assert_eq!(old_leader.hard_state(), hard(2, None));
+    assert_eq!(old_leader.leader(), None);
+    assert_eq!(out.persist, Some(hard(2, None)));
+}
+
+// ---- Figure 3.1, Followers: what resets the election timer ------------------------------------
+
+/// Figure 3.1, Followers: "If election timeout elapses without receiving AppendEntries RPC from
+/// current leader or granting vote to candidate: convert to candidate." Heartbeats keep pushing
+/// the timeout back, so a follower of a live leader never campaigns.
+#[test]
+fn heartbeats_reset_the_follower_election_timer() {
+    let mut node = boot(config(1, 3));
+    let mut now = 10;
+    for _ in 0..100 {
+        let out = receive(&mut node, now, 0, 1, APPEND);
+        let deadline = out.deadline.unwrap();
+        assert!((now + MIN..=now + MAX).contains(&deadline));
+        now += HEARTBEAT;
+        assert!(now < deadline);
+        let tick_out = tick(&mut node, now);
+        assert_eq!(tick_out.send, vec![]);
+    }
+    assert_eq!((node.role(), node.leader()), (Role::Follower, Some(0)));
+    assert_eq!(node.term(), 1);
+}
+
+/// Figure 3.1, Followers: the timeout counts from the last AppendEntries "or granting vote to
+/// candidate".
+#[test]
+fn granting_a_vote_resets_the_election_timer() {
+    let mut node = boot(config(0, 3));
+    let first = node.deadline().unwrap();
+    let now = first - 1;
+    let out = receive(&mut node, now, 1, 1, VOTE);
+    assert_eq!(sent(&out, VOTE_ACK, 1), vec![1]);
+    let deadline = out.deadline.unwrap();
+    assert!((now + MIN..=now + MAX).contains(&deadline));
+    assert_eq!(
+        tick(&mut node, first).send,
+        vec![],
+        "old deadline passes quietly"
+    );
+}
+
+/// Figure 3.1, Followers: only receiving AppendEntries from the current leader or *granting* a
+/// vote defers the election. Refusing a vote, whether for a second candidate or a stale one, and
+/// answering a pre-vote (§9.6: the receiver's state does not change) leave the timer running.
+#[test]
+fn refusing_a_vote_does_not_reset_the_election_timer() {
+    let mut node = restart(config(0, 5), hard(3, Some(1)), 0);
+    let deadline = node.deadline();
+    let now = deadline.unwrap() - 1;
+
+    let rival = receive(&mut node, now, 2, 3, VOTE);
+    assert_eq!((rival.send.len(), rival.deadline), (0, deadline));
+    let stale = receive(&mut node, now, 3, 2, VOTE);
+    assert_eq!((stale.send.len(), stale.deadline), (0, deadline));
+    let pre_vote = receive(&mut node, now, 4, 4, PRE_VOTE);
+    assert_eq!(sent(&pre_vote, PRE_VOTE_ACK, 4), vec![4]);
+    assert_eq!(pre_vote.deadline, deadline);
+
+    let (_, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::PreCandidate, "the timer fired on time");
+    assert_eq!(sent(&out, PRE_VOTE, 4).len(), 4);
+}
