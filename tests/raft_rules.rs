@@ -872,3 +872,333 @@ fn refusing_a_vote_does_not_reset_the_election_timer() {
     assert_eq!(node.role(), Role::PreCandidate, "the timer fired on time");
     assert_eq!(sent(&out, PRE_VOTE, 4).len(), 4);
 }
+
+// ---- §9.6: PreVote ----------------------------------------------------------------------------
+
+/// §9.6: "In the Pre-Vote algorithm, a candidate only increments its term if it first learns from
+/// a majority of the cluster that they would be willing to grant the candidate their votes". A
+/// pre-vote is a question, not a vote: answering it changes neither the receiver's term nor its
+/// `votedFor`, and persists nothing.
+#[test]
+fn granting_a_pre_vote_changes_neither_term_nor_vote() {
+    let mut node = restart(config(0, 5), hard(2, Some(3)), 0);
+    let deadline = node.deadline();
+    let out = receive(&mut node, 10, 1, 3, PRE_VOTE);
+    assert_eq!(
+        out.send,
+        vec![(
+            1,
+            Msg {
+                term: 3,
+                kind: PRE_VOTE_ACK
+            }
+        )]
+    );
+    assert_eq!(node.hard_state(), hard(2, Some(3)));
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(out.persist, None);
+    assert_eq!(out.deadline, deadline);
+
+    // The same question from another node gets the same answer: nothing was promised.
+    let out = receive(&mut node, 10, 2, 3, PRE_VOTE);
+    assert_eq!(sent(&out, PRE_VOTE_ACK, 3), vec![2]);
+}
+
+/// §9.6: the pre-candidate asks whether the others would vote for it in the term it would
+/// campaign in; a voter already at that term (or past it) would not (Figure 3.1: "Reply false if
+/// term < currentTerm"), nor would it grant a second vote in its own term.
+#[test]
+fn pre_vote_is_refused_unless_the_proposed_term_is_above_the_receivers() {
+    let mut node = restart(config(0, 3), hard(4, None), 0);
+    for proposed in [1, 3, 4] {
+        let out = receive(&mut node, 10, 1, proposed, PRE_VOTE);
+        assert_eq!(out.send, vec![], "proposed term {proposed}");
+    }
+    let out = receive(&mut node, 10, 1, 5, PRE_VOTE);
+    assert_eq!(sent(&out, PRE_VOTE_ACK, 5), vec![1]);
+    assert_eq!(node.hard_state(), hard(4, None));
+}
+
+/// §9.6: voters grant a pre-vote only if they "have not received heartbeats from a valid leader
+/// for at least a baseline election timeout". A leader, hearing from itself, refuses too.
+#[test]
+fn pre_vote_is_refused_while_hearing_from_a_leader() {
+    let heard = 100;
+    let mut node = follower_of(config(1, 3), 0, 1, heard);
+    let out = receive(&mut node, heard + MIN - 1, 2, 2, PRE_VOTE);
+    assert_eq!(out.send, vec![]);
+    assert!(out.events.contains(&Event::Vote {
+        candidate: 2,
+        term: 2,
+        pre: true,
+        granted: false,
+        reason: "leader-lease",
+    }));
+    let out = receive(&mut node, heard + MIN, 2, 2, PRE_VOTE);
+    assert_eq!(
+        sent(&out, PRE_VOTE_ACK, 2),
+        vec![2],
+        "the lease has run out"
+    );
+
+    let (mut leader, now, _) = leader(config(0, 3));
+    let out = receive(&mut leader, now + 1, 2, 2, PRE_VOTE);
+    assert_eq!(out.send, vec![]);
+    assert_eq!((leader.role(), leader.term()), (Role::Leader, 1));
+}
+
+/// §9.6: "a candidate only increments its term if it first learns from a majority of the cluster
+/// that they would be willing to grant the candidate their votes". Only answers about the term
+/// it proposes (its term + 1) count, and each voter counts once.
+#[test]
+fn pre_candidate_needs_a_majority_of_pre_votes_for_its_next_term() {
+    let mut node = restart(config(0, 5), hard(3, None), 0);
+    let (now, _) = fire(&mut node);
+    assert_eq!(node.role(), Role::PreCandidate);
+
+    for wrong_term in [2, 3, 5, 6] {
+        receive(&mut node, now, 1, wrong_term, PRE_VOTE_ACK);
+        receive(&mut node, now, 2, wrong_term, PRE_VOTE_ACK);
+    }
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, 3));
+
+    receive(&mut node, now, 1, 4, PRE_VOTE_ACK);
+    let out = receive(&mut node, now, 1, 4, PRE_VOTE_ACK);
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, 3));
+    assert_eq!((out.send.len(), out.persist), (0, None));
+
+    let out = receive(&mut node, now, 3, 4, PRE_VOTE_ACK);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(4, Some(0)));
+    assert_eq!(sent(&out, VOTE, 4), vec![1, 2, 3, 4]);
+}
+
+/// §9.6, the problem PreVote solves: "When a server is partitioned, it will not receive
+/// heartbeats. It will soon increment its term to start an election, although it won't be able
+/// to collect enough votes to become leader." With PreVote it never gets past the poll.
+#[test]
+fn partitioned_node_with_pre_vote_never_raises_its_term() {
+    let mut node = boot(config(0, 5));
+    for _ in 0..200 {
+        let (_, out) = fire(&mut node);
+        assert_eq!(out.persist, None);
+        assert_eq!(vote_requests(&out), vec![]);
+        assert_eq!(sent(&out, PRE_VOTE, 1).len(), 4);
+    }
+    assert_eq!(
+        (node.role(), node.hard_state()),
+        (Role::PreCandidate, hard(0, None))
+    );
+
+    // Without PreVote the same node counts terms up for as long as it is cut off.
+    let mut node = boot(without_pre_vote(config(0, 5)));
+    for _ in 0..200 {
+        fire(&mut node);
+    }
+    assert_eq!((node.role(), node.term()), (Role::Candidate, 200));
+}
+
+/// §9.6: "When the server regains connectivity sometime later, its larger term number will
+/// propagate to the rest of the cluster (either through the server's RequestVote requests or
+/// through its AppendEntries response). This will force the cluster leader to step down". With
+/// PreVote the rejoining server has no larger term, and the leader stays.
+#[test]
+fn rejoining_partitioned_node_does_not_depose_the_leader_with_pre_vote() {
+    let rejoin = |pre_vote: bool| -> (NodeId, u64, Cluster) {
+        let mut cluster = Cluster::new(3, |c| Config { pre_vote, ..c });
+        cluster.run_until(1_000);
+        let leader = cluster.agreed_leader().expect("a leader within a second");
+        let term = cluster.nodes[leader].term();
+        let cut = (leader + 1) % 3;
+        cluster.isolated[cut] = true;
+        cluster.run_until(6_000);
+        assert_eq!(
+            cluster.agreed_leader(),
+            Some(leader),
+            "majority side unaffected"
+        );
+        cluster.isolated[cut] = false;
+        cluster.run_until(8_000);
+        (leader, term, cluster)
+    };
+
+    let (leader, term, cluster) = rejoin(true);
+    assert_eq!(cluster.agreed_leader(), Some(leader));
+    assert!(cluster.nodes.iter().all(|n| n.term() == term));
+
+    let (_, term, cluster) = rejoin(false);
+    let new_term = cluster.nodes[cluster.agreed_leader().unwrap()].term();
+    assert!(
+        new_term > term + 10,
+        "without PreVote: {term} -> {new_term}"
+    );
+}
+
+// ---- §6.2: CheckQuorum ------------------------------------------------------------------------
+
+/// §6.2: "a leader steps down if an election timeout elapses without a successful round of
+/// heartbeats to a majority of its cluster". The window is the minimum election timeout, counted
+/// from the last answer; the check runs at each heartbeat.
+#[test]
+fn leader_without_answers_from_a_majority_steps_down_after_election_min() {
+    // (cluster size, peers that answer every heartbeat)
+    for (size, answering) in [(3, vec![]), (5, vec![]), (5, vec![1]), (7, vec![1, 2])] {
+        let (mut node, elected, _) = leader(config(0, size));
+        let term = node.term();
+        loop {
+            let (now, out) = fire(&mut node);
+            if now - elected < MIN {
+                assert_eq!(node.role(), Role::Leader, "{size} nodes, at {now}");
+                assert_eq!(sent(&out, APPEND, term).len(), size - 1);
+                for &peer in &answering {
+                    receive(&mut node, now, peer, term, APPEND_REPLY);
+                }
+            } else {
+                assert_eq!(
+                    now - elected,
+                    MIN,
+                    "first heartbeat at or after election_min"
+                );
+                assert_eq!(node.role(), Role::Follower, "{size} nodes, {answering:?}");
+                assert_eq!(
+                    node.hard_state(),
+                    hard(term, Some(0)),
+                    "same term, vote kept"
+                );
+                assert_eq!(node.leader(), None);
+                assert_eq!(out.send, vec![], "no heartbeat from a deposed leader");
+                break;
+            }
+        }
+    }
+}
+
+/// §6.2: the leader steps down only "if an election timeout elapses without a successful round
+/// of heartbeats to a majority of its cluster"; a leader that keeps hearing from a majority
+/// (itself included) stays leader indefinitely.
+#[test]
+fn leader_hearing_from_a_majority_stays_leader() {
+    for (size, answering) in [(3, vec![1]), (5, vec![1, 2]), (7, vec![4, 5, 6])] {
+        let (mut node, _, _) = leader(config(0, size));
+        for _ in 0..100 {
+            let (now, _) = fire(&mut node);
+            for &peer in &answering {
+                receive(&mut node, now, peer, 1, APPEND_REPLY);
+            }
+        }
+        assert_eq!(
+            (node.role(), node.term()),
+            (Role::Leader, 1),
+            "{size} nodes"
+        );
+    }
+    // Answers need not come at every heartbeat, only within election_min of each other.
+    let (mut node, _, _) = leader(config(0, 3));
+    for beat in 0..100 {
+        let (now, _) = fire(&mut node);
+        if beat % 2 == 0 {
+            receive(&mut node, now, 1 + beat % 4 / 2, 1, APPEND_REPLY);
+        }
+    }
+    assert_eq!(node.role(), Role::Leader);
+}
+
+/// CheckQuorum is an option (§6.2 describes it as the leader's way to learn it is cut off);
+/// without it a leader never deposes itself.
+#[test]
+fn leader_without_check_quorum_keeps_leading_alone() {
+    let (mut node, _, _) = leader(without_check_quorum(config(0, 3)));
+    for _ in 0..100 {
+        let (_, out) = fire(&mut node);
+        assert_eq!(sent(&out, APPEND, 1), vec![1, 2]);
+    }
+    assert_eq!(node.role(), Role::Leader);
+}
+
+// ---- §4.2.3: leader stickiness ----------------------------------------------------------------
+
+/// §4.2.3: "if a server receives a RequestVote request within the minimum election timeout of
+/// hearing from a current leader, it does not update its term or grant its vote."
+#[test]
+fn follower_hearing_from_a_leader_ignores_vote_requests() {
+    let heard = 100;
+    let mut node = follower_of(config(1, 3), 0, 1, heard);
+    let deadline = node.deadline();
+    let out = receive(&mut node, heard + MIN - 1, 2, 2, VOTE);
+    assert_eq!(out.send, vec![]);
+    assert_eq!(out.persist, None);
+    assert_eq!(out.deadline, deadline, "timer untouched");
+    assert_eq!(
+        node.hard_state(),
+        hard(1, None),
+        "term not updated, no vote"
+    );
+    assert_eq!((node.role(), node.leader()), (Role::Follower, Some(0)));
+}
+
+/// §4.2.3: "RequestVote messages should be processed by other servers even when they believe a
+/// current cluster leader exists. Those RequestVote requests can include a special flag to
+/// indicate this behavior ("I have permission to disrupt the leader—it told me to!")."
+#[test]
+fn follower_hearing_from_a_leader_grants_forced_vote_requests() {
+    let heard = 100;
+    let mut node = follower_of(config(1, 3), 0, 1, heard);
+    let out = receive(&mut node, heard + 1, 2, 2, FORCED_VOTE);
+    assert_eq!(
+        out.send,
+        vec![(
+            2,
+            Msg {
+                term: 2,
+                kind: VOTE_ACK
+            }
+        )]
+    );
+    assert_eq!(node.hard_state(), hard(2, Some(2)));
+    assert_eq!(node.leader(), None);
+}
+
+/// §4.2.3: the lease lasts "the minimum election timeout" from the last heartbeat; "This does not
+/// affect normal elections, where each server waits at least a minimum election timeout before
+/// starting an election."
+#[test]
+fn follower_grants_vote_requests_once_the_leader_is_silent_for_election_min() {
+    let heard = 100;
+    let mut node = follower_of(config(1, 3), 0, 1, heard);
+    receive(&mut node, heard + MIN - 1, 2, 2, VOTE);
+    assert_eq!(node.term(), 1);
+    let out = receive(&mut node, heard + MIN, 2, 2, VOTE);
+    assert_eq!(sent(&out, VOTE_ACK, 2), vec![2]);
+    assert_eq!(node.hard_state(), hard(2, Some(2)));
+}
+
+/// §4.2.3: "if a leader is able to get heartbeats to its cluster, then it will not be deposed by
+/// larger term numbers." The leader is its own current leader: it ignores ordinary vote requests
+/// (CheckQuorum deposes it if it loses its cluster), but a forced one deposes it.
+#[test]
+fn leader_ignores_vote_requests_while_it_leads() {
+    let (mut node, now, _) = leader(config(0, 3));
+    let out = receive(&mut node, now + 1, 2, 5, VOTE);
+    assert_eq!((out.send.len(), out.persist), (0, None));
+    assert_eq!((node.role(), node.term()), (Role::Leader, 1));
+
+    let out = receive(&mut node, now + 1, 2, 5, FORCED_VOTE);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.hard_state(), hard(5, Some(2)));
+    assert_eq!(sent(&out, VOTE_ACK, 5), vec![2]);
+}
+
+/// §4.2.3's lease is only safe together with CheckQuorum (§6.2), which bounds how long a cut-off
+/// leader keeps its followers loyal; without CheckQuorum, a higher term wins as Figure 3.1 says.
+#[test]
+fn leader_stickiness_is_off_without_check_quorum() {
+    let mut node = follower_of(without_check_quorum(config(1, 3)), 0, 1, 100);
+    let out = receive(&mut node, 101, 2, 2, VOTE);
+    assert_eq!(sent(&out, VOTE_ACK, 2), vec![2]);
+    assert_eq!(node.hard_state(), hard(2, Some(2)));
+
+    let (mut node, now, _) = leader(without_check_quorum(config(0, 3)));
+    receive(&mut node, now + 1, 2, 5, VOTE);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.hard_state(), hard(5, Some(2)));
+}
