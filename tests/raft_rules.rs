@@ -1202,3 +1202,281 @@ fn leader_stickiness_is_off_without_check_quorum() {
     assert_eq!(node.role(), Role::Follower);
     assert_eq!(node.hard_state(), hard(5, Some(2)));
 }
+
+// ---- the controller's commands ----------------------------------------------------------------
+
+/// §3.10: the controller's TIMEOUT is leadership transfer's TimeoutNow: "This request has the
+/// same effect as the target server's election timer firing: the target server starts a new
+/// election (incrementing its term and becoming a candidate)." It skips PreVote, and its requests
+/// carry §4.2.3's flag ("I have permission to disrupt the leader").
+#[test]
+fn timeout_command_starts_a_forced_election_in_the_next_term() {
+    let mut node = follower_of(config(1, 3), 0, 4, 100);
+    let out = command(&mut node, 101, Command::Timeout);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(5, Some(1)));
+    assert_eq!(node.leader(), None);
+    assert_eq!(sent(&out, FORCED_VOTE, 5), vec![0, 2]);
+    assert_eq!(sent(&out, PRE_VOTE, 5), vec![]);
+    assert_eq!(out.persist, Some(hard(5, Some(1))));
+    assert!((101 + MIN..=101 + MAX).contains(&out.deadline.unwrap()));
+}
+
+/// §3.10 with §4.2.3: the forced election wins even though every other server has just heard
+/// from the current leader.
+#[test]
+fn timeout_command_moves_leadership_despite_stickiness() {
+    let mut cluster = Cluster::new(3, |c| c);
+    cluster.run_until(1_000);
+    let old = cluster.agreed_leader().unwrap();
+    let term = cluster.nodes[old].term();
+    let target = (old + 1) % 3;
+    cluster.step(target, Input::Command(Command::Timeout));
+    assert_eq!(cluster.agreed_leader(), Some(target));
+    assert_eq!(cluster.nodes[target].term(), term + 1);
+    cluster.run_until(3_000);
+    assert_eq!(cluster.agreed_leader(), Some(target));
+}
+
+/// §3.10: TimeoutNow makes its target start "a new election (incrementing its term and becoming
+/// a candidate)", whatever its role: a leader told to time out campaigns again in a higher term.
+#[test]
+fn timeout_command_on_a_leader_starts_an_election_in_a_higher_term() {
+    let (mut node, now, _) = leader(config(0, 3));
+    let out = command(&mut node, now + 10, Command::Timeout);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(2, Some(0)));
+    assert_eq!(node.leader(), None);
+    assert_eq!(sent(&out, FORCED_VOTE, 2), vec![1, 2]);
+    receive(&mut node, now + 10, 2, 2, VOTE_ACK);
+    assert_eq!((node.role(), node.term()), (Role::Leader, 2));
+}
+
+/// `Command::ConvertFollower`: a follower in the current term with its timer restarted; "a leader
+/// converted waits one extra timeout range" so that another server gets the first chance.
+#[test]
+fn convert_follower_makes_a_leader_a_follower_of_the_same_term_that_waits_longer() {
+    let (mut node, elected, _) = leader(config(0, 3));
+    let now = elected + 20;
+    let out = command(&mut node, now, Command::ConvertFollower);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.hard_state(), hard(1, Some(0)), "same term, vote kept");
+    assert_eq!(node.leader(), None);
+    assert_eq!((out.send.len(), out.persist), (0, None));
+    let deadline = out.deadline.unwrap();
+    let range = MAX - MIN;
+    assert!(
+        (now + MAX + 1..=now + MAX + 1 + range).contains(&deadline),
+        "{deadline}"
+    );
+}
+
+/// `Command::ConvertFollower` on a leader, seen from the cluster: its extra wait lets another
+/// server time out first and win.
+#[test]
+fn converted_leader_lets_another_node_win_the_next_election() {
+    let mut cluster = Cluster::new(3, |c| c);
+    cluster.run_until(1_000);
+    let old = cluster.agreed_leader().unwrap();
+    let term = cluster.nodes[old].term();
+    cluster.step(old, Input::Command(Command::ConvertFollower));
+    assert_eq!(cluster.leaders(), vec![]);
+    cluster.run_until(2_000);
+    let new = cluster.agreed_leader().expect("a new leader");
+    assert_ne!(new, old);
+    assert_eq!(cluster.nodes[new].term(), term + 1);
+}
+
+/// `Command::ConvertFollower` on a candidate or pre-candidate: back to follower in the current
+/// term, with a fresh timer from the ordinary range.
+#[test]
+fn convert_follower_makes_a_candidate_a_follower_of_the_same_term() {
+    let (mut cand, now) = candidate(config(0, 3));
+    let mut pre = boot(config(1, 3));
+    fire(&mut pre);
+    for node in [&mut cand, &mut pre] {
+        let hard_before = node.hard_state();
+        let out = command(node, now + 7, Command::ConvertFollower);
+        assert_eq!(node.role(), Role::Follower);
+        assert_eq!(node.hard_state(), hard_before);
+        assert_eq!(out.send, vec![]);
+        let deadline = out.deadline.unwrap();
+        assert!((now + 7 + MIN..=now + 7 + MAX).contains(&deadline));
+    }
+}
+
+/// `Command::Shutdown`: `Role::Stopped`, "silent, deaf to peers, no timers".
+#[test]
+fn shutdown_stops_the_node_silent_and_deaf() {
+    let (mut node, now, _) = leader(config(0, 3));
+    let out = command(&mut node, now, Command::Shutdown);
+    assert_eq!(node.role(), Role::Stopped);
+    assert_eq!(node.leader(), None);
+    assert_eq!((out.deadline, out.send.len()), (None, 0));
+
+    for t in [now + HEARTBEAT, now + MAX, now + 10 * MAX] {
+        assert_eq!(tick(&mut node, t).send, vec![], "no heartbeat, no election");
+    }
+    for kind in [APPEND, VOTE, FORCED_VOTE, PRE_VOTE, VOTE_ACK, APPEND_REPLY] {
+        let out = receive(&mut node, now + 1, 1, 9, kind);
+        assert_eq!(out.send, vec![], "{kind:?}");
+        assert_eq!(out.persist, None, "{kind:?}");
+        assert_eq!(out.deadline, None, "{kind:?}");
+    }
+    assert_eq!(node.role(), Role::Stopped);
+    assert_eq!(node.hard_state(), hard(1, Some(0)));
+    assert_eq!(command(&mut node, now, Command::Shutdown).deadline, None);
+}
+
+/// `Command::ConvertFollower` revives a stopped node "with its HardState kept": it comes back as
+/// a follower of nobody, with its term and vote, and its timer running.
+#[test]
+fn convert_follower_revives_a_stopped_node_with_its_hard_state() {
+    let mut node = restart(config(0, 3), hard(6, Some(2)), 0);
+    command(&mut node, 10, Command::Shutdown);
+    let out = command(&mut node, 5_000, Command::ConvertFollower);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.hard_state(), hard(6, Some(2)));
+    assert_eq!(node.leader(), None);
+    assert_eq!(out.persist, None);
+    assert!((5_000 + MIN..=5_000 + MAX).contains(&out.deadline.unwrap()));
+
+    assert_eq!(
+        receive(&mut node, 5_001, 1, 6, VOTE).send,
+        vec![],
+        "still voted"
+    );
+    assert_eq!(
+        sent(&receive(&mut node, 5_001, 2, 6, VOTE), VOTE_ACK, 6),
+        vec![2]
+    );
+}
+
+/// `Command::Timeout` also revives a stopped node: it campaigns (§3.10) from the term it had.
+#[test]
+fn timeout_revives_a_stopped_node_into_a_forced_election() {
+    let mut node = restart(config(0, 3), hard(6, Some(2)), 0);
+    command(&mut node, 10, Command::Shutdown);
+    let out = command(&mut node, 5_000, Command::Timeout);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(7, Some(0)));
+    assert_eq!(sent(&out, FORCED_VOTE, 7), vec![1, 2]);
+    assert!(out.deadline.is_some());
+}
+
+// ---- §3.8: restarts ---------------------------------------------------------------------------
+
+/// §3.8: "each server persists its current term and vote; this is necessary to prevent the
+/// server from voting twice in the same term". A node rebuilt from its `HardState` starts as a
+/// follower with that term and vote.
+#[test]
+fn restarted_node_keeps_its_term_and_vote() {
+    let mut node = restart(config(0, 3), hard(5, Some(1)), 2_000);
+    assert_eq!((node.role(), node.leader()), (Role::Follower, None));
+    assert_eq!(node.hard_state(), hard(5, Some(1)));
+    assert!((2_000 + MIN..=2_000 + MAX).contains(&node.deadline().unwrap()));
+
+    let other = receive(&mut node, 2_010, 2, 5, VOTE);
+    assert_eq!(other.send, vec![], "no second vote in term 5");
+    let same = receive(&mut node, 2_010, 1, 5, VOTE);
+    assert_eq!(sent(&same, VOTE_ACK, 5), vec![1]);
+    let next = receive(&mut node, 2_010, 2, 6, VOTE);
+    assert_eq!(sent(&next, VOTE_ACK, 6), vec![2]);
+    assert_eq!(node.hard_state(), hard(6, Some(2)));
+}
+
+/// A restarted candidate's own vote survives too: it campaigns again from the next term.
+#[test]
+fn restarted_node_campaigns_from_its_persisted_term() {
+    let mut node = restart(without_pre_vote(config(0, 3)), hard(9, Some(0)), 0);
+    let (_, out) = fire(&mut node);
+    assert_eq!(node.hard_state(), hard(10, Some(0)));
+    assert_eq!(sent(&out, VOTE, 10), vec![1, 2]);
+}
+
+// ---- whole elections --------------------------------------------------------------------------
+
+/// Figure 3.2, Election Safety: "at most one leader can be elected in a given term." §3.4: the
+/// winner "sends heartbeat messages to all of the other servers to establish its authority and
+/// prevent new elections." (The cluster checks Election Safety after every step.)
+#[test]
+fn cluster_elects_one_leader_that_keeps_its_term() {
+    for size in [1, 2, 3, 4, 5, 7] {
+        for pre_vote in [true, false] {
+            let mut cluster = Cluster::new(size, |c| Config { pre_vote, ..c });
+            cluster.run_until(1_000);
+            let leader = cluster.agreed_leader().expect("a leader within a second");
+            let term = cluster.nodes[leader].term();
+            cluster.run_until(20_000);
+            assert_eq!(cluster.agreed_leader(), Some(leader), "{size} nodes");
+            assert_eq!(cluster.nodes[leader].term(), term);
+            assert_eq!(cluster.leaders(), vec![leader]);
+        }
+    }
+}
+
+/// §3.4: "If a follower receives no communication over a period of time called the election
+/// timeout, then it assumes there is no viable leader and begins an election to choose a new
+/// leader." A majority that loses its leader elects another; the old one, revived, follows it.
+#[test]
+fn cluster_replaces_a_stopped_leader_and_the_revived_one_follows() {
+    let mut cluster = Cluster::new(5, |c| c);
+    cluster.run_until(1_000);
+    let old = cluster.agreed_leader().unwrap();
+    let term = cluster.nodes[old].term();
+    cluster.step(old, Input::Command(Command::Shutdown));
+    cluster.run_until(2_000);
+    let new = cluster.nodes[(old + 1) % 5].leader().expect("a new leader");
+    assert_ne!(new, old);
+    assert!(cluster.nodes[new].term() > term);
+
+    cluster.step(old, Input::Command(Command::ConvertFollower));
+    cluster.run_until(3_000);
+    assert_eq!(cluster.agreed_leader(), Some(new));
+    assert_eq!(cluster.nodes[old].role(), Role::Follower);
+}
+
+/// The core's contract: it "never reads a clock, a socket or the OS's randomness": randomness
+/// comes from a PRNG seeded once at construction, so the same seed and the same inputs give the
+/// same outputs, step for step.
+#[test]
+fn same_seed_and_inputs_give_identical_outputs() {
+    let run = || {
+        let mut cluster = Cluster::new(5, |c| c);
+        cluster.run_until(1_000);
+        let leader = cluster.agreed_leader().unwrap();
+        cluster.isolated[leader] = true;
+        cluster.run_until(3_000);
+        cluster.isolated[leader] = false;
+        cluster.step((leader + 2) % 5, Input::Command(Command::Timeout));
+        cluster.run_until(5_000);
+        cluster.trace
+    };
+    let first = run();
+    assert!(first.len() > 100);
+    assert_eq!(first, run());
+
+    // A copy of a node answers like the node itself.
+    let mut node = boot(config(0, 5));
+    let mut twin = node.clone();
+    let inputs = [
+        (10, Input::Tick),
+        (
+            200,
+            Input::Receive {
+                from: 3,
+                msg: Msg {
+                    term: 1,
+                    kind: VOTE,
+                },
+            },
+        ),
+        (400, Input::Tick),
+        (600, Input::Tick),
+        (610, Input::Command(Command::Timeout)),
+        (620, Input::Command(Command::ConvertFollower)),
+    ];
+    for (now, input) in inputs {
+        assert_eq!(node.step(now, input), twin.step(now, input));
+    }
+}
