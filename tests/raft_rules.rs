@@ -86,10 +86,13 @@ fn tick(node: &mut Node, now: Time) -> Output {
     node.step(now, Input::Tick)
 }
 
-/// Steps the node at its own deadline, as the runtime does when the timer expires.
+/// Steps the node at its own deadline, as the runtime does when the timer expires. A timer that
+/// fires is always rearmed later (or stopped): a node never asks to be woken in the past.
 fn fire(node: &mut Node) -> (Time, Output) {
     let at = node.deadline().expect("a running node has a deadline");
-    (at, tick(node, at))
+    let out = tick(node, at);
+    assert!(out.deadline.map_or(true, |next| next > at), "{out:?}");
+    (at, out)
 }
 
 fn command(node: &mut Node, now: Time, cmd: Command) -> Output {
@@ -228,6 +231,11 @@ impl Cluster {
                 Some((at, id)) if at <= end => {
                     self.now = self.now.max(at);
                     self.step(id, Input::Tick);
+                    let next = self.nodes[id].deadline();
+                    assert!(
+                        next.map_or(true, |next| next > at),
+                        "node {id} rearmed at {next:?}"
+                    );
                 }
                 _ => break,
             }
@@ -352,6 +360,11 @@ fn election_timeout_is_redrawn_from_the_range_at_every_reset() {
     assert!(
         drawn.len() > 30,
         "100 draws from 151 values gave only {drawn:?}"
+    );
+    let (lowest, highest) = (drawn[0], drawn[drawn.len() - 1]);
+    assert!(
+        lowest < MIN + 15 && highest > MAX - 15,
+        "whole range used: {drawn:?}"
     );
 }
 
@@ -839,18 +852,21 @@ fn heartbeats_reset_the_follower_election_timer() {
 /// candidate".
 #[test]
 fn granting_a_vote_resets_the_election_timer() {
-    let mut node = boot(config(0, 3));
-    let first = node.deadline().unwrap();
-    let now = first - 1;
-    let out = receive(&mut node, now, 1, 1, VOTE);
-    assert_eq!(sent(&out, VOTE_ACK, 1), vec![1]);
-    let deadline = out.deadline.unwrap();
-    assert!((now + MIN..=now + MAX).contains(&deadline));
-    assert_eq!(
-        tick(&mut node, first).send,
-        vec![],
-        "old deadline passes quietly"
-    );
+    // A vote in a new term, and a vote in the term the node is already in.
+    for (start, request_term) in [(hard(0, None), 1), (hard(3, None), 3)] {
+        let mut node = restart(config(0, 3), start, 0);
+        let first = node.deadline().unwrap();
+        let now = first - 1;
+        let out = receive(&mut node, now, 1, request_term, VOTE);
+        assert_eq!(sent(&out, VOTE_ACK, request_term), vec![1]);
+        let deadline = out.deadline.unwrap();
+        assert!((now + MIN..=now + MAX).contains(&deadline));
+        assert_eq!(
+            tick(&mut node, first).send,
+            vec![],
+            "old deadline passes quietly"
+        );
+    }
 }
 
 /// Figure 3.1, Followers: only receiving AppendEntries from the current leader or *granting* a
