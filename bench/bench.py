@@ -14,6 +14,7 @@ log lines (`t=` wall clock, millisecond resolution): a failover is the time from
 fault is injected (SHUTDOWN sent, or SIGKILL delivered) to the first `event=elected` line of
 another node. Every process started here is killed by pid on exit, Ctrl-C included.
 """
+import calendar
 import json
 import math
 import os
@@ -216,13 +217,14 @@ def first_leader(cfg, runs):
             c = Cluster(GLIBC, d, net=cfg["net"]).start()
             try:
                 ev = c.wait_event(lambda e: e.get("event") == "elected")
-                c.wait_event(lambda e: sum(x.get("event") == "start" for x in c.events) == 5, 2)
+                starts = lambda: [e["t"] for e in c.events if e.get("event") == "start"]
+                if len(starts()) < 5:
+                    c.wait_event(lambda e: len(starts()) == 5, 2)
             finally:
                 c.stop()
             if ev is None:
                 raise RuntimeError("no leader within 5 s of a cold start (logs: %s)" % d)
-            last_start = max(e["t"] for e in c.events if e.get("event") == "start")
-            times.append(round((ev["t"] - last_start) * 1000))
+            times.append(round((ev["t"] - max(starts())) * 1000))
     return times
 
 
@@ -391,15 +393,84 @@ def timeline_run(cfg, path):
 
 # ---- containers ------------------------------------------------------------------------------
 
-def containers(cfg, ups, kills):
-    """Figures for the Docker image and compose cluster, or a reason why there are none."""
+def docker_events(c, names, since=None):
+    """The parsed log lines of containers (`docker logs`, optionally --since a Unix time)."""
+    events = []
+    for n in names:
+        extra = ["--since", "%.3f" % since] if since else []
+        p = subprocess.run(["docker", "logs", *extra, c.container(n)], capture_output=True, text=True)
+        events += filter(None, map(timeline.parse_line, (p.stdout + p.stderr).splitlines()))
+    return sorted(events, key=lambda e: e["t"])
+
+
+def finished_at(run, container):
+    """When the container's process ended (State.FinishedAt, UTC, ns) as a Unix time."""
+    stamp = run("docker", "inspect", "-f", "{{.State.FinishedAt}}", container).stdout.strip()
+    day, _, frac = stamp.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(day, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+
+
+def containers(ups, kills):
+    """Figures for the Docker image and a compose cluster (tests/docker/cluster.py's harness)."""
     if os.environ.get("BENCH_DOCKER", "1") == "0":
         return {"skipped": "BENCH_DOCKER=0"}
-    if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode:
+    harness = os.path.join(ROOT, "tests", "docker")
+    if not os.path.exists(os.path.join(harness, "cluster.py")):
+        return {"skipped": "no container harness (tests/docker/cluster.py) in this tree"}
+    sys.path.insert(0, harness)
+    import cluster as dc  # noqa: E402
+    if not dc.daemon_answers():
         return {"skipped": "no Docker daemon answers"}
-    if not os.path.exists(os.path.join(ROOT, "docker-compose.yml")):
-        return {"skipped": "no docker-compose.yml in this tree"}
-    return {"skipped": "container benchmark not wired yet"}
+    progress("  make image")
+    build = subprocess.run(["make", "-C", ROOT, "--no-print-directory", "image"], capture_output=True, text=True)
+    if build.returncode:
+        return {"skipped": "`make image` failed: " + (build.stderr or build.stdout).strip()[-300:]}
+    out = {"image": dc.IMAGE, "image_bytes": int(dc.run("docker", "image", "inspect", "-f", "{{.Size}}",
+                                                       dc.IMAGE).stdout), "up": [], "up_last_start": [],
+           "kill": [], "kill_cli": []}
+    for i in range(ups):
+        c = dc.Cluster(5)
+        try:
+            t0 = time.time()
+            c.up()
+            c.wait_leader()
+            ev = docker_events(c, c.names)
+            first = min(e["t"] for e in ev if e.get("event") == "elected")
+            out["up"].append(round((first - t0) * 1000))
+            last_start = max(e["t"] for e in ev if e.get("event") == "start")
+            out["up_last_start"].append(round((first - last_start) * 1000))
+            progress("  compose up %d/%d: first elected %d ms after `up -d` was invoked, %d ms after the "
+                     "last node's start line" % (i + 1, ups, out["up"][-1], out["up_last_start"][-1]))
+        finally:
+            c.down()
+    c = dc.Cluster(5)
+    try:
+        c.up()
+        c.wait_leader()
+        time.sleep(2)
+        stats = dc.run("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
+                       *[c.container(n) for n in c.names + ["Controller"]]).stdout
+        out["memory"] = {line.split()[0][len(c.id) + 1:]: line.split()[1] for line in stats.splitlines()}
+        for i in range(kills):
+            leader, _, _ = c.wait_leader()
+            time.sleep(random.uniform(0.1, 0.1 + HEARTBEAT_MS / 1000))
+            others = [n for n in c.names if n != leader]
+            t_cli = time.time()
+            c.docker("kill", leader)
+            c.wait_leader(among=others)
+            died = finished_at(dc.run, c.container(leader))
+            ev = [e for e in docker_events(c, others, t_cli - 1) if e.get("event") == "elected"
+                  and e["t"] >= t_cli - 0.001]
+            out["kill"].append(round((ev[0]["t"] - died) * 1000))
+            out["kill_cli"].append(round((ev[0]["t"] - t_cli) * 1000))
+            progress("  docker kill %d/%d: %s -> %s, %d ms after the container died (%d ms after "
+                     "`docker kill` was invoked)" % (i + 1, kills, leader, ev[0]["node"], out["kill"][-1],
+                                                    out["kill_cli"][-1]))
+            c.docker("start", leader)
+            c.wait_leader()
+    finally:
+        c.down()
+    return out
 
 
 # ---- pictures and report ---------------------------------------------------------------------
@@ -575,14 +646,34 @@ def report(r):
 def container_lines(c):
     if "skipped" in c:
         return ["Not measured: %s." % c["skipped"]]
-    return ["(see above)"]
+    T, up, kill = TARGETS, summarize(c["up"]), summarize(c["kill"])
+    last, cli = summarize(c["up_last_start"]), summarize(c["kill_cli"])
+    L = ["Image `%s` from `make image`, 5 nodes and the watching controller from "
+         "`scripts/compose.py` in a throwaway compose project per run (the `tests/docker` harness), "
+         "removed with `down -v` afterwards. Times come from the nodes' log lines (`docker logs`)."
+         % c["image"], "",
+         "figure | n | median | min | p99 | max | target", "---|---|---|---|---|---|---",
+         "image size (bytes) | | %d (%.0f KiB) | | | | <= %d KiB: %s"
+         % (c["image_bytes"], c["image_bytes"] / 1024, T["image_kib"], mark(c["image_bytes"] <= T["image_kib"] * 1024)),
+         "`up -d` invoked to first `elected` (ms; compose creates the network, volumes and 6 "
+         "containers one by one) | %s | " % fmt_stats(up),
+         "last node's `start` line to first `elected` (ms) | %s | max <= %d ms: %s"
+         % (fmt_stats(last), T["first_leader"], mark(last["max"] <= T["first_leader"])),
+         "`docker kill` of the leader: container exit (`State.FinishedAt`) to the new leader's "
+         "`elected` (ms) | %s | median <= %d, p99 <= %d: %s"
+         % (fmt_stats(kill), T["failover_median"], T["failover_p99"],
+            mark(kill["median"] <= T["failover_median"] and kill["p99"] <= T["failover_p99"])),
+         "the same from `docker kill` invoked (ms) | %s |" % fmt_stats(cli), "",
+         "Memory per container (`docker stats --no-stream`, a settled cluster): "
+         + ", ".join("%s %s" % kv for kv in sorted(c["memory"].items())) + "."]
+    return L
 
 
 def main():
     quick = os.environ.get("BENCH_QUICK") == "1"
     n = int(os.environ.get("BENCH_TRIALS") or 0)
     cfg = {"net": os.environ.get("BENCH_NET", "127.0.77")}
-    cold, fails = n or (5 if quick else 20), n or (8 if quick else 50)
+    cold, fails = n or (5 if quick else 20), n or (8 if quick else 100)
     quiet_s = float(os.environ.get("BENCH_QUIET_S") or (8 if quick else 60))
     out = os.environ.get("BENCH_OUT") or os.path.join(ROOT, *(("build", "bench") if quick else ("docs",)))
     os.makedirs(out, exist_ok=True)
@@ -611,7 +702,7 @@ def main():
     progress("bench: timeline run")
     r["timeline_terms"] = timeline_run(cfg, os.path.join(out, "timeline.svg"))
     progress("bench: containers")
-    r["containers"] = containers(cfg, min(n or 5, 1 if quick else 5), n or (3 if quick else 10))
+    r["containers"] = containers(min(n or 5, 1 if quick else 5), n or (3 if quick else 10))
     raw = r["failover"][1]["raw"]
     with open(os.path.join(out, "failover.svg"), "w") as f:
         f.write(histogram_svg({"kill -9, %d trials" % len(raw["kill"]): raw["kill"],
