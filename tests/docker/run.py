@@ -9,6 +9,7 @@ except the 5 s bound on the first election.  Ends with "N passed, M failed".
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -132,8 +133,8 @@ def kill_and_restart(c):
     term = replies[leader]["term"]
     c.docker("kill", leader)
     others = [n for n in c.names if n != leader]
-    new, secs, _ = c.wait_leader(among=others)
-    print(f"   kill {leader} (term {term}): {new} leads after {secs:.2f} s")
+    new, secs, replies = c.wait_leader(among=others)
+    print(f"   kill {leader} (term {term}): {new} leads in term {replies[new]['term']} after {secs:.2f} s")
 
     c.docker("start", leader)
     t0 = time.monotonic()
@@ -143,10 +144,15 @@ def kill_and_restart(c):
         c._ips.clear()  # the address may only appear once the container is up
     expect(first is not None, f"restarted {leader} never answered")
     final, secs, replies = c.wait_leader()
-    print(f"   start {leader}: first answer term {first['term']}, all agree on {final} "
-          f"after {secs:.2f} s, its term now {replies[leader]['term']}")
-    expect(first["term"] is not None and first["term"] >= term,
-           f"{leader} came back with term {first['term']} < {term}")
+    # The node's own start line tells what it loaded from /data, before any peer spoke to it.
+    logs = run("docker", "logs", c.container(leader)).stderr
+    start = [ln for ln in logs.splitlines() if "event=start" in ln][-1]
+    loaded = int(re.search(r"\bterm=(\d+)", start).group(1))
+    print(f"   start {leader}: loaded term {loaded} from /data, first answer term {first['term']}, "
+          f"all agree on {final} after {secs:.2f} s, its term now {replies[leader]['term']}")
+    expect(loaded >= term, f"{leader} restarted with term {loaded} < {term}")
+    expect(first["term"] >= term and replies[leader]["term"] >= term,
+           f"{leader} answered term {first['term']} then {replies[leader]['term']}, below {term}")
 
 
 def partition(c):
