@@ -13,7 +13,7 @@ help:
 	@echo "make test      every test: format, lints, unit, loopback processes, Python controller, Docker"
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
 	@echo "make down | logs | status | image | sim | bench"
-	@echo "  up NODES=7   any cluster size (compose file in build/docker-compose.7.yml); down NODES=7 likewise"
+	@echo "  up NODES=7   any cluster size (compose file in build/docker-compose.7.yml); down removes any size"
 	@echo "  image        $(IMAGE): FROM scratch + the static musl binary (< 1 MiB)"
 	@echo "  status       leader table as seen by every node (docker exec Controller /raft status)"
 	@echo "  docker-test  cluster scenarios in throwaway projects; skipped without a Docker daemon"
