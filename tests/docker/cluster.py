@@ -5,11 +5,13 @@ Each Cluster gets its own compose project and container prefix, so it never coll
 The harness asks the nodes directly from the host over the project's bridge network
 (container IP, port 5555); the controller verbs run inside the network via `docker exec`.
 """
+import contextlib
 import json
 import os
 import pathlib
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,12 +27,28 @@ class Failure(AssertionError):
     pass
 
 
-def run(*cmd, check=True, timeout=120, capture=True):
+def run(*cmd, check=True, timeout=120, capture=True, session=False):
     """Run a command; on failure raise Failure with its output."""
-    p = subprocess.run(cmd, capture_output=capture, text=True, timeout=timeout)
+    p = subprocess.run(cmd, capture_output=capture, text=True, timeout=timeout, start_new_session=session)
     if check and p.returncode != 0:
         raise Failure(f"{' '.join(cmd)} -> exit {p.returncode}: {(p.stderr or p.stdout or '').strip()}")
     return p
+
+
+@contextlib.contextmanager
+def shielded():
+    """Hold SIGINT/SIGTERM while compose creates or removes a project, then deliver them.
+    A signal in the middle of `up` would leave containers that `down` cannot see yet; compose
+    also runs in its own session, out of reach of the terminal's Ctrl-C."""
+    got = []
+    saved = {s: signal.signal(s, lambda n, _: got.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        for n in got[:1]:
+            signal.raise_signal(n)
 
 
 def compose_cmd():
@@ -70,17 +88,19 @@ class Cluster:
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def up(self):
-        run(*self.compose, "up", "-d", timeout=180)
+        with shielded():
+            run(*self.compose, "up", "-d", timeout=180, session=True)
         self._ips.clear()
 
     def down(self):
         """Best effort, never raises: called from finally blocks."""
-        try:
-            subprocess.run([*self.compose, "down", "-v", "--remove-orphans", "-t", "2"],
-                           capture_output=True, timeout=180)
-        except Exception as e:  # noqa: BLE001 - cleanup must go on
-            print(f"  cleanup of {self.id} failed: {e}", file=sys.stderr)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        with shielded():
+            try:
+                subprocess.run([*self.compose, "down", "-v", "--remove-orphans", "-t", "2"],
+                               capture_output=True, timeout=180, start_new_session=True)
+            except Exception as e:  # noqa: BLE001 - cleanup must go on
+                print(f"  cleanup of {self.id} failed: {e}", file=sys.stderr)
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def container(self, name):
         return f"{self.id}-{name}"
