@@ -49,14 +49,15 @@ docker-test:
 
 # ---- run ---------------------------------------------------------------------
 local: build
-	target/release/raft local $(NODES)
+	$(PYTHON) scripts/local.py $(NODES)
 
 # ---- docker ------------------------------------------------------------------
-# `docker compose` (v2) when it exists, else docker-compose 1.x.  One cluster at a time,
-# always under the project name $(PROJECT): containers Node1..NodeN and Controller.
+# `docker compose` (v2) when it exists, else docker-compose 1.x.  One cluster at a time
+# (containers Node1..NodeN and Controller), always under the project name compose itself gives
+# the root docker-compose.yml, so plain `docker compose logs` etc. work there too.
 COMPOSE   = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 IMAGE    ?= raft-node:latest
-PROJECT  ?= raft
+PROJECT  ?= $(shell basename "$(CURDIR)" | tr A-Z a-z | tr -cd 'a-z0-9_-')
 CFILE    := $(if $(filter 5,$(NODES)),docker-compose.yml,build/docker-compose.$(NODES).yml)
 GENERATE  = mkdir -p $(dir $(CFILE)) && $(PYTHON) scripts/compose.py --nodes $(NODES) --image $(IMAGE) -o $(CFILE)
 

@@ -11,13 +11,11 @@
 //! | `resolver.rs`   | peer addresses, looked up off the election loop                |
 //! | `log.rs`        | logfmt lines and rate limits                                   |
 //! | `controller.rs` | the controller verbs (a client of the nodes)                   |
-//! | `local.rs`      | `raft local N`: a cluster of processes on loopback             |
 #![deny(unsafe_code)]
 
 pub mod config;
 pub mod controller;
 pub mod json;
-pub mod local;
 pub mod log;
 pub mod message;
 pub mod raft;

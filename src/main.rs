@@ -21,7 +21,6 @@ shutdown NODE               tell NODE to stop all activity
 status                      ask every node of PEERS; exit 0 when all name one leader
 watch                       print a line whenever the leader or term changes (runs until killed)
 health                      exit 0 when the local node answers (for container health checks)
-local [N]                   start N nodes (default 5) on 127.0.0.11.. and watch them
 
 controller options: --to HOST:PORT   --bind ADDR (default 0.0.0.0:0)   --timeout-ms MS
                     --interval-ms MS (watch)
@@ -43,7 +42,6 @@ fn main() -> ExitCode {
         "status" => status(&parsed),
         "watch" => watch(&parsed),
         "health" => health(&parsed),
-        "local" => raft::local::run(&parsed.positional, parsed.flags.get("interval-ms")),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(true)
