@@ -36,7 +36,7 @@ check:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --release
+	$(CARGO) test --profile checked
 
 python-test: build
 	RAFT_BIN=$(CURDIR)/target/release/raft $(PYTHON) -m unittest discover -s Controller -p 'test_*.py' -v

@@ -66,7 +66,7 @@ impl Runtime {
             cfg.peers.iter().map(|p| (p.host.clone(), p.port)).collect();
         targets.extend(cfg.controller_allow.iter().map(|h| (h.clone(), 0)));
         let book = AddressBook::new(&targets, bind.is_ipv4());
-        let seed = cfg.seed.unwrap_or_else(|| fresh_seed(&cfg.name));
+        let seed = node_seed(cfg.seed, &cfg.name);
         let node = Node::new(cfg.core(), hard, seed, 0);
         let rt = Runtime {
             names,
@@ -417,15 +417,19 @@ fn load_hard_state(store: &Store, names: &[String]) -> Result<HardState, Exit> {
     })
 }
 
-/// A seed that differs between nodes started in the same millisecond: time, pid and name mixed.
-fn fresh_seed(name: &str) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+/// Each node's PRNG seed. Nodes started in the same millisecond must still draw different
+/// timeouts (identical ones split every vote), so the seed mixes the node's name with either the
+/// configured `SEED` (reproducible runs) or the time and pid.
+fn node_seed(base: Option<u64>, name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a over the name
     for b in name.bytes() {
         h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
     }
-    let mut rng = crate::raft::Rng::new(nanos ^ h ^ ((std::process::id() as u64) << 32));
-    rng.next_u64()
+    let base = base.unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ ((std::process::id() as u64) << 32)
+    });
+    crate::raft::Rng::new(base ^ h).next_u64()
 }

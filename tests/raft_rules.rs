@@ -91,7 +91,7 @@ fn tick(node: &mut Node, now: Time) -> Output {
 fn fire(node: &mut Node) -> (Time, Output) {
     let at = node.deadline().expect("a running node has a deadline");
     let out = tick(node, at);
-    assert!(out.deadline.map_or(true, |next| next > at), "{out:?}");
+    assert!(out.deadline.is_none_or(|next| next > at), "{out:?}");
     (at, out)
 }
 
@@ -233,7 +233,7 @@ impl Cluster {
                     self.step(id, Input::Tick);
                     let next = self.nodes[id].deadline();
                     assert!(
-                        next.map_or(true, |next| next > at),
+                        next.is_none_or(|next| next > at),
                         "node {id} rearmed at {next:?}"
                     );
                 }
