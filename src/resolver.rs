@@ -72,7 +72,9 @@ impl AddressBook {
 
     /// The address to send to, asking for a fresh lookup when the known one is old.
     pub fn addr(&mut self, i: usize, now: u64) -> Option<SocketAddr> {
-        self.refresh(i, now, REFRESH_MS);
+        // A name that has never resolved (its container is not up yet) is asked for again soon.
+        let unknown = self.entries.get(i).is_some_and(|e| e.addrs.is_empty());
+        self.refresh(i, now, if unknown { RETRY_MS } else { REFRESH_MS });
         let want_v4 = self.want_v4;
         let e = self.entries.get(i)?;
         e.addrs.iter().copied().find(|a| a.is_ipv4() == want_v4)

@@ -193,7 +193,9 @@ impl Runtime {
             self.drop_input("send-error", &e.to_string(), Some((src, 0)));
         }
         let now = self.now();
-        if let Some(held) = self.limits.allow("leader-info", now, DROP_LOG_PERIOD_MS) {
+        // Pollers ask several times a second: one line per asking host per minute is plenty.
+        let key = format!("leader-info-{}", src.ip());
+        if let Some(held) = self.limits.allow(&key, now, 60 * DROP_LOG_PERIOD_MS) {
             self.line("request")
                 .kv("request", "LEADER_INFO")
                 .kv("from", src)
