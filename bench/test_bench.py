@@ -54,6 +54,7 @@ class LogParsing(unittest.TestCase):
     def test_leaderships_end_at_shutdown_kill_and_newer_terms(self):
         self.assertEqual(timeline.leaderships(events()), [
             (1, "Node1", 100.205, 101.0), (2, "Node2", 101.184, 102.0), (4, "Node3", 102.51, 103.0)])
+        self.assertEqual(timeline.leaderships(events(), end=104.5)[-1][3], 104.5)
 
     def test_read_logs_merges_files_of_a_folder_in_time_order(self):
         with tempfile.TemporaryDirectory() as d:

@@ -56,14 +56,14 @@ def read_logs(paths):
     return events
 
 
-def leaderships(events):
+def leaderships(events, end=None):
     """[(term, node, start, end)]: from a node's `elected` line until it stops leading.
 
     A leadership ends at the first of: a line of that node in another role or term (it stepped
     down, was shut down or restarted), a marker such as `event=killed`, the election of a leader
-    in a later term, or the end of the log (then the bar runs to the last line seen).
+    in a later term, or the end of the log: `end` when given, else the last line seen.
     """
-    end_of_log = events[-1]["t"] if events else 0.0
+    end_of_log = end or (events[-1]["t"] if events else 0.0)
     out = []
     for i, e in enumerate(events):
         if e.get("event") != "elected":
@@ -99,11 +99,13 @@ def mark_kind(e):
     return None
 
 
-def render(events, title="Election timeline", note="", width=760):
-    """The timeline as an SVG document (a string): one row per node, one bar per leader term."""
+def render(events, title="Election timeline", note="", width=760, end=None):
+    """The timeline as an SVG document (a string): one row per node, one bar per leader term.
+    `end` (a Unix time) is when the logs were taken, if later than their last line."""
     nodes = sorted({e["node"] for e in events}, key=lambda n: (len(n), n))
     t0 = events[0]["t"] if events else 0.0
-    span = max((events[-1]["t"] - t0) if events else 0.0, 0.001)
+    end = max([end or 0.0] + [e["t"] for e in events[-1:]])
+    span = max(end - t0, 0.001)
     left, right, top, row = 70, 20, 48, 26
     plot_w = width - left - right
     x = lambda t: left + (t - t0) / span * plot_w
@@ -114,12 +116,12 @@ def render(events, title="Election timeline", note="", width=760):
         s.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 6, y[n] + 16, escape(n)))
         s.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#ddd"/>'
                  % (left, width - right, y[n] + row - 3, y[n] + row - 3))
-    for k, (term, node, start, end) in enumerate(leaderships(events)):
-        x1, x2 = x(start), max(x(end), x(start) + 1)
+    for k, (term, node, start, stop) in enumerate(leaderships(events, end)):
+        x1, x2 = x(start), max(x(stop), x(start) + 1)
         s.append('<rect class="lead" x="%.1f" y="%d" width="%.1f" height="%d" fill="%s">'
                  '<title>%s leads term %d: %.3f-%.3f s</title></rect>'
                  % (x1, y[node] + 3, x2 - x1, row - 9, COLOURS[k % len(COLOURS)], escape(node),
-                    term, start - t0, end - t0))
+                    term, start - t0, stop - t0))
         if x2 - x1 > 24:
             s.append('<text x="%.1f" y="%d" fill="white">T%d</text>' % (x1 + 3, y[node] + 16, term))
     for e in events:
