@@ -151,6 +151,10 @@ class Cluster:
         """(leader, term) once every node (but `without`) names the same leader in the same term."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            for name, p in self.procs.items():
+                if p.poll() is not None:
+                    with open(self.log(name)) as f:
+                        raise RuntimeError("%s exited (status %d): %s" % (name, p.returncode, f.read()[-300:]))
             info = self.leader_info()
             info.pop(without, None)
             if len(info) == len(self.names) - (without is not None) and len(set(info.values())) == 1:
@@ -222,8 +226,9 @@ def first_leader(cfg, runs):
                     c.wait_event(lambda e: len(starts()) == 5, 2)
             finally:
                 c.stop()
-            if ev is None:
-                raise RuntimeError("no leader within 5 s of a cold start (logs: %s)" % d)
+            if ev is None or len(starts()) < 5:
+                raise RuntimeError("no leader or not 5 nodes within 5 s of a cold start (is %s.x "
+                                   "in use?)" % cfg["net"])
             times.append(round((ev["t"] - max(starts())) * 1000))
     return times
 
