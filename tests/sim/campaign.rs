@@ -38,7 +38,7 @@ pub fn run(seed: u64, n: usize, trace: bool) -> (Result<Outcome, String>, String
         cfg: random_config(&mut rng, n),
         net: random_net(&mut rng),
     };
-    let horizon = 1_000 + rng.below(7_001);
+    let horizon = 1_000 + rng.below(14_001);
     let plan = plan_faults(&mut rng, &setup, horizon);
     let mut world = World::new(setup, rng);
     if trace {
@@ -51,40 +51,24 @@ pub fn run(seed: u64, n: usize, trace: bool) -> (Result<Outcome, String>, String
     (result, world.take_trace())
 }
 
-/// The fault phase up to `horizon`, the heal, then liveness and stability.
+/// The fault phase up to `horizon`, the heal, then liveness: an agreement that lasts.
 fn drive(world: &mut World, horizon: Time) -> Result<Outcome, String> {
     world.run_until(horizon)?;
     if !world.healed() {
-        return Err(format!("not healed at the end of the fault phase ({horizon} ms)"));
+        return Err(format!(
+            "not healed at the end of the fault phase ({horizon} ms)"
+        ));
     }
     let bound = liveness_bound(&world.setup, world.net.params.max_delay());
-    let agreed_at = world
-        .run_until_or(horizon + bound, |w| w.agreed().is_some())?
-        .ok_or_else(|| format!("LIVENESS: no agreed leader within {bound} ms of the heal at {horizon} ms"))?;
-    stable(world)?;
+    let (agreed_at, _, _) = world.lasting_agreement(horizon + bound)?.ok_or_else(|| {
+        format!("LIVENESS: no lasting agreement on a leader within {bound} ms of the heal at {horizon} ms")
+    })?;
     Ok(Outcome {
         sim_ms: world.now(),
         converge_ms: agreed_at - horizon,
         events: world.stats.events,
         elections: world.check.elections,
     })
-}
-
-/// Once all agree on a leader over a healthy network, nothing should change: no election and no
-/// new term for three maximum election timeouts.
-fn stable(world: &mut World) -> Result<(), String> {
-    let before = world.agreed();
-    let elections = world.check.elections;
-    let until = world.now() + 3 * world.setup.cfg.election_max;
-    world.run_until(until)?;
-    if world.agreed() != before || world.check.elections != elections {
-        return Err(format!(
-            "STABILITY: agreed on {before:?}, then {:?} with {} more elections",
-            world.agreed(),
-            world.check.elections - elections
-        ));
-    }
-    Ok(())
 }
 
 /// How long after the heal the cluster may take to agree on a leader.
@@ -109,7 +93,12 @@ pub fn liveness_bound(setup: &Setup, max_delay: u64) -> Time {
 fn random_config(rng: &mut Rng, n: usize) -> Config {
     // (election_min, election_max, heartbeat): the paper's default most of the time, then a faster
     // and a slower cluster, and a narrow range that makes split votes common.
-    const TIMINGS: [(u64, u64, u64); 4] = [(150, 300, 50), (100, 200, 30), (300, 600, 100), (150, 180, 50)];
+    const TIMINGS: [(u64, u64, u64); 4] = [
+        (150, 300, 50),
+        (100, 200, 30),
+        (300, 600, 100),
+        (150, 180, 50),
+    ];
     let (election_min, election_max, heartbeat) = match rng.below(10) {
         0..=5 => TIMINGS[0],
         6 => TIMINGS[1],
@@ -145,7 +134,8 @@ fn random_net(rng: &mut Rng) -> NetParams {
 /// plus a final heal. The events are returned in scheduling order.
 fn plan_faults(rng: &mut Rng, setup: &Setup, horizon: Time) -> Vec<(Time, Ev)> {
     let mut plan = Vec::new();
-    let episodes = 2 + rng.below(11) as usize;
+    // From a few faults to a storm: up to one starting every 250 ms on average.
+    let episodes = 2 + rng.below(horizon / 250) as usize;
     for ep in 0..episodes {
         let start = rng.below(horizon);
         let (fault, length) = random_fault(rng, setup);
@@ -182,7 +172,11 @@ fn random_fault(rng: &mut Rng, setup: &Setup) -> (Option<Fault>, Time) {
         // Paused for longer than an election timeout, so the others move on meanwhile.
         15 | 16 => return (Some(Fault::Pause(who)), e + 1 + rng.below(2 * e)),
         17 => {
-            let revive = if chance(rng, PPM / 2) { Command::ConvertFollower } else { Command::Timeout };
+            let revive = if chance(rng, PPM / 2) {
+                Command::ConvertFollower
+            } else {
+                Command::Timeout
+            };
             Fault::Stop(who, revive)
         }
         18 => Fault::Lossy(PPM / 5 + rng.below(PPM * 2 / 5)),
@@ -192,8 +186,15 @@ fn random_fault(rng: &mut Rng, setup: &Setup) -> (Option<Fault>, Time) {
 }
 
 fn random_command(rng: &mut Rng, n: usize) -> Ev {
-    let cmd = if chance(rng, PPM / 2) { Command::ConvertFollower } else { Command::Timeout };
-    Ev::Command { who: random_who(rng, n), cmd }
+    let cmd = if chance(rng, PPM / 2) {
+        Command::ConvertFollower
+    } else {
+        Command::Timeout
+    };
+    Ev::Command {
+        who: random_who(rng, n),
+        cmd,
+    }
 }
 
 fn random_who(rng: &mut Rng, n: usize) -> Who {

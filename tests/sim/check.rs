@@ -39,12 +39,23 @@ impl Checker {
     }
 
     /// A step asked `id` to persist `new` over `old`: terms only grow and a vote is never changed.
-    pub fn persisted(&mut self, id: NodeId, old: HardState, new: HardState) -> Result<(), Violation> {
+    pub fn persisted(
+        &mut self,
+        id: NodeId,
+        old: HardState,
+        new: HardState,
+    ) -> Result<(), Violation> {
         if new.term < old.term {
-            return Err(format!("n{id} persisted term {} below {}", new.term, old.term));
+            return Err(format!(
+                "n{id} persisted term {} below {}",
+                new.term, old.term
+            ));
         }
         if new.term == old.term && old.voted_for.is_some() && new.voted_for != old.voted_for {
-            return Err(format!("n{id} changed its vote in term {}: {old:?} -> {new:?}", new.term));
+            return Err(format!(
+                "n{id} changed its vote in term {}: {old:?} -> {new:?}",
+                new.term
+            ));
         }
         if let Some(c) = new.voted_for {
             let prev = *self.votes.entry((new.term, id)).or_insert(c);
@@ -87,7 +98,13 @@ impl Checker {
         self.role(id, node, disk)
     }
 
-    fn event(&mut self, id: NodeId, node: &Node, disk: HardState, ev: &Event) -> Result<(), Violation> {
+    fn event(
+        &mut self,
+        id: NodeId,
+        node: &Node,
+        disk: HardState,
+        ev: &Event,
+    ) -> Result<(), Violation> {
         match *ev {
             Event::Elected { term, votes } => self.elected(id, node, term, votes),
             Event::Vote {
@@ -104,14 +121,25 @@ impl Checker {
     }
 
     /// Election Safety, and the votes behind the win: a majority persisted a vote for the winner.
-    fn elected(&mut self, id: NodeId, node: &Node, term: u64, votes: usize) -> Result<(), Violation> {
+    fn elected(
+        &mut self,
+        id: NodeId,
+        node: &Node,
+        term: u64,
+        votes: usize,
+    ) -> Result<(), Violation> {
         self.elections += 1;
         if term != node.term() {
-            return Err(format!("n{id} elected in term {term} while in term {}", node.term()));
+            return Err(format!(
+                "n{id} elected in term {term} while in term {}",
+                node.term()
+            ));
         }
         if let Some(other) = self.leaders.insert(term, id) {
             if other != id {
-                return Err(format!("ELECTION SAFETY: n{other} and n{id} both leaders of term {term}"));
+                return Err(format!(
+                    "ELECTION SAFETY: n{other} and n{id} both leaders of term {term}"
+                ));
             }
         }
         let backing = self
@@ -136,9 +164,9 @@ impl Checker {
                 "n{id} is Leader in term {term} but was elected there: {:?}, names leader {l:?}",
                 self.leader_of(term)
             )),
-            (Role::Candidate, _) if disk.voted_for != Some(id) => {
-                Err(format!("n{id} is Candidate in term {term} without its own vote"))
-            }
+            (Role::Candidate, _) if disk.voted_for != Some(id) => Err(format!(
+                "n{id} is Candidate in term {term} without its own vote"
+            )),
             (Role::Candidate | Role::PreCandidate | Role::Stopped, Some(l)) => {
                 Err(format!("n{id} is {:?} but names leader n{l}", node.role()))
             }
@@ -164,7 +192,9 @@ impl Checker {
         if ok {
             Ok(())
         } else {
-            Err(format!("n{id} sent {msg:?} to n{to} with persisted {disk:?}"))
+            Err(format!(
+                "n{id} sent {msg:?} to n{to} with persisted {disk:?}"
+            ))
         }
     }
 }

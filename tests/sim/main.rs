@@ -69,7 +69,12 @@ impl Sweep {
 
     fn report(&mut self, label: &str, wall: f64) {
         self.converge.sort_unstable();
-        let pct = |p: usize| self.converge.get(self.converge.len().saturating_sub(1) * p / 100).copied().unwrap_or(0);
+        let pct = |p: usize| {
+            self.converge
+                .get(self.converge.len().saturating_sub(1) * p / 100)
+                .copied()
+                .unwrap_or(0)
+        };
         println!(
             "{label}: {} seeds in {wall:.2} s = {:.0} seeds/s, {:.0} simulated s per wall s, {} events, {} elections",
             self.seeds,
@@ -92,7 +97,12 @@ impl Sweep {
     fn assert_ok(&self) {
         if !self.failures.is_empty() {
             let shown: Vec<&str> = self.failures.iter().take(20).map(String::as_str).collect();
-            panic!("{} of {} seeds failed:\n{}", self.failures.len(), self.seeds, shown.join("\n"));
+            panic!(
+                "{} of {} seeds failed:\n{}",
+                self.failures.len(),
+                self.seeds,
+                shown.join("\n")
+            );
         }
     }
 }
@@ -110,7 +120,10 @@ fn sweep(seeds: impl Iterator<Item = u64>, nodes: Option<usize>) -> Sweep {
 fn campaign_for(n: usize) {
     let start = Instant::now();
     let mut s = sweep((0..SEEDS).filter(|&seed| nodes_for(seed) == n), None);
-    s.report(&format!("campaign {n} nodes"), start.elapsed().as_secs_f64());
+    s.report(
+        &format!("campaign {n} nodes"),
+        start.elapsed().as_secs_f64(),
+    );
     s.assert_ok();
 }
 
@@ -131,7 +144,11 @@ fn campaign_9_nodes() {
 
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
-    Some(v.trim().parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+    )
 }
 
 /// Replays one seed and prints its trace: `SIM_SEED=.. SIM_NODES=.. cargo test --release --test
@@ -184,13 +201,25 @@ fn campaign_long() {
                 scope.spawn(move || sweep(seeds, nodes))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("campaign thread panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("campaign thread panicked"))
+            .collect()
     });
     for part in parts {
         total.merge(part);
     }
     let wall = start.elapsed().as_secs_f64();
-    total.report(&format!("campaign seeds {start_seed}..{} on {threads} threads", start_seed + count), wall);
-    println!("per thread: {:.0} seeds/s", total.seeds as f64 / wall / threads as f64);
+    total.report(
+        &format!(
+            "campaign seeds {start_seed}..{} on {threads} threads",
+            start_seed + count
+        ),
+        wall,
+    );
+    println!(
+        "per thread: {:.0} seeds/s",
+        total.seeds as f64 / wall / threads as f64
+    );
     total.assert_ok();
 }

@@ -7,7 +7,9 @@
 
 use crate::check::{Checker, Violation};
 use crate::net::{Net, NetParams};
-use raft::raft::{Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Rng, Role, Time};
+use raft::raft::{
+    Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Rng, Role, Time,
+};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fmt::Write;
@@ -70,11 +72,26 @@ enum Undo {
 
 #[derive(Clone, Copy, Debug)]
 pub enum Ev {
-    Tick { node: NodeId, gen: u64 },
-    Deliver { from: NodeId, to: NodeId, msg: Msg },
-    Begin { ep: usize, fault: Fault },
-    End { ep: usize },
-    Command { who: Who, cmd: Command },
+    Tick {
+        node: NodeId,
+        gen: u64,
+    },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: Msg,
+    },
+    Begin {
+        ep: usize,
+        fault: Fault,
+    },
+    End {
+        ep: usize,
+    },
+    Command {
+        who: Who,
+        cmd: Command,
+    },
     /// The end of the fault phase: every episode undone, every node running, no loss.
     HealAll,
 }
@@ -120,8 +137,6 @@ struct Slot {
     deadline: Option<Time>,
     /// Messages that arrived while paused, in arrival order.
     inbox: Vec<(NodeId, Msg)>,
-    /// The tick came due while paused.
-    tick_due: bool,
     crash_on_persist: bool,
 }
 
@@ -176,7 +191,6 @@ impl World {
                 gen: 0,
                 deadline: None,
                 inbox: Vec::new(),
-                tick_due: false,
                 crash_on_persist: false,
             });
             w.arm(id);
@@ -220,7 +234,9 @@ impl World {
     /// The running leader with the highest term, if any node is leading.
     pub fn leader(&self) -> Option<NodeId> {
         (0..self.setup.n)
-            .filter(|&i| self.slots[i].status == Status::Up && self.slots[i].node.role() == Role::Leader)
+            .filter(|&i| {
+                self.slots[i].status == Status::Up && self.slots[i].node.role() == Role::Leader
+            })
             .max_by_key(|&i| self.slots[i].node.term())
     }
 
@@ -232,6 +248,32 @@ impl World {
             s.status == Status::Up && s.node.leader() == Some(leader) && s.node.term() == term
         });
         (same && self.slots[leader].node.role() == Role::Leader).then_some((leader, term))
+    }
+
+    /// The first time before `deadline` from which all nodes agree on one leader and keep
+    /// agreeing, with no election anywhere, for three maximum election timeouts. Returns that
+    /// time with the leader and its term.
+    ///
+    /// An agreement right after a heal can be stale: the nodes cut off from an old leader have
+    /// not timed out yet, and the leader is about to step down because it missed a majority
+    /// (CheckQuorum). So an agreement counts only if it lasts; an election during the window
+    /// restarts the search.
+    pub fn lasting_agreement(
+        &mut self,
+        deadline: Time,
+    ) -> Result<Option<(Time, NodeId, u64)>, Violation> {
+        let window = 3 * self.setup.cfg.election_max;
+        while let Some(at) = self.run_until_or(deadline, |w| w.agreed().is_some())? {
+            let agreed = self.agreed();
+            let elections = self.check.elections;
+            let changed = self.run_until_or(at + window, |w| {
+                w.check.elections != elections || w.agreed() != agreed
+            })?;
+            if let (None, Some((leader, term))) = (changed, agreed) {
+                return Ok(Some((at, leader, term)));
+            }
+        }
+        Ok(None)
     }
 
     /// Nothing is broken: all links up, every node running and not stopped.
@@ -247,7 +289,11 @@ impl World {
 
     pub fn schedule(&mut self, at: Time, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Entry { at, seq: self.seq, ev });
+        self.queue.push(Entry {
+            at,
+            seq: self.seq,
+            ev,
+        });
     }
 
     /// Runs every event up to and including time `until`; the clock ends at `until`.
@@ -297,11 +343,8 @@ impl World {
         }
         match slot.status {
             Status::Up => self.step(id, Input::Tick, || "tick".into()),
-            Status::Paused => {
-                slot.tick_due = true;
-                Ok(())
-            }
-            Status::Crashed => Ok(()),
+            // A paused node's tick waits for the resume, which re-arms it; a dead one's is gone.
+            Status::Paused | Status::Crashed => Ok(()),
         }
     }
 
@@ -316,7 +359,9 @@ impl World {
             return Ok(());
         }
         self.stats.delivered += 1;
-        self.step(to, Input::Receive { from, msg }, || format!("recv {} from n{from}", show_msg(msg)))
+        self.step(to, Input::Receive { from, msg }, || {
+            format!("recv {} from n{from}", show_msg(msg))
+        })
     }
 
     // ---- stepping a node ---------------------------------------------------------------------
@@ -331,14 +376,29 @@ impl World {
     ) -> Result<(), Violation> {
         let now = self.now;
         let slot = &mut self.slots[id];
+        let was_stopped = slot.node.role() == Role::Stopped;
         let out = slot.node.step(now, input);
+        // A deadline may be overdue after other inputs (a paused node reads its buffer before
+        // its late tick), but a tick that does not move the timer forward would spin forever.
+        if input == Input::Tick && out.deadline.is_some_and(|d| d <= now) {
+            return Err(format!(
+                "n{id} ticked but asked to be woken at {:?} again",
+                out.deadline
+            ));
+        }
+        if was_stopped && !matches!(input, Input::Command(_)) && !stays_stopped(&slot.node, &out) {
+            return Err(format!(
+                "n{id} is stopped but reacted to {input:?}: {out:?}"
+            ));
+        }
         let old = slot.disk;
         if let Some(hard) = out.persist {
             self.check.persisted(id, old, hard)?;
             slot.disk = hard;
         }
         let crash = slot.crash_on_persist && out.persist.is_some();
-        self.check.after_step(id, &slot.node, slot.disk, &out.events)?;
+        self.check
+            .after_step(id, &slot.node, slot.disk, &out.events)?;
         self.note_elected(id, &out);
         if self.trace.is_some() {
             let line = format!("{} -> {}", what(), show_output(&out, crash));
@@ -372,7 +432,10 @@ impl World {
         slot.gen += 1;
         slot.deadline = slot.node.deadline();
         if let Some(at) = slot.deadline {
-            let ev = Ev::Tick { node: id, gen: slot.gen };
+            let ev = Ev::Tick {
+                node: id,
+                gen: slot.gen,
+            };
             self.schedule(at.max(self.now), ev);
         }
     }
@@ -382,7 +445,12 @@ impl World {
             self.stats.dropped += 1;
             return;
         }
-        for delay in self.net.transit(from, to, &mut self.rng).into_iter().flatten() {
+        for delay in self
+            .net
+            .transit(from, to, &mut self.rng)
+            .into_iter()
+            .flatten()
+        {
             self.schedule(self.now + delay, Ev::Deliver { from, to, msg });
         }
     }
@@ -430,11 +498,17 @@ impl World {
             }
             Fault::Mute(who) => {
                 let a = self.resolve(who);
-                Undo::Heal(self.net.cut((0..n).filter(|&b| b != a).map(|b| (a, b)).collect()))
+                Undo::Heal(
+                    self.net
+                        .cut((0..n).filter(|&b| b != a).map(|b| (a, b)).collect()),
+                )
             }
             Fault::Deafen(who) => {
                 let a = self.resolve(who);
-                Undo::Heal(self.net.cut((0..n).filter(|&b| b != a).map(|b| (b, a)).collect()))
+                Undo::Heal(
+                    self.net
+                        .cut((0..n).filter(|&b| b != a).map(|b| (b, a)).collect()),
+                )
             }
             Fault::OneWay(a, b) => Undo::Heal(self.net.cut(vec![(a, b)])),
             Fault::Chain(a, c) => Undo::Heal(self.net.cut(vec![(a, c), (c, a)])),
@@ -473,7 +547,9 @@ impl World {
     fn leader_minority(&mut self) -> u64 {
         let n = self.setup.n;
         let l = self.resolve(Who::LeaderOr(0));
-        (0..n / 2).map(|k| 1u64 << ((l + k) % n)).fold(0, |m, b| m | b)
+        (0..n / 2)
+            .map(|k| 1u64 << ((l + k) % n))
+            .fold(0, |m, b| m | b)
     }
 
     /// Ends episode `ep` (once; later calls do nothing).
@@ -551,7 +627,6 @@ impl World {
         let slot = &mut self.slots[id];
         slot.node = node;
         slot.status = Status::Up;
-        slot.tick_due = false;
         self.check.after_step(id, &slot.node, slot.disk, &[])?;
         let line = format!("restart from {:?}", slot.disk);
         self.log(id, line);
@@ -571,9 +646,9 @@ impl World {
             let what = || format!("recv {} from n{from} (buffered)", show_msg(msg));
             self.step(id, Input::Receive { from, msg }, what)?;
         }
-        if std::mem::take(&mut self.slots[id].tick_due) {
-            self.step(id, Input::Tick, || "tick (late)".into())?;
-        }
+        // The timer that came due while paused fires now (after the buffer, as an event loop
+        // that finds both the socket readable and the timer expired would do).
+        self.arm(id);
         Ok(())
     }
 
@@ -590,6 +665,14 @@ impl World {
             let _ = writeln!(t, "{:>8} -- {what}", self.now);
         }
     }
+}
+
+/// A stopped node is deaf and silent: nothing but a controller command changes it.
+fn stays_stopped(node: &Node, out: &Output) -> bool {
+    node.role() == Role::Stopped
+        && out.persist.is_none()
+        && out.send.is_empty()
+        && out.deadline.is_none()
 }
 
 /// Both directions of every link between the nodes in `mask` and the others.
