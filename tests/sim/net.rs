@@ -67,6 +67,11 @@ impl Net {
         }
     }
 
+    /// The base round trip between two nodes (without jitter).
+    pub fn round_trip(&self, a: NodeId, b: NodeId) -> u64 {
+        self.base[a * self.n + b] + self.base[b * self.n + a]
+    }
+
     pub fn is_up(&self, from: NodeId, to: NodeId) -> bool {
         self.cut_count[from * self.n + to] == 0
     }

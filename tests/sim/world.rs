@@ -121,7 +121,7 @@ impl Ord for Entry {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
+enum Status {
     Up,
     Crashed,
     Paused,
@@ -223,9 +223,6 @@ impl World {
     }
     pub fn node(&self, id: NodeId) -> &Node {
         &self.slots[id].node
-    }
-    pub fn status(&self, id: NodeId) -> Status {
-        self.slots[id].status
     }
     pub fn deadline(&self, id: NodeId) -> Option<Time> {
         self.slots[id].deadline
