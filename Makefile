@@ -12,7 +12,8 @@ help:
 	@echo "make up        build the binary and image, start a $(NODES)-node cluster, show the leader"
 	@echo "make test      every test: format, lints, unit, loopback processes, Python controller, Docker"
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
-	@echo "make down | logs | status | image | sim | bench"
+	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
+	@echo "make down | logs | status | image | bench"
 
 # ---- build -------------------------------------------------------------------
 build:
@@ -38,6 +39,16 @@ python-test: build
 
 docker-test:
 	@echo "docker tests: not yet"
+
+# ---- simulation --------------------------------------------------------------
+# A long deterministic-simulation campaign: `make sim SEEDS=1000000 START=0`. Cluster sizes mix
+# 5, 7 and 9 unless SIM_NODES is set; THREADS defaults to every core. A failing seed prints its
+# replay command. `make unit` (cargo test --release) already runs 10,000 seeds.
+SEEDS   ?= 100000
+START   ?= 0
+sim:
+	SIM_SEEDS=$(SEEDS) SIM_START=$(START) $(if $(THREADS),SIM_THREADS=$(THREADS)) \
+	  $(CARGO) test --release --test sim campaign_long -- --ignored --nocapture
 
 # ---- run ---------------------------------------------------------------------
 local: build
