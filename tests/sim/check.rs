@@ -16,6 +16,8 @@ pub struct Checker {
     leaders: BTreeMap<u64, NodeId>,
     /// One vote per term: `(term, voter) -> candidate`, from persisted state.
     votes: BTreeMap<(u64, NodeId), NodeId>,
+    /// PreVote: who granted each `(term, candidate)` a pre-vote, as a bitset of voters.
+    pre_votes: BTreeMap<(u64, NodeId), u64>,
     /// The highest term each node has ever had, across restarts.
     max_term: Vec<u64>,
     /// How many times anyone became leader.
@@ -28,6 +30,7 @@ impl Checker {
             majority: n / 2 + 1,
             leaders: BTreeMap::new(),
             votes: BTreeMap::new(),
+            pre_votes: BTreeMap::new(),
             max_term: vec![0; n],
             elections: 0,
         }
@@ -70,13 +73,15 @@ impl Checker {
     }
 
     /// After a step (or a restart): the node's state, its events and its role are consistent with
-    /// the history so far.
+    /// the history so far. `needs_pre_vote`: PreVote is on and the step was not a TIMEOUT command,
+    /// so any campaign it starts must have won a pre-vote.
     pub fn after_step(
         &mut self,
         id: NodeId,
         node: &Node,
         disk: HardState,
         events: &[Event],
+        needs_pre_vote: bool,
     ) -> Result<(), Violation> {
         if node.hard_state() != disk {
             return Err(format!(
@@ -93,7 +98,7 @@ impl Checker {
         }
         self.max_term[id] = node.term();
         for ev in events {
-            self.event(id, node, disk, ev)?;
+            self.event(id, node, disk, ev, needs_pre_vote)?;
         }
         self.role(id, node, disk)
     }
@@ -104,9 +109,25 @@ impl Checker {
         node: &Node,
         disk: HardState,
         ev: &Event,
+        needs_pre_vote: bool,
     ) -> Result<(), Violation> {
         match *ev {
             Event::Elected { term, votes } => self.elected(id, node, term, votes),
+            Event::Vote {
+                candidate,
+                term,
+                pre: true,
+                granted: true,
+                ..
+            } => {
+                *self.pre_votes.entry((term, candidate)).or_insert(0) |= 1 << id;
+                Ok(())
+            }
+            Event::Became {
+                role: Role::Candidate,
+                term,
+                ..
+            } if needs_pre_vote => self.campaign_allowed(id, term),
             Event::Vote {
                 candidate,
                 term,
@@ -118,6 +139,18 @@ impl Checker {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// PreVote: a node campaigns in `term` only after a majority (itself included) granted it a
+    /// pre-vote for that very term.
+    fn campaign_allowed(&self, id: NodeId, term: u64) -> Result<(), Violation> {
+        let granted = self.pre_votes.get(&(term, id)).copied().unwrap_or(0) | 1 << id;
+        if (granted.count_ones() as usize) < self.majority {
+            return Err(format!(
+                "n{id} campaigns in term {term} with pre-votes only from {granted:#b}"
+            ));
+        }
+        Ok(())
     }
 
     /// Election Safety, and the votes behind the win: a majority persisted a vote for the winner.

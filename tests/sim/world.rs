@@ -394,8 +394,9 @@ impl World {
             slot.disk = hard;
         }
         let crash = slot.crash_on_persist && out.persist.is_some();
+        let needs_pre_vote = self.setup.cfg.pre_vote && input != Input::Command(Command::Timeout);
         self.check
-            .after_step(id, &slot.node, slot.disk, &out.events)?;
+            .after_step(id, &slot.node, slot.disk, &out.events, needs_pre_vote)?;
         self.note_elected(id, &out);
         if self.trace.is_some() {
             let line = format!("{} -> {}", what(), show_output(&out, crash));
@@ -624,7 +625,8 @@ impl World {
         let slot = &mut self.slots[id];
         slot.node = node;
         slot.status = Status::Up;
-        self.check.after_step(id, &slot.node, slot.disk, &[])?;
+        self.check
+            .after_step(id, &slot.node, slot.disk, &[], false)?;
         let line = format!("restart from {:?}", slot.disk);
         self.log(id, line);
         self.arm(id);
