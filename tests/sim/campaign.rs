@@ -66,7 +66,7 @@ fn drive(world: &mut World, horizon: Time) -> Result<Outcome, String> {
     Ok(Outcome {
         sim_ms: world.now(),
         converge_ms: agreed_at - horizon,
-        events: world.stats.events,
+        events: world.events,
         elections: world.check.elections,
     })
 }

@@ -37,7 +37,7 @@ pub enum Fault {
     Split(u64),
     /// The leader alone on one side.
     IsolateLeader,
-    /// The leader plus `(n - 1) / 2 - 1` others in a minority, the rest in a majority.
+    /// The leader and the `n / 2 - 1` nodes after it in a minority, the rest in a majority.
     LeaderMinority,
     /// Everything the node sends is lost; it still hears the others.
     Mute(Who),
@@ -140,13 +140,6 @@ struct Slot {
     crash_on_persist: bool,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Stats {
-    pub events: u64,
-    pub delivered: u64,
-    pub dropped: u64,
-}
-
 pub struct World {
     pub setup: Setup,
     now: Time,
@@ -157,7 +150,8 @@ pub struct World {
     pub rng: Rng,
     pub check: Checker,
     episodes: Vec<Option<Undo>>,
-    pub stats: Stats,
+    /// Events handled so far.
+    pub events: u64,
     /// The most recent `Event::Elected`: (time, node, term).
     pub last_elected: Option<(Time, NodeId, u64)>,
     trace: Option<String>,
@@ -178,7 +172,7 @@ impl World {
             rng,
             check: Checker::new(setup.n),
             episodes: Vec::new(),
-            stats: Stats::default(),
+            events: 0,
             last_elected: None,
             trace: None,
         };
@@ -308,7 +302,7 @@ impl World {
         while self.queue.peek().is_some_and(|e| e.at <= until) {
             if let Some(Entry { at, ev, .. }) = self.queue.pop() {
                 self.now = at;
-                self.stats.events += 1;
+                self.events += 1;
                 self.handle(ev).map_err(|v| format!("t={at} ms: {v}"))?;
                 if done(self) {
                     return Ok(Some(at));
@@ -348,14 +342,12 @@ impl World {
     fn on_deliver(&mut self, from: NodeId, to: NodeId, msg: Msg) -> Result<(), Violation> {
         // A partition that opened while the message was in flight loses it too.
         if !self.net.is_up(from, to) || self.slots[to].status == Status::Crashed {
-            self.stats.dropped += 1;
             return Ok(());
         }
         if self.slots[to].status == Status::Paused {
             self.slots[to].inbox.push((from, msg));
             return Ok(());
         }
-        self.stats.delivered += 1;
         self.step(to, Input::Receive { from, msg }, || {
             format!("recv {} from n{from}", show_msg(msg))
         })
@@ -398,10 +390,7 @@ impl World {
         self.check
             .after_step(id, &slot.node, slot.disk, &out.events, needs_pre_vote)?;
         self.note_elected(id, &out);
-        if self.trace.is_some() {
-            let line = format!("{} -> {}", what(), show_output(&out, crash));
-            self.log(id, line);
-        }
+        self.log(id, || format!("{} -> {}", what(), show_output(&out, crash)));
         if crash {
             self.crash(id); // persisted, but the step's messages never leave
             return Ok(());
@@ -411,8 +400,11 @@ impl World {
             self.check.sent(id, disk, to, msg)?;
             self.send(id, to, msg);
         }
-        self.slots[id].deadline = out.deadline;
-        self.arm(id);
+        // Re-arm only on a new deadline: most steps keep it, and each re-arm leaves a stale
+        // tick in the queue.
+        if out.deadline != self.slots[id].deadline {
+            self.arm(id);
+        }
         Ok(())
     }
 
@@ -440,7 +432,6 @@ impl World {
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: Msg) {
         if !self.net.is_up(from, to) {
-            self.stats.dropped += 1;
             return;
         }
         for delay in self
@@ -465,9 +456,7 @@ impl World {
     /// Starts fault episode `ep` now.
     pub fn begin(&mut self, ep: usize, fault: Fault) -> Result<(), Violation> {
         let undo = self.start_fault(fault)?;
-        if self.trace.is_some() {
-            self.log_world(format!("begin #{ep} {fault:?} ({undo:?})"));
-        }
+        self.log_world(|| format!("begin #{ep} {fault:?} ({undo:?})"));
         if self.episodes.len() <= ep {
             self.episodes.resize(ep + 1, None);
         }
@@ -555,9 +544,7 @@ impl World {
         let Some(undo) = self.episodes.get_mut(ep).and_then(Option::take) else {
             return Ok(());
         };
-        if self.trace.is_some() {
-            self.log_world(format!("end #{ep} ({undo:?})"));
-        }
+        self.log_world(|| format!("end #{ep} ({undo:?})"));
         match undo {
             Undo::Heal(cut) => self.net.heal(cut),
             Undo::Restart(id) => {
@@ -574,6 +561,7 @@ impl World {
     /// Ends every episode, restarts, resumes and revives every node, and makes the network
     /// healthy: no loss, no reordering beyond jitter (duplicates stay; they are harmless).
     pub fn heal_all(&mut self) -> Result<(), Violation> {
+        self.log_world(|| "heal all".into());
         for ep in 0..self.episodes.len() {
             self.end(ep)?;
         }
@@ -587,9 +575,6 @@ impl World {
             if self.slots[id].node.role() == Role::Stopped {
                 self.command(id, Command::ConvertFollower)?;
             }
-        }
-        if self.trace.is_some() {
-            self.log_world("heal all".into());
         }
         Ok(())
     }
@@ -612,7 +597,7 @@ impl World {
         slot.gen += 1;
         slot.inbox.clear();
         slot.crash_on_persist = false;
-        self.log(id, "crash".into());
+        self.log(id, || "crash".into());
     }
 
     /// A crashed process starts again from its disk, with fresh randomness.
@@ -627,8 +612,8 @@ impl World {
         slot.status = Status::Up;
         self.check
             .after_step(id, &slot.node, slot.disk, &[], false)?;
-        let line = format!("restart from {:?}", slot.disk);
-        self.log(id, line);
+        let disk = slot.disk;
+        self.log(id, || format!("restart from {disk:?}"));
         self.arm(id);
         Ok(())
     }
@@ -639,9 +624,8 @@ impl World {
             return Ok(());
         }
         self.slots[id].status = Status::Up;
-        self.log(id, "resume".into());
+        self.log(id, || "resume".into());
         for (from, msg) in std::mem::take(&mut self.slots[id].inbox) {
-            self.stats.delivered += 1;
             let what = || format!("recv {} from n{from} (buffered)", show_msg(msg));
             self.step(id, Input::Receive { from, msg }, what)?;
         }
@@ -653,15 +637,17 @@ impl World {
 
     // ---- trace -------------------------------------------------------------------------------
 
-    fn log(&mut self, id: NodeId, what: String) {
+    /// One trace line about a node; `what` is only formatted when tracing.
+    fn log(&mut self, id: NodeId, what: impl FnOnce() -> String) {
         if let Some(t) = &mut self.trace {
-            let _ = writeln!(t, "{:>8} n{id} {what}", self.now);
+            let _ = writeln!(t, "{:>8} n{id} {}", self.now, what());
         }
     }
 
-    fn log_world(&mut self, what: String) {
+    /// One trace line about the world (faults, heals).
+    fn log_world(&mut self, what: impl FnOnce() -> String) {
         if let Some(t) = &mut self.trace {
-            let _ = writeln!(t, "{:>8} -- {what}", self.now);
+            let _ = writeln!(t, "{:>8} -- {}", self.now, what());
         }
     }
 }
