@@ -1,6 +1,24 @@
-//! A tiny Raft leader-election node: a sans-IO election core (`raft`), a flat JSON codec (`json`),
-//! the mapping between the two (`message`), and the thin UDP runtime around them.
+//! A tiny Raft leader-election node.
+//!
+//! | file            | concern                                                        |
+//! |-----------------|----------------------------------------------------------------|
+//! | `raft.rs`       | the election core: a sans-IO state machine (no clock, no I/O)  |
+//! | `json.rs`       | the flat five-field JSON codec                                 |
+//! | `message.rs`    | which datagram means which core input, and back               |
+//! | `runtime.rs`    | the single-threaded UDP loop around the core                   |
+//! | `config.rs`     | configuration from the environment                             |
+//! | `storage.rs`    | durable term and vote                                          |
+//! | `resolver.rs`   | peer addresses, looked up off the election loop                |
+//! | `log.rs`        | logfmt lines and rate limits                                   |
+//! | `controller.rs` | the controller verbs (a client of the nodes)                   |
 #![deny(unsafe_code)]
 
+pub mod config;
+pub mod controller;
 pub mod json;
+pub mod log;
+pub mod message;
 pub mod raft;
+pub mod resolver;
+pub mod runtime;
+pub mod storage;

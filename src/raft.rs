@@ -480,7 +480,9 @@ impl Node {
                 } else {
                     "convert-follower"
                 };
+                let contact = self.leader_contact;
                 self.become_follower(now, self.hard.term, leader, why);
+                self.leader_contact = contact; // being told is not hearing from the leader
                 if was_leader {
                     // Give the others the first chance: wait one extra timeout range.
                     self.timer += self.cfg.election_max - self.cfg.election_min + 1;

@@ -20,13 +20,26 @@ pub struct Outcome {
 pub fn failure(seed: u64, n: usize, why: &str) -> String {
     format!(
         "simulation failed: seed {seed}, {n} nodes: {why}\n  replay: SIM_SEED={seed} SIM_NODES={n} \
-         cargo test --release --test sim replay -- --nocapture"
+         cargo test --profile checked --test sim replay -- --nocapture"
     )
 }
 
 /// The cluster size the campaign gives a seed: 5, 7 and 9 in turn.
 pub fn nodes_for(seed: u64) -> usize {
     5 + 2 * (seed % 3) as usize
+}
+
+/// Runs one seed like [`run`], without a trace, and turns a panic (a `debug_assert!` inside the
+/// core, in the `checked` profile) into a failure that names the seed.
+pub fn run_caught(seed: u64, n: usize) -> Result<Outcome, String> {
+    std::panic::catch_unwind(|| run(seed, n, false).0).unwrap_or_else(|panic| {
+        let text = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        Err(failure(seed, n, &format!("panicked: {text}")))
+    })
 }
 
 /// Runs one seed; returns its measurements, or the failure with its replay command. With

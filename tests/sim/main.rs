@@ -9,8 +9,9 @@
 //! - `scenarios.rs`: named, hand-written situations;
 //! - `experiments.rs`: failover-time and split-vote measurements against the Raft paper.
 //!
-//! `cargo test --release --test sim` runs 10,000 random seeds plus everything else. A failing
-//! seed prints its replay command; `make sim SEEDS=1000000` runs a longer campaign.
+//! `cargo test --profile checked --test sim` (what `make unit` runs; `--release` works too) runs
+//! 10,000 random seeds plus everything else. A failing seed prints its replay command;
+//! `make sim SEEDS=1000000` runs a longer campaign.
 
 mod campaign;
 mod check;
@@ -111,7 +112,7 @@ fn sweep(seeds: impl Iterator<Item = u64>, nodes: Option<usize>) -> Sweep {
     let mut s = Sweep::default();
     for seed in seeds {
         let n = nodes.unwrap_or_else(|| nodes_for(seed));
-        s.add(seed, n, campaign::run(seed, n, false).0);
+        s.add(seed, n, campaign::run_caught(seed, n));
     }
     s
 }
@@ -151,8 +152,9 @@ fn env_u64(name: &str) -> Option<u64> {
     )
 }
 
-/// Replays one seed and prints its trace: `SIM_SEED=.. SIM_NODES=.. cargo test --release --test
-/// sim replay -- --nocapture`. Without `SIM_SEED` it replays seed 1 (a smoke test).
+/// Replays one seed and prints its trace:
+/// `SIM_SEED=.. SIM_NODES=.. cargo test --profile checked --test sim replay -- --nocapture`.
+/// Without `SIM_SEED` it replays seed 1 (a smoke test).
 #[test]
 fn replay() {
     let seed = env_u64("SIM_SEED").unwrap_or(1);

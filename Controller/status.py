@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Show which leader every node reports: ``python3 Controller/status.py [options]``.
+
+Sends LEADER_INFO to Node1..NodeN (``--nodes N``, default 5, each reached at its own
+name) or to the nodes of a ``--peers`` list (the nodes' own PEERS format: comma-separated
+``Name`` or ``Name=host:port``), all from one socket, collects the replies until
+``--timeout`` and prints one row per node::
+
+    NODE   ADDRESS          LEADER     TERM
+    Node1  127.0.0.11:5555  Node3      4
+    Node2  127.0.0.12:5555  no answer  -
+
+Exit status: 0 when every node answered and all name the same leader, 1 otherwise,
+2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from typing import List, Optional, Sequence, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import controller  # noqa: E402
+from controller import Answer  # noqa: E402
+
+NO_ANSWER = "no answer"
+NO_LEADER = "(none)"
+
+
+def leader_of(answer: Answer) -> Optional[str]:
+    """The leader an answer names, or ``None`` (no answer, or a null leader)."""
+    if answer.reply is None:
+        return None
+    value = answer.reply.get("value")
+    return value if isinstance(value, str) and value else None
+
+
+def agreed_leader(answers: Sequence[Answer]) -> Optional[str]:
+    """The leader every node names, or ``None`` unless all answered and agree on one."""
+    leaders = {leader_of(a) for a in answers}
+    if len(leaders) != 1 or any(a.reply is None for a in answers):
+        return None
+    return leaders.pop()
+
+
+def rows(answers: Sequence[Answer]) -> List[Tuple[str, str, str, str]]:
+    """``(node, address, leader, term)`` strings for each answer."""
+    out = []
+    for a in answers:
+        address = "%s:%d" % (a.peer.host, a.peer.port)
+        if a.reply is None:
+            leader = NO_ANSWER if a.error is None else "%s (%s)" % (NO_ANSWER, a.error)
+            term = "-"
+        else:
+            leader = leader_of(a) or NO_LEADER
+            term = a.reply.get("term")
+            term = "-" if term is None else str(term)
+        out.append((a.peer.name, address, leader, term))
+    return out
+
+
+def format_table(answers: Sequence[Answer]) -> str:
+    """The answers as an aligned text table with a header row."""
+    table = [("NODE", "ADDRESS", "LEADER", "TERM")] + rows(answers)
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    lines = []
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[3]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def summary(answers: Sequence[Answer]) -> str:
+    """One line: the agreed leader, or what stands in the way of agreement."""
+    leader = agreed_leader(answers)
+    if leader is not None:
+        terms = [a.reply.get("term") for a in answers if a.peer.name == leader]
+        term = " (term %s)" % terms[0] if terms and terms[0] is not None else ""
+        return "leader: %s%s, agreed by all %d nodes" % (leader, term, len(answers))
+    answered = [a for a in answers if a.reply is not None]
+    counts = Counter(leader_of(a) or NO_LEADER for a in answered)
+    reported = ", ".join("%s x%d" % (name, n) for name, n in sorted(counts.items()))
+    return "no agreement: %d/%d nodes answered%s" % (
+        len(answered),
+        len(answers),
+        "; leaders reported: " + reported if reported else "",
+    )
+
+
+def _count_arg(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("invalid node count %r" % text) from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("node count must be at least 1")
+    return count
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for ``status.py``."""
+    parser = argparse.ArgumentParser(
+        description="Ask every node for LEADER_INFO and show which leader each reports."
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--nodes",
+        type=_count_arg,
+        default=5,
+        metavar="N",
+        help="ask Node1..NodeN, each at its own name as host (default %(default)s)",
+    )
+    which.add_argument(
+        "--peers",
+        metavar="LIST",
+        help="comma-separated 'Name' or 'Name=host:port' entries, as in the nodes' PEERS",
+    )
+    controller.add_common_options(parser)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.peers is not None:
+        try:
+            peers = controller.parse_peers(args.peers, args.port)
+        except ValueError as e:
+            parser.error("--peers: %s" % e)
+    else:
+        peers = controller.default_peers(args.nodes, args.port)
+    try:
+        answers = controller.query_all(peers, bind=args.bind, timeout=args.timeout)
+    except controller.ControllerError as e:
+        print("%s: %s" % (parser.prog, e), file=sys.stderr)
+        return 1
+    print(format_table(answers))
+    print(summary(answers))
+    return 0 if agreed_leader(answers) is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

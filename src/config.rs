@@ -1,0 +1,366 @@
+//! Configuration from the environment (flags mirror it): who we are, who our peers are, timings.
+//!
+//! Parsing is a pure function of a lookup (`Fn(&str) -> Option<String>`), so it is tested without
+//! touching the process environment.
+use std::net::{IpAddr, SocketAddr};
+
+pub const DEFAULT_PORT: u16 = 5555;
+
+/// One member of the cluster as configured: `Name` or `Name=host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Peer {
+    /// The address itself when `host` is an IP literal (no name lookup needed).
+    pub fn literal_addr(&self) -> Option<SocketAddr> {
+        self.host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, self.port))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub name: String,
+    pub id: usize,
+    pub peers: Vec<Peer>,
+    pub election_min: u64,
+    pub election_max: u64,
+    pub heartbeat: u64,
+    pub data_dir: Option<String>,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    /// `SHUTDOWN` exits the process (status 0) instead of going silent.
+    pub shutdown_exits: bool,
+    /// Hosts or addresses allowed to send controller requests; empty means anyone.
+    pub controller_allow: Vec<String>,
+    pub seed: Option<u64>,
+}
+
+/// A configuration error: the variable at fault and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid {}: {}", self.var, self.problem)
+    }
+}
+
+fn err<T>(var: &'static str, problem: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError {
+        var,
+        problem: problem.into(),
+    })
+}
+
+/// The cluster's members from `PEERS`, else `CLUSTER_SIZE`, else Node1..Node5.
+pub fn peers_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Peer>, ConfigError> {
+    let list = match (get("PEERS"), get("CLUSTER_SIZE")) {
+        (Some(p), _) if !p.trim().is_empty() => p,
+        (_, Some(n)) if !n.trim().is_empty() => match n.trim().parse::<usize>() {
+            Ok(n) if (1..=crate::raft::MAX_CLUSTER).contains(&n) => default_names(n),
+            _ => {
+                return err(
+                    "CLUSTER_SIZE",
+                    format!("{n:?} is not a number from 1 to 64"),
+                )
+            }
+        },
+        _ => default_names(5),
+    };
+    let mut peers: Vec<Peer> = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let peer = parse_peer(entry)?;
+        if peers.iter().any(|p| p.name == peer.name) {
+            return err("PEERS", format!("{} is listed twice", peer.name));
+        }
+        peers.push(peer);
+    }
+    if peers.is_empty() || peers.len() > crate::raft::MAX_CLUSTER {
+        return err("PEERS", "must list 1 to 64 members");
+    }
+    Ok(peers)
+}
+
+fn default_names(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("Node{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_peer(entry: &str) -> Result<Peer, ConfigError> {
+    let (name, addr) = match entry.split_once('=') {
+        Some((n, a)) => (n.trim(), Some(a.trim())),
+        None => (entry, None),
+    };
+    if !valid_name(name) {
+        return err(
+            "PEERS",
+            format!("{name:?} is not a valid name (1-64 of A-Z a-z 0-9 . _ -)"),
+        );
+    }
+    let (host, port) = match addr {
+        None => (name.to_string(), DEFAULT_PORT),
+        Some(a) => split_host_port(a).ok_or_else(|| ConfigError {
+            var: "PEERS",
+            problem: format!("{entry:?}: address must be host:port"),
+        })?,
+    };
+    Ok(Peer {
+        name: name.to_string(),
+        host,
+        port,
+    })
+}
+
+/// `host:port`, `[v6]:port`; the port must be a number from 1 to 65535.
+pub fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// `150-300` (or a single `200`, meaning 200-200).
+fn parse_range(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+fn parse_bool(var: &'static str, v: Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match v.as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => err(
+            var,
+            format!("{other:?} is not one of 1/0 true/false yes/no on/off"),
+        ),
+    }
+}
+
+impl NodeConfig {
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<NodeConfig, ConfigError> {
+        let peers = peers_from(get)?;
+        let name = get("NODE_NAME")
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| get("HOSTNAME"))
+            .map(|n| n.trim().to_string())
+            .unwrap_or_default();
+        let Some(id) = peers.iter().position(|p| p.name == name) else {
+            let names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+            return err(
+                "NODE_NAME",
+                format!("{name:?} is not in PEERS ({})", names.join(",")),
+            );
+        };
+        let range = get("ELECTION_TIMEOUT_MS").unwrap_or_else(|| "150-300".into());
+        let Some((election_min, election_max)) = parse_range(&range) else {
+            return err(
+                "ELECTION_TIMEOUT_MS",
+                format!("{range:?} is not min-max in ms"),
+            );
+        };
+        if election_min == 0 || election_min > election_max {
+            return err(
+                "ELECTION_TIMEOUT_MS",
+                format!("{range:?}: need 0 < min <= max"),
+            );
+        }
+        let hb = get("HEARTBEAT_MS").unwrap_or_else(|| "50".into());
+        let heartbeat = match hb.trim().parse::<u64>() {
+            Ok(h) if h > 0 && h < election_min => h,
+            _ => {
+                return err(
+                    "HEARTBEAT_MS",
+                    format!("{hb:?} must be a number of ms above 0 and below the minimum election timeout ({election_min})"),
+                )
+            }
+        };
+        let seed = match get("SEED").filter(|s| !s.trim().is_empty()) {
+            None => None,
+            Some(s) => match s.trim().parse() {
+                Ok(v) => Some(v),
+                Err(_) => return err("SEED", format!("{s:?} is not a number")),
+            },
+        };
+        Ok(NodeConfig {
+            name,
+            id,
+            peers,
+            election_min,
+            election_max,
+            heartbeat,
+            data_dir: get("DATA_DIR").filter(|d| !d.trim().is_empty()),
+            pre_vote: parse_bool("PRE_VOTE", get("PRE_VOTE"), true)?,
+            check_quorum: parse_bool("CHECK_QUORUM", get("CHECK_QUORUM"), true)?,
+            shutdown_exits: parse_bool("SHUTDOWN_EXITS", get("SHUTDOWN_EXITS"), false)?,
+            controller_allow: get("CONTROLLER_ALLOW")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            seed,
+        })
+    }
+
+    pub fn me(&self) -> &Peer {
+        &self.peers[self.id]
+    }
+
+    /// The address to bind: our own entry when it is an IP literal, else every interface.
+    pub fn bind_addr(&self) -> SocketAddr {
+        let me = self.me();
+        me.literal_addr()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], me.port)))
+    }
+
+    pub fn core(&self) -> crate::raft::Config {
+        crate::raft::Config {
+            id: self.id,
+            cluster_size: self.peers.len(),
+            election_min: self.election_min,
+            election_max: self.election_max,
+            heartbeat: self.heartbeat,
+            pre_vote: self.pre_vote,
+            check_quorum: self.check_quorum,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<NodeConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        NodeConfig::from_lookup(&move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_five_nodes_on_5555_with_paper_timeouts() {
+        let c = cfg(&[("NODE_NAME", "Node3")]).unwrap();
+        assert_eq!(c.peers.len(), 5);
+        assert_eq!(c.id, 2);
+        assert_eq!(c.peers[4].host, "Node5");
+        assert_eq!(c.peers[4].port, 5555);
+        assert_eq!(
+            (c.election_min, c.election_max, c.heartbeat),
+            (150, 300, 50)
+        );
+        assert!(c.pre_vote && c.check_quorum && !c.shutdown_exits);
+        assert_eq!(c.bind_addr(), "0.0.0.0:5555".parse().unwrap());
+        assert_eq!(c.data_dir, None);
+    }
+
+    #[test]
+    fn host_name_is_the_default_node_name() {
+        let c = cfg(&[("HOSTNAME", "Node2")]).unwrap();
+        assert_eq!(c.name, "Node2");
+    }
+
+    #[test]
+    fn cluster_size_names_node1_to_n() {
+        let c = cfg(&[("NODE_NAME", "Node7"), ("CLUSTER_SIZE", "7")]).unwrap();
+        assert_eq!(c.peers.len(), 7);
+        assert_eq!(c.id, 6);
+    }
+
+    #[test]
+    fn explicit_addresses_bind_their_ip_literal() {
+        let c = cfg(&[
+            ("NODE_NAME", "B"),
+            ("PEERS", "A=127.0.0.11:5555, B=127.0.0.12:6000,C=[::1]:7"),
+        ])
+        .unwrap();
+        assert_eq!(c.bind_addr(), "127.0.0.12:6000".parse().unwrap());
+        assert_eq!(c.peers[2].literal_addr(), Some("[::1]:7".parse().unwrap()));
+    }
+
+    #[test]
+    fn each_invalid_setting_names_its_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("NODE_NAME", "Node9")], "NODE_NAME"),
+            (&[("NODE_NAME", "A"), ("PEERS", "A,A")], "PEERS"),
+            (&[("NODE_NAME", "A"), ("PEERS", "A=host")], "PEERS"),
+            (&[("NODE_NAME", "A"), ("PEERS", "A=host:0")], "PEERS"),
+            (&[("NODE_NAME", "A"), ("PEERS", "A=host:99999")], "PEERS"),
+            (&[("NODE_NAME", "A b"), ("PEERS", "A b")], "PEERS"),
+            (
+                &[("NODE_NAME", "Node1"), ("CLUSTER_SIZE", "0")],
+                "CLUSTER_SIZE",
+            ),
+            (
+                &[("NODE_NAME", "Node1"), ("CLUSTER_SIZE", "x")],
+                "CLUSTER_SIZE",
+            ),
+            (
+                &[("NODE_NAME", "Node1"), ("ELECTION_TIMEOUT_MS", "300-150")],
+                "ELECTION_TIMEOUT_MS",
+            ),
+            (
+                &[("NODE_NAME", "Node1"), ("ELECTION_TIMEOUT_MS", "0-10")],
+                "ELECTION_TIMEOUT_MS",
+            ),
+            (
+                &[("NODE_NAME", "Node1"), ("ELECTION_TIMEOUT_MS", "fast")],
+                "ELECTION_TIMEOUT_MS",
+            ),
+            (
+                &[("NODE_NAME", "Node1"), ("HEARTBEAT_MS", "150")],
+                "HEARTBEAT_MS",
+            ),
+            (
+                &[("NODE_NAME", "Node1"), ("HEARTBEAT_MS", "0")],
+                "HEARTBEAT_MS",
+            ),
+            (&[("NODE_NAME", "Node1"), ("PRE_VOTE", "maybe")], "PRE_VOTE"),
+            (&[("NODE_NAME", "Node1"), ("SEED", "-1")], "SEED"),
+        ];
+        for (vars, var) in cases {
+            let e = cfg(vars).expect_err(&format!("{vars:?} should be rejected"));
+            assert_eq!(e.var, *var, "{vars:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_single_number_is_a_fixed_timeout() {
+        let c = cfg(&[("NODE_NAME", "Node1"), ("ELECTION_TIMEOUT_MS", "200")]).unwrap();
+        assert_eq!((c.election_min, c.election_max), (200, 200));
+    }
+
+    #[test]
+    fn switches_and_allow_list_parse() {
+        let c = cfg(&[
+            ("NODE_NAME", "Node1"),
+            ("PRE_VOTE", "off"),
+            ("SHUTDOWN_EXITS", "1"),
+            ("CONTROLLER_ALLOW", "Controller, 127.0.0.1"),
+        ])
+        .unwrap();
+        assert!(!c.pre_vote && c.shutdown_exits);
+        assert_eq!(c.controller_allow, vec!["Controller", "127.0.0.1"]);
+    }
+}

@@ -1,0 +1,251 @@
+//! The controller: a client of the nodes, speaking exactly the reference controller's messages.
+use crate::config::{split_host_port, Peer, DEFAULT_PORT};
+use crate::json::{self, Datagram};
+use crate::message;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+pub const SENDER: &str = "Controller";
+
+/// Where and how a controller talks.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub bind: String,
+    pub timeout: Duration,
+}
+
+impl Default for Client {
+    fn default() -> Client {
+        Client {
+            bind: "0.0.0.0:0".into(),
+            timeout: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// A node's address: `--to host:port` if given, else its PEERS entry, else `NAME:5555`.
+pub fn target(name: &str, to: Option<&str>, peers: &[Peer]) -> Result<SocketAddr, String> {
+    let (host, port) = match to {
+        Some(t) => split_host_port(t).ok_or_else(|| format!("--to {t:?}: expected host:port"))?,
+        None => peers
+            .iter()
+            .find(|p| p.name == name)
+            .map_or((name.to_string(), DEFAULT_PORT), |p| {
+                (p.host.clone(), p.port)
+            }),
+    };
+    resolve(&host, port)
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let all: Vec<SocketAddr> = addrs.collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| format!("{host} has no address"))
+}
+
+/// One node's answer to `LEADER_INFO`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub node: String,
+    pub term: Option<u64>,
+    pub leader: Option<String>,
+}
+
+impl Answer {
+    fn from_reply(d: &Datagram, fallback: &str) -> Answer {
+        Answer {
+            node: d
+                .sender_name
+                .clone()
+                .unwrap_or_else(|| fallback.to_string()),
+            term: d.term,
+            leader: d.value.clone(),
+        }
+    }
+}
+
+impl Client {
+    fn socket(&self) -> Result<UdpSocket, String> {
+        // `0.0.0.0:0` (any port), `Controller:5555` (the reference controller's), `127.0.0.1`...
+        let addr = match self.bind.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => match self.bind.rsplit_once(':') {
+                Some((host, port)) => {
+                    let port = port
+                        .parse()
+                        .map_err(|_| format!("--bind {:?}: bad port", self.bind))?;
+                    resolve(host, port)?
+                }
+                None => resolve(&self.bind, 0)?,
+            },
+        };
+        UdpSocket::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))
+    }
+
+    /// Send a request that expects no reply (`CONVERT_FOLLOWER`, `TIMEOUT`, `SHUTDOWN`).
+    pub fn send(&self, request: &str, to: SocketAddr) -> Result<(), String> {
+        let socket = self.socket()?;
+        let bytes = json::emit(&message::control_request(SENDER, request));
+        socket
+            .send_to(&bytes, to)
+            .map(|_| ())
+            .map_err(|e| format!("cannot send to {to}: {e}"))
+    }
+
+    /// Ask each target for `LEADER_INFO` from one socket; answers by target name (None: silent).
+    pub fn leader_info(
+        &self,
+        targets: &[(String, SocketAddr)],
+    ) -> Result<Vec<Option<Answer>>, String> {
+        let socket = self.socket()?;
+        let bytes = json::emit(&message::control_request(SENDER, "LEADER_INFO"));
+        for (_, addr) in targets {
+            // A target that cannot be reached is simply one that does not answer.
+            let _ = socket.send_to(&bytes, addr);
+        }
+        let mut answers: Vec<Option<Answer>> = vec![None; targets.len()];
+        let deadline = Instant::now() + self.timeout;
+        let mut buf = [0u8; 2048];
+        while answers.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            socket
+                .set_read_timeout(Some(left))
+                .map_err(|e| format!("set_read_timeout: {e}"))?;
+            let Ok((n, src)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let Ok(d) = json::parse(&buf[..n]) else {
+                continue;
+            };
+            let slot = targets
+                .iter()
+                .position(|(name, addr)| *addr == src || d.sender_name.as_deref() == Some(name));
+            if let Some(i) = slot {
+                answers[i] = Some(Answer::from_reply(&d, &targets[i].0));
+            }
+        }
+        Ok(answers)
+    }
+}
+
+/// The status table, and whether every node answered naming the same leader.
+pub fn status_table(names: &[String], answers: &[Option<Answer>]) -> (String, bool) {
+    let mut out = format!("{:<10} {:<10} {}\n", "NODE", "LEADER", "TERM");
+    let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+    for (name, answer) in names.iter().zip(answers) {
+        match answer {
+            Some(a) => {
+                let leader = a.leader.as_deref().unwrap_or("-");
+                let term = a.term.map_or("-".into(), |t| t.to_string());
+                out.push_str(&format!("{name:<10} {leader:<10} {term}\n"));
+                *votes.entry(leader).or_default() += 1;
+            }
+            None => out.push_str(&format!("{name:<10} no answer\n")),
+        }
+    }
+    let agreed =
+        votes.len() == 1 && !votes.contains_key("-") && answers.iter().all(Option::is_some);
+    let summary = match votes
+        .iter()
+        .filter(|(l, _)| **l != "-")
+        .max_by_key(|(_, n)| **n)
+    {
+        Some((leader, n)) if agreed => format!("leader: {leader} ({n}/{} agree)\n", names.len()),
+        Some((leader, n)) => format!("no agreement: {leader} named by {n}/{}\n", names.len()),
+        None => "no leader known\n".to_string(),
+    };
+    out.push_str(&summary);
+    (out, agreed)
+}
+
+/// A one-line summary of the cluster for `watch`: leader(s) named, terms, how many answered.
+pub fn summary(answers: &[Option<Answer>]) -> String {
+    let mut leaders: BTreeMap<String, usize> = BTreeMap::new();
+    let mut max_term = 0;
+    let mut answered = 0;
+    for a in answers.iter().flatten() {
+        answered += 1;
+        max_term = max_term.max(a.term.unwrap_or(0));
+        *leaders
+            .entry(a.leader.clone().unwrap_or_else(|| "none".into()))
+            .or_default() += 1;
+    }
+    let named: Vec<String> = leaders.iter().map(|(l, n)| format!("{l}:{n}")).collect();
+    format!(
+        "leaders={} max_term={max_term} answered={answered}/{}",
+        named.join(","),
+        answers.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(node: &str, leader: Option<&str>, term: u64) -> Option<Answer> {
+        Some(Answer {
+            node: node.into(),
+            term: Some(term),
+            leader: leader.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn status_agrees_only_when_everyone_names_one_leader() {
+        let names: Vec<String> = ["Node1", "Node2", "Node3"].map(String::from).to_vec();
+        let all = [
+            answer("Node1", Some("Node2"), 3),
+            answer("Node2", Some("Node2"), 3),
+            answer("Node3", Some("Node2"), 3),
+        ];
+        let (table, ok) = status_table(&names, &all);
+        assert!(ok, "{table}");
+        assert!(table.contains("leader: Node2 (3/3 agree)"), "{table}");
+
+        let silent = [all[0].clone(), all[1].clone(), None];
+        let (table, ok) = status_table(&names, &silent);
+        assert!(!ok);
+        assert!(table.contains("Node3      no answer"), "{table}");
+
+        let split = [all[0].clone(), all[1].clone(), answer("Node3", None, 4)];
+        assert!(!status_table(&names, &split).1);
+    }
+
+    #[test]
+    fn targets_come_from_to_then_peers_then_the_name() {
+        let peers = vec![Peer {
+            name: "Node1".into(),
+            host: "127.0.0.11".into(),
+            port: 6000,
+        }];
+        assert_eq!(
+            target("Node1", None, &peers),
+            Ok("127.0.0.11:6000".parse().unwrap())
+        );
+        assert_eq!(
+            target("Node1", Some("127.0.0.9:7"), &peers),
+            Ok("127.0.0.9:7".parse().unwrap())
+        );
+        assert!(target("Node1", Some("nonsense"), &peers).is_err());
+        assert_eq!(
+            target("127.0.0.5", None, &peers),
+            Ok("127.0.0.5:5555".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn summary_counts_leaders_named() {
+        let s = summary(&[answer("a", Some("B"), 2), answer("b", Some("B"), 3), None]);
+        assert_eq!(s, "leaders=B:2 max_term=3 answered=2/3");
+    }
+}

@@ -1,0 +1,225 @@
+//! The protocol: which five-field datagram means which core input, and back.
+//!
+//! | request            | sender     | term                 | key        | value       |
+//! |--------------------|------------|----------------------|------------|-------------|
+//! | `APPEND_RPC`       | leader     | leader's term        | null       | null        |
+//! | `APPEND_REPLY`     | follower   | follower's term      | null       | null        |
+//! | `VOTE_REQUEST`     | candidate  | candidate's term     | `TRANSFER` when forced, else null | null |
+//! | `VOTE_ACK`         | voter      | term of the vote     | null       | null        |
+//! | `PRE_VOTE_REQUEST` | pre-candidate | proposed term     | null       | null        |
+//! | `PRE_VOTE_ACK`     | voter      | proposed term        | null       | null        |
+//! | `LEADER_INFO`      | controller | any                  | any        | any         |
+//! | (its reply)        | node       | node's term          | `LEADER`   | leader or null |
+//! | `CONVERT_FOLLOWER`, `TIMEOUT`, `SHUTDOWN` | controller | any | any | any      |
+//!
+//! Request names are matched without regard to case, with `-` or space read as `_`
+//! (`leader-info` is `LEADER_INFO`). Controller requests are recognised whatever `sender_name` is.
+use crate::json::Datagram;
+use crate::raft::{Command, Kind, Msg, NodeId};
+
+/// `key` of a forced `VOTE_REQUEST`: a leadership transfer that overrides leader stickiness.
+pub const TRANSFER: &str = "TRANSFER";
+/// `key` of a `LEADER_INFO` reply.
+pub const LEADER: &str = "LEADER";
+
+/// What a datagram asks of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    Peer { from: NodeId, msg: Msg },
+    Control(Command),
+    LeaderInfo,
+}
+
+/// A request name in canonical form: upper case, `_` separators.
+pub fn canonical(request: &str) -> String {
+    request
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '-' | ' ' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect()
+}
+
+/// Classify a decoded datagram. `peers` are the configured names, in id order.
+/// The error is a short reason for the log line of a dropped datagram.
+pub fn classify(d: &Datagram, peers: &[String]) -> Result<Incoming, &'static str> {
+    let Some(request) = d.request.as_deref() else {
+        return Err("no-request");
+    };
+    let request = canonical(request);
+    let kind = match request.as_str() {
+        "LEADER_INFO" if d.key.as_deref() == Some(LEADER) => return Err("leader-info-reply"),
+        "LEADER_INFO" => return Ok(Incoming::LeaderInfo),
+        "CONVERT_FOLLOWER" => return Ok(Incoming::Control(Command::ConvertFollower)),
+        "TIMEOUT" => return Ok(Incoming::Control(Command::Timeout)),
+        "SHUTDOWN" => return Ok(Incoming::Control(Command::Shutdown)),
+        "APPEND_RPC" => Kind::Append,
+        "APPEND_REPLY" => Kind::AppendReply,
+        "VOTE_REQUEST" => Kind::VoteRequest {
+            forced: d.key.as_deref() == Some(TRANSFER),
+        },
+        "VOTE_ACK" => Kind::VoteAck,
+        "PRE_VOTE_REQUEST" => Kind::PreVoteRequest,
+        "PRE_VOTE_ACK" => Kind::PreVoteAck,
+        _ => return Err("unknown-request"),
+    };
+    let sender = d.sender_name.as_deref().ok_or("no-sender")?;
+    let from = peers
+        .iter()
+        .position(|p| p == sender)
+        .ok_or("unknown-sender")?;
+    let term = d.term.ok_or("no-term")?;
+    Ok(Incoming::Peer {
+        from,
+        msg: Msg { term, kind },
+    })
+}
+
+pub fn request_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Append => "APPEND_RPC",
+        Kind::AppendReply => "APPEND_REPLY",
+        Kind::VoteRequest { .. } => "VOTE_REQUEST",
+        Kind::VoteAck => "VOTE_ACK",
+        Kind::PreVoteRequest => "PRE_VOTE_REQUEST",
+        Kind::PreVoteAck => "PRE_VOTE_ACK",
+    }
+}
+
+/// The datagram a node sends for a core message.
+pub fn encode(me: &str, msg: Msg) -> Datagram {
+    let forced = matches!(msg.kind, Kind::VoteRequest { forced: true });
+    Datagram {
+        sender_name: Some(me.to_string()),
+        request: Some(request_name(msg.kind).to_string()),
+        term: Some(msg.term),
+        key: forced.then(|| TRANSFER.to_string()),
+        value: None,
+    }
+}
+
+/// The answer to `LEADER_INFO`.
+pub fn leader_info_reply(me: &str, term: u64, leader: Option<&str>) -> Datagram {
+    Datagram {
+        sender_name: Some(me.to_string()),
+        request: Some("LEADER_INFO".to_string()),
+        term: Some(term),
+        key: Some(LEADER.to_string()),
+        value: leader.map(str::to_string),
+    }
+}
+
+/// A controller request, exactly as the reference controller fills its template.
+pub fn control_request(sender: &str, request: &str) -> Datagram {
+    Datagram {
+        sender_name: Some(sender.to_string()),
+        request: Some(canonical(request)),
+        ..Datagram::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers() -> Vec<String> {
+        (1..=5).map(|i| format!("Node{i}")).collect()
+    }
+
+    fn dgram(
+        sender: Option<&str>,
+        request: &str,
+        term: Option<u64>,
+        key: Option<&str>,
+    ) -> Datagram {
+        Datagram {
+            sender_name: sender.map(str::to_string),
+            request: Some(request.to_string()),
+            term,
+            key: key.map(str::to_string),
+            value: None,
+        }
+    }
+
+    #[test]
+    fn every_node_message_round_trips_through_a_datagram() {
+        let kinds = [
+            Kind::Append,
+            Kind::AppendReply,
+            Kind::VoteRequest { forced: false },
+            Kind::VoteRequest { forced: true },
+            Kind::VoteAck,
+            Kind::PreVoteRequest,
+            Kind::PreVoteAck,
+        ];
+        for kind in kinds {
+            let msg = Msg { term: 9, kind };
+            let d = encode("Node2", msg);
+            assert_eq!(classify(&d, &peers()), Ok(Incoming::Peer { from: 1, msg }));
+        }
+    }
+
+    #[test]
+    fn controller_requests_ignore_sender_and_case() {
+        for (req, want) in [
+            ("LEADER_INFO", Incoming::LeaderInfo),
+            ("leader_info", Incoming::LeaderInfo),
+            ("leader-info", Incoming::LeaderInfo),
+            (
+                " Convert_Follower ",
+                Incoming::Control(Command::ConvertFollower),
+            ),
+            ("timeout", Incoming::Control(Command::Timeout)),
+            ("SHUTDOWN", Incoming::Control(Command::Shutdown)),
+        ] {
+            for sender in [Some("Controller"), None, Some("Node3"), Some("anyone")] {
+                assert_eq!(
+                    classify(&dgram(sender, req, None, None), &peers()),
+                    Ok(want.clone())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn peer_messages_need_a_known_sender_and_a_term() {
+        let p = peers();
+        assert_eq!(
+            classify(&dgram(Some("Node9"), "APPEND_RPC", Some(1), None), &p),
+            Err("unknown-sender")
+        );
+        assert_eq!(
+            classify(&dgram(None, "APPEND_RPC", Some(1), None), &p),
+            Err("no-sender")
+        );
+        assert_eq!(
+            classify(&dgram(Some("Node1"), "VOTE_ACK", None, None), &p),
+            Err("no-term")
+        );
+        assert_eq!(
+            classify(&dgram(Some("Node1"), "HELLO", Some(1), None), &p),
+            Err("unknown-request")
+        );
+        assert_eq!(classify(&Datagram::default(), &p), Err("no-request"));
+    }
+
+    #[test]
+    fn a_leader_info_reply_is_never_answered() {
+        // Otherwise two nodes tricked into replying to each other would ping-pong forever.
+        let reply = leader_info_reply("Node1", 3, Some("Node1"));
+        assert_eq!(classify(&reply, &peers()), Err("leader-info-reply"));
+    }
+
+    #[test]
+    fn the_leader_info_reply_has_the_documented_shape() {
+        let d = leader_info_reply("Node3", 4, Some("Node2"));
+        assert_eq!(
+            crate::json::emit(&d),
+            br#"{"sender_name": "Node3", "request": "LEADER_INFO", "term": 4, "key": "LEADER", "value": "Node2"}"#
+        );
+        let none = leader_info_reply("Node3", 4, None);
+        assert_eq!(none.value, None);
+    }
+}

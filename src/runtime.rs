@@ -1,0 +1,437 @@
+//! The runtime: the thin loop around the election core. It owns the socket, the clock, the state
+//! file and the log; the core owns every decision.
+//!
+//! ```text
+//! loop {
+//!     wait for a datagram, at most until the core's next deadline   (set_read_timeout)
+//!     datagram -> json::parse -> message::classify -> Node::step
+//!     deadline passed                              -> Node::step(Tick)
+//!     Output: persist (fsync) -> send -> log
+//! }
+//! ```
+use crate::config::NodeConfig;
+use crate::json;
+use crate::log::{Line, RateLimit};
+use crate::message::{self, Incoming};
+use crate::raft::{Command, Event, HardState, Input, Node, Output, Role};
+use crate::resolver::AddressBook;
+use crate::storage::{Saved, Store};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// Why the node stopped: `Config` and `State` exit with status 2, `Io` with 1.
+#[derive(Debug)]
+pub enum Exit {
+    Clean,
+    Config(String),
+    State(String),
+    Io(String),
+}
+
+/// One line a second per kind of dropped input is plenty.
+const DROP_LOG_PERIOD_MS: u64 = 1000;
+
+pub struct Runtime {
+    cfg: NodeConfig,
+    names: Vec<String>,
+    node: Node,
+    socket: UdpSocket,
+    store: Option<Store>,
+    book: AddressBook,
+    start: Instant,
+    limits: RateLimit,
+    campaign_started: Option<u64>,
+}
+
+pub fn run(cfg: NodeConfig) -> Exit {
+    match Runtime::start(cfg) {
+        Ok(mut rt) => rt.serve(),
+        Err(exit) => exit,
+    }
+}
+
+impl Runtime {
+    pub fn start(cfg: NodeConfig) -> Result<Runtime, Exit> {
+        let names: Vec<String> = cfg.peers.iter().map(|p| p.name.clone()).collect();
+        let store = cfg.data_dir.as_ref().map(Store::new);
+        let hard = match &store {
+            Some(s) => load_hard_state(s, &names)?,
+            None => HardState::default(),
+        };
+        let bind = cfg.bind_addr();
+        let socket =
+            UdpSocket::bind(bind).map_err(|e| Exit::Config(format!("cannot bind {bind}: {e}")))?;
+        let mut targets: Vec<(String, u16)> =
+            cfg.peers.iter().map(|p| (p.host.clone(), p.port)).collect();
+        targets.extend(cfg.controller_allow.iter().map(|h| (h.clone(), 0)));
+        let book = AddressBook::new(&targets, bind.is_ipv4());
+        let seed = node_seed(cfg.seed, &cfg.name);
+        let node = Node::new(cfg.core(), hard, seed, 0);
+        let rt = Runtime {
+            names,
+            node,
+            socket,
+            store,
+            book,
+            start: Instant::now(),
+            limits: RateLimit::default(),
+            campaign_started: None,
+            cfg,
+        };
+        rt.log_start(bind, seed);
+        Ok(rt)
+    }
+
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    pub fn serve(&mut self) -> Exit {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            for change in self.book.poll() {
+                self.log_address(change);
+            }
+            let now = self.now();
+            let deadline = self.node.deadline();
+            if deadline.is_some_and(|d| now >= d) {
+                if let Err(exit) = self.step(now, Input::Tick) {
+                    return exit;
+                }
+                continue;
+            }
+            let wait = deadline.map(|d| Duration::from_millis((d - now).max(1)));
+            if let Err(e) = self.socket.set_read_timeout(wait) {
+                return Exit::Io(format!("set_read_timeout: {e}"));
+            }
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, src)) => {
+                    if let Err(exit) = self.on_datagram(&buf[..n], src) {
+                        return exit;
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                // e.g. ECONNREFUSED left by an ICMP "port unreachable" from a stopped peer.
+                Err(e) => self.drop_input("recv-error", &e.to_string(), None),
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, bytes: &[u8], src: SocketAddr) -> Result<(), Exit> {
+        let d = match json::parse(bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                self.drop_input("bad-json", &e.to_string(), Some((src, bytes.len())));
+                return Ok(());
+            }
+        };
+        match message::classify(&d, &self.names) {
+            Err(reason) => {
+                let request = d.request.as_deref().unwrap_or("null");
+                self.drop_input(reason, request, Some((src, bytes.len())));
+                Ok(())
+            }
+            Ok(Incoming::Peer { from, msg }) => {
+                let now = self.now();
+                if !self.book.matches(from, src, now) {
+                    self.drop_input(
+                        "untrusted-source",
+                        &self.names[from].clone(),
+                        Some((src, bytes.len())),
+                    );
+                    return Ok(());
+                }
+                self.step(now, Input::Receive { from, msg })
+            }
+            Ok(Incoming::LeaderInfo) => {
+                if self.controller_allowed(src) {
+                    self.answer_leader_info(src);
+                }
+                Ok(())
+            }
+            Ok(Incoming::Control(cmd)) => {
+                if !self.controller_allowed(src) {
+                    return Ok(());
+                }
+                self.line("request")
+                    .kv(
+                        "request",
+                        message::canonical(d.request.as_deref().unwrap_or("")),
+                    )
+                    .kv("from", src)
+                    .kv("sender", d.sender_name.as_deref().unwrap_or("null"))
+                    .emit();
+                self.step(self.now(), Input::Command(cmd))?;
+                if cmd == Command::Shutdown && self.cfg.shutdown_exits {
+                    self.line("exit").kv("reason", "shutdown").emit();
+                    return Err(Exit::Clean);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn controller_allowed(&mut self, src: SocketAddr) -> bool {
+        if self.cfg.controller_allow.is_empty() {
+            return true;
+        }
+        let now = self.now();
+        let first = self.cfg.peers.len();
+        let allowed = (first..first + self.cfg.controller_allow.len())
+            .any(|i| self.book.has_ip(i, src.ip(), now));
+        if !allowed {
+            self.drop_input("controller-not-allowed", &src.to_string(), Some((src, 0)));
+        }
+        allowed
+    }
+
+    fn answer_leader_info(&mut self, src: SocketAddr) {
+        let leader = self.node.leader().map(|i| self.names[i].clone());
+        let reply = message::leader_info_reply(&self.cfg.name, self.node.term(), leader.as_deref());
+        if let Err(e) = self.socket.send_to(&json::emit(&reply), src) {
+            self.drop_input("send-error", &e.to_string(), Some((src, 0)));
+        }
+        let now = self.now();
+        // Pollers ask several times a second: one line per asking host per minute is plenty.
+        let key = format!("leader-info-{}", src.ip());
+        if let Some(held) = self.limits.allow(&key, now, 60 * DROP_LOG_PERIOD_MS) {
+            self.line("request")
+                .kv("request", "LEADER_INFO")
+                .kv("from", src)
+                .kv("leader", leader.as_deref().unwrap_or("null"))
+                .kv("suppressed", held)
+                .emit();
+        }
+    }
+
+    /// One step of the core, then its output in the order Raft requires: persist, send, log.
+    fn step(&mut self, now: u64, input: Input) -> Result<(), Exit> {
+        let before = (self.node.term(), self.node.leader());
+        let out = self.node.step(now, input);
+        self.apply(now, out, before)
+    }
+
+    fn apply(&mut self, now: u64, out: Output, before: (u64, Option<usize>)) -> Result<(), Exit> {
+        if let Some(hard) = out.persist {
+            self.persist(hard)?;
+        }
+        for (to, msg) in out.send {
+            let Some(addr) = self.book.addr(to, now) else {
+                let name = self.names[to].clone();
+                self.drop_output("no-address", &name);
+                continue;
+            };
+            let bytes = json::emit(&message::encode(&self.cfg.name, msg));
+            if let Err(e) = self.socket.send_to(&bytes, addr) {
+                self.drop_output("send-error", &format!("{}: {e}", self.names[to]));
+            }
+        }
+        if self.node.term() != before.0 {
+            self.line("term").kv("from", before.0).emit();
+        }
+        for event in out.events {
+            self.log_event(now, event);
+        }
+        let leader = self.node.leader();
+        if leader != before.1 && leader.is_some_and(|l| l != self.cfg.id) {
+            let name = leader.map_or("none", |l| self.names[l].as_str());
+            self.line("leader").kv("leader", name).emit();
+        }
+        Ok(())
+    }
+
+    fn persist(&mut self, hard: HardState) -> Result<(), Exit> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let saved = Saved {
+            term: hard.term,
+            voted_for: hard.voted_for.map(|i| self.names[i].clone()),
+        };
+        store
+            .save(&saved)
+            .map_err(|e| Exit::Io(format!("cannot persist to {}: {e}", store.path().display())))
+    }
+
+    // ---- logging -----------------------------------------------------------------------------
+
+    fn line(&self, event: &str) -> Line {
+        Line::new(&format!("node={}", self.cfg.name))
+            .kv("term", self.node.term())
+            .kv("role", self.node.role().as_str())
+            .kv("event", event)
+    }
+
+    fn log_event(&mut self, now: u64, event: Event) {
+        match event {
+            Event::Became { role, reason, .. } => {
+                if matches!(role, Role::PreCandidate | Role::Candidate)
+                    && self.campaign_started.is_none()
+                {
+                    self.campaign_started = Some(now);
+                }
+                if matches!(role, Role::Follower | Role::Stopped) {
+                    self.campaign_started = None;
+                }
+                self.line("become")
+                    .kv("to", role.as_str())
+                    .kv("reason", reason)
+                    .emit();
+            }
+            Event::Elected { votes, .. } => {
+                let after = now.saturating_sub(self.campaign_started.take().unwrap_or(now));
+                self.line("elected")
+                    .kv("votes", format!("{votes}/{}", self.names.len()))
+                    .kv("after_ms", after)
+                    .emit();
+            }
+            Event::Vote {
+                candidate,
+                term,
+                pre,
+                granted,
+                reason,
+            } => {
+                let kind = if pre { "pre-vote" } else { "vote" };
+                self.line(kind)
+                    .kv("candidate", &self.names[candidate])
+                    .kv("for_term", term)
+                    .kv("granted", granted)
+                    .kv("reason", reason)
+                    .emit();
+            }
+            Event::Ignored { from, reason } => {
+                let key = format!("ignored-{reason}");
+                if let Some(held) = self.limits.allow(&key, now, DROP_LOG_PERIOD_MS) {
+                    let from = self.names.get(from).map_or("?", |s| s.as_str());
+                    self.line("ignored")
+                        .kv("from", from)
+                        .kv("reason", reason)
+                        .kv("suppressed", held)
+                        .emit();
+                }
+            }
+        }
+    }
+
+    fn drop_input(&mut self, reason: &str, detail: &str, src: Option<(SocketAddr, usize)>) {
+        let now = self.now();
+        if let Some(held) = self.limits.allow(reason, now, DROP_LOG_PERIOD_MS) {
+            let mut line = self.line("drop").kv("reason", reason).kv("detail", detail);
+            if let Some((addr, len)) = src {
+                line = line.kv("from", addr).kv("bytes", len);
+            }
+            line.kv("suppressed", held).emit();
+        }
+    }
+
+    fn drop_output(&mut self, reason: &str, detail: &str) {
+        let now = self.now();
+        if let Some(held) = self.limits.allow(reason, now, DROP_LOG_PERIOD_MS) {
+            self.line("send-failed")
+                .kv("reason", reason)
+                .kv("detail", detail)
+                .kv("suppressed", held)
+                .emit();
+        }
+    }
+
+    fn log_address(&mut self, change: crate::resolver::Change) {
+        let name = match self.names.get(change.index) {
+            Some(n) => n.clone(),
+            None => self.cfg.controller_allow[change.index - self.names.len()].clone(),
+        };
+        match change.addrs {
+            Ok(addrs) => {
+                let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                self.line("address")
+                    .kv("peer", name)
+                    .kv("addrs", list.join(","))
+                    .emit();
+            }
+            Err(e) => {
+                let key = format!("resolve-{name}");
+                let now = self.now();
+                if let Some(held) = self.limits.allow(&key, now, 10 * DROP_LOG_PERIOD_MS) {
+                    self.line("address")
+                        .kv("peer", name)
+                        .kv("error", e)
+                        .kv("suppressed", held)
+                        .emit();
+                }
+            }
+        }
+    }
+
+    fn log_start(&self, bind: SocketAddr, seed: u64) {
+        let peers: Vec<String> = self
+            .cfg
+            .peers
+            .iter()
+            .map(|p| format!("{}={}:{}", p.name, p.host, p.port))
+            .collect();
+        let hard = self.node.hard_state();
+        self.line("start")
+            .kv("bind", bind)
+            .kv("peers", peers.join(","))
+            .kv(
+                "election_ms",
+                format!("{}-{}", self.cfg.election_min, self.cfg.election_max),
+            )
+            .kv("heartbeat_ms", self.cfg.heartbeat)
+            .kv("pre_vote", self.cfg.pre_vote)
+            .kv("check_quorum", self.cfg.check_quorum)
+            .kv("data_dir", self.cfg.data_dir.as_deref().unwrap_or("none"))
+            .kv(
+                "voted_for",
+                hard.voted_for.map_or("none", |i| self.names[i].as_str()),
+            )
+            .kv("seed", seed)
+            .emit();
+        if self.store.is_none() {
+            self.line("warning")
+                .kv(
+                    "msg",
+                    "DATA_DIR is not set: term and vote are not durable across restarts",
+                )
+                .emit();
+        }
+    }
+}
+
+fn load_hard_state(store: &Store, names: &[String]) -> Result<HardState, Exit> {
+    let Some(saved) = store.load().map_err(Exit::State)? else {
+        return Ok(HardState::default());
+    };
+    let voted_for = match &saved.voted_for {
+        None => None,
+        Some(name) => Some(names.iter().position(|n| n == name).ok_or_else(|| {
+            Exit::State(format!(
+                "{} votes for {name}, which is not in PEERS: fix PEERS or remove the file",
+                store.path().display()
+            ))
+        })?),
+    };
+    Ok(HardState {
+        term: saved.term,
+        voted_for,
+    })
+}
+
+/// Each node's PRNG seed. Nodes started in the same millisecond must still draw different
+/// timeouts (identical ones split every vote), so the seed mixes the node's name with either the
+/// configured `SEED` (reproducible runs) or the time and pid.
+fn node_seed(base: Option<u64>, name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a over the name
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    let base = base.unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ ((std::process::id() as u64) << 32)
+    });
+    crate::raft::Rng::new(base ^ h).next_u64()
+}

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Cluster scenarios against the real image, in throwaway compose projects.
+
+    python3 tests/docker/run.py          # after `make image`; `make docker-test` does both
+
+Without a Docker daemon it prints "docker tests skipped: no Docker daemon" and exits 0,
+unless CI=true.  Waits are bounded polls (15 s); measured times are printed, not asserted,
+except the 5 s bound on the first election.  Ends with "N passed, M failed".
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import IMAGE, PORT, Cluster, Failure, daemon_answers, leader_info_request, run  # noqa: E402
+
+RESULTS = []
+
+
+def check(name, fn, *args):
+    print(f"-- {name}", flush=True)
+    t0 = time.monotonic()
+    try:
+        fn(*args)
+        ok, why = True, ""
+    except Failure as e:
+        ok, why = False, str(e)
+    except Exception as e:  # noqa: BLE001 - a broken scenario is a failed one, keep going
+        ok, why = False, f"{type(e).__name__}: {e}"
+    RESULTS.append(ok)
+    print(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - t0:.1f} s){'' if ok else ': ' + why}",
+          flush=True)
+    return ok
+
+
+def expect(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+# ---- scenarios --------------------------------------------------------------------------------
+def image_is_small():
+    size = int(run("docker", "image", "inspect", "-f", "{{.Size}}", IMAGE).stdout)
+    print(f"   {IMAGE}: {size} bytes ({size / 1024:.0f} KiB)")
+    expect(size <= 1024 * 1024, f"image is {size} bytes, over 1 MiB")
+
+
+def first_election(c):
+    """(a) All nodes agree on a leader within 5 s of the containers starting."""
+    t0 = time.monotonic()
+    c.up()
+    leader, secs, replies = c.wait_leader()
+    print(f"   {c.n} nodes: {leader} agreed {secs:.2f} s after `up -d` returned "
+          f"({time.monotonic() - t0:.2f} s including `up`), term {replies[leader]['term']}")
+    expect(secs <= 5.0, f"leader agreed only after {secs:.2f} s")
+
+
+# The course's controller, verbatim in spirit: bind (Controller, 5555), send LEADER_INFO to
+# (NodeK, 5555), recvfrom(1024).  Run under `nsenter -n` in the Controller container's network
+# namespace, so names are replaced by the container IPs.
+COURSE_CONTROLLER = r"""
+import json, socket, sys
+me, nodes = sys.argv[1], json.loads(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((me, 5555))
+s.settimeout(2)
+out = {}
+for name, ip in nodes.items():
+    s.sendto(sys.argv[3].encode(), (ip, 5555))
+    data, addr = s.recvfrom(1024)
+    out[name] = [json.loads(data.decode()), list(addr)]
+print(json.dumps(out))
+"""
+
+
+def course_controller(c):
+    """(b) LEADER_INFO from inside the network, from Controller:5555, like the course's script."""
+    leader, _, _ = c.wait_leader()
+    ips = {n: c.ip(n) for n in c.names}
+    if os.geteuid() == 0 and shutil.which("nsenter"):
+        p = run("nsenter", "-t", str(c.pid("Controller")), "-n", sys.executable, "-c", COURSE_CONTROLLER,
+                c.ip("Controller"), json.dumps(ips), leader_info_request().decode())
+        got = json.loads(p.stdout)
+        for n, (reply, addr) in got.items():
+            expect(reply.get("sender_name") == n and reply.get("request") == "LEADER_INFO"
+                   and reply.get("key") == "LEADER", f"{n} answered {reply}")
+            expect(addr == [ips[n], PORT], f"{n} answered from {addr}, not {ips[n]}:{PORT}")
+        values = {reply["value"] for reply, _ in got.values()}
+        expect(values == {leader}, f"nodes disagree: {values}")
+        print(f"   from {c.ip('Controller')}:{PORT} (nsenter): all {c.n} name {leader}")
+    else:
+        print("   nsenter needs root: only the docker exec variant runs")
+    # The same through the binary's own verb, by DNS name, bound to port 5555 of the controller.
+    for n in c.names:
+        p = c.ctl("leader-info", n, "--bind", f"0.0.0.0:{PORT}")
+        expect(leader in p.stdout, f"`raft leader-info {n}` printed {p.stdout.strip()!r}")
+    print(f"   docker exec Controller /raft leader-info NodeK --bind 0.0.0.0:{PORT}: all name {leader}")
+
+
+def controller_verbs(c):
+    """(c) CONVERT_FOLLOWER, TIMEOUT, SHUTDOWN and revival, sent by the controller container."""
+    leader, _, _ = c.wait_leader()
+    c.ctl("convert-follower", leader)
+    again, secs, _ = c.wait_leader()
+    print(f"   convert-follower {leader}: {again} leads after {secs:.2f} s")
+
+    follower = next(n for n in c.names if n != again)
+    c.ctl("timeout", follower)
+    _, secs, _ = c.wait_leader(want=follower)
+    print(f"   timeout {follower}: it leads after {secs:.2f} s")
+
+    c.ctl("shutdown", follower)
+    others = [n for n in c.names if n != follower]
+    new, secs, _ = c.wait_leader(among=others)
+    silent = c.ask([follower])[follower]
+    expect(silent is not None and silent.get("value") is None,
+           f"shut-down {follower} answered {silent}, expected value null")
+    print(f"   shutdown {follower}: {new} leads after {secs:.2f} s; {follower} answers null")
+
+    c.ctl("timeout", follower)
+    final, secs, _ = c.wait_leader()
+    print(f"   timeout {follower} (revival): all {c.n} agree on {final} after {secs:.2f} s")
+
+
+def kill_and_restart(c):
+    """(d) docker kill the leader's container; start it again: it rejoins with its term intact."""
+    leader, _, replies = c.wait_leader()
+    term = replies[leader]["term"]
+    c.docker("kill", leader)
+    others = [n for n in c.names if n != leader]
+    new, secs, replies = c.wait_leader(among=others)
+    print(f"   kill {leader} (term {term}): {new} leads in term {replies[new]['term']} after {secs:.2f} s")
+
+    c.docker("start", leader)
+    t0 = time.monotonic()
+    first = None
+    while first is None and time.monotonic() - t0 < 15:
+        first = c.ask([leader])[leader]
+        c._ips.clear()  # the address may only appear once the container is up
+    expect(first is not None, f"restarted {leader} never answered")
+    final, secs, replies = c.wait_leader()
+    # The node's own start line tells what it loaded from /data, before any peer spoke to it.
+    logs = run("docker", "logs", c.container(leader)).stderr
+    start = [ln for ln in logs.splitlines() if "event=start" in ln][-1]
+    loaded = int(re.search(r"\bterm=(\d+)", start).group(1))
+    print(f"   start {leader}: loaded term {loaded} from /data, first answer term {first['term']}, "
+          f"all agree on {final} after {secs:.2f} s, its term now {replies[leader]['term']}")
+    expect(loaded >= term, f"{leader} restarted with term {loaded} < {term}")
+    expect(first["term"] >= term and replies[leader]["term"] >= term,
+           f"{leader} answered term {first['term']} then {replies[leader]['term']}, below {term}")
+
+
+def partition(c):
+    """(e) Disconnect the leader from the network; reconnect: exactly one leader again."""
+    leader, _, replies = c.wait_leader()
+    c.disconnect(leader)
+    others = [n for n in c.names if n != leader]
+    try:
+        new, secs, _ = c.wait_leader(among=others)
+        print(f"   disconnect {leader}: the other {len(others)} agree on {new} after {secs:.2f} s")
+    finally:
+        c.connect(leader)
+    final, secs, replies = c.wait_leader()
+    print(f"   reconnect {leader}: all {c.n} agree on {final} after {secs:.2f} s "
+          f"(terms {sorted({r['term'] for r in replies.values()})})")
+
+
+def with_cluster(nodes, scenarios):
+    c = Cluster(nodes)
+    print(f"== {nodes} nodes, compose project {c.id}", flush=True)
+    try:
+        started = check(f"{nodes} nodes: first election", first_election, c)
+        for name, fn in scenarios:
+            if started:
+                check(f"{nodes} nodes: {name}", fn, c)
+            else:  # no cluster to speak of: fail the rest now rather than wait 15 s on each
+                RESULTS.append(False)
+                print(f"FAIL {nodes} nodes: {name}: not run, no first leader")
+    finally:
+        c.down()
+
+
+def main():
+    if not daemon_answers():
+        if os.environ.get("CI") == "true":
+            print("docker tests FAILED: no Docker daemon (CI=true)")
+            return 1
+        print("docker tests skipped: no Docker daemon")
+        return 0
+    # SIGTERM (e.g. from a CI timeout) still runs the finally blocks that remove the clusters.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
+        print(f"image {IMAGE} is missing: run `make image` first")
+        print("0 passed, 1 failed")
+        return 1
+
+    check("image is at most 1 MiB", image_is_small)
+    with_cluster(5, [("LEADER_INFO from Controller:5555", course_controller),
+                     ("controller verbs", controller_verbs),
+                     ("docker kill / start", kill_and_restart),
+                     ("network disconnect / connect", partition)])
+    with_cluster(7, [("LEADER_INFO from Controller:5555", course_controller)])
+
+    passed = sum(RESULTS)
+    print(f"{passed} passed, {len(RESULTS) - passed} failed")
+    return 0 if passed == len(RESULTS) else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; clusters removed")
+        sys.exit(130)

@@ -1,0 +1,45 @@
+"""The compose generator: the committed docker-compose.yml is its exact output (no Docker needed)."""
+import pathlib
+import subprocess
+import sys
+import unittest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GEN = ROOT / "scripts" / "compose.py"
+
+
+def generate(*args: str) -> str:
+    return subprocess.run([sys.executable, str(GEN), *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
+class ComposeGenerator(unittest.TestCase):
+    def test_committed_file_is_reproduced_byte_for_byte(self):
+        committed = (ROOT / "docker-compose.yml").read_bytes()
+        self.assertEqual(generate().encode(), committed,
+                         "docker-compose.yml is stale: run `python3 scripts/compose.py -o docker-compose.yml`")
+
+    def test_n_nodes_share_one_peer_list(self):
+        text = generate("--nodes", "7")
+        peers = "PEERS: " + ",".join(f"Node{i}" for i in range(1, 8))
+        self.assertEqual(text.count(peers), 8)  # 7 nodes + controller
+        self.assertEqual(text.count("DATA_DIR: /data"), 7)
+        self.assertIn("  node7-data: {}", text)
+
+    def test_prefix_changes_container_names_only(self):
+        text = generate("--nodes", "3", "--prefix", "t1")
+        self.assertIn("container_name: t1-Node3", text)
+        self.assertIn("container_name: t1-Controller", text)
+        self.assertIn("hostname: Node3", text)
+        self.assertIn("aliases: [Node3]", text)
+        self.assertNotIn("container_name: Node", text)
+
+    def test_controller_leaves_port_5555_alone(self):
+        controller = generate().split("  controller:")[1].split("\nnetworks:")[0]
+        self.assertIn('command: ["watch"]', controller)
+        self.assertNotIn("5555", controller)
+        self.assertNotIn("ports", controller)
+
+
+if __name__ == "__main__":
+    unittest.main()

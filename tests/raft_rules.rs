@@ -1,0 +1,1491 @@
+//! The election core, rule by rule.
+//!
+//! Each test checks one rule of Raft's leader election and quotes, in its doc comment, the
+//! sentence of Diego Ongaro's dissertation ("Consensus: Bridging Theory and Practice", 2014) that
+//! states it. Figure 3.1 is the condensed summary of the algorithm; the sections cited are the
+//! ones where the rule is explained. Rules that come from the controller's commands rather than
+//! from the paper quote the contract of `raft::raft` instead.
+//!
+//! Nodes are driven directly through `Node::step`: single nodes are fed hand-made messages, and
+//! small clusters deliver every `Output::send` synchronously (zero latency) through [`Cluster`].
+//! Time is a plain number of milliseconds; nothing here sleeps or reads a clock.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use raft::raft::{
+    Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Role, Time,
+};
+
+// ---- configuration ------------------------------------------------------------------------------
+
+/// `Config::new` defaults: 150-300 ms election timeouts, 50 ms heartbeats, PreVote and
+/// CheckQuorum on.
+const MIN: Time = 150;
+const MAX: Time = 300;
+const HEARTBEAT: Time = 50;
+
+const APPEND: Kind = Kind::Append;
+const APPEND_REPLY: Kind = Kind::AppendReply;
+const VOTE: Kind = Kind::VoteRequest { forced: false };
+const FORCED_VOTE: Kind = Kind::VoteRequest { forced: true };
+const VOTE_ACK: Kind = Kind::VoteAck;
+const PRE_VOTE: Kind = Kind::PreVoteRequest;
+const PRE_VOTE_ACK: Kind = Kind::PreVoteAck;
+
+fn config(id: NodeId, size: usize) -> Config {
+    let cfg = Config::new(id, size);
+    assert_eq!(
+        (cfg.election_min, cfg.election_max, cfg.heartbeat),
+        (MIN, MAX, HEARTBEAT)
+    );
+    assert!(cfg.pre_vote && cfg.check_quorum);
+    cfg
+}
+
+fn without_pre_vote(mut cfg: Config) -> Config {
+    cfg.pre_vote = false;
+    cfg
+}
+
+fn without_check_quorum(mut cfg: Config) -> Config {
+    cfg.check_quorum = false;
+    cfg
+}
+
+/// Every node gets its own seed, as distinct processes of one cluster would.
+fn seed(id: NodeId) -> u64 {
+    0x5EED_0000 + id as u64
+}
+
+/// A node booting for the first time at time 0.
+fn boot(cfg: Config) -> Node {
+    Node::new(cfg, HardState::default(), seed(cfg.id), 0)
+}
+
+fn restart(cfg: Config, hard: HardState, now: Time) -> Node {
+    Node::new(cfg, hard, seed(cfg.id), now)
+}
+
+// ---- driving one node ---------------------------------------------------------------------------
+
+fn receive(node: &mut Node, now: Time, from: NodeId, term: u64, kind: Kind) -> Output {
+    node.step(
+        now,
+        Input::Receive {
+            from,
+            msg: msg(term, kind),
+        },
+    )
+}
+
+fn msg(term: u64, kind: Kind) -> Msg {
+    Msg { term, kind }
+}
+
+fn tick(node: &mut Node, now: Time) -> Output {
+    node.step(now, Input::Tick)
+}
+
+/// Steps the node at its own deadline, as the runtime does when the timer expires. A timer that
+/// fires is always rearmed later (or stopped): a node never asks to be woken in the past.
+fn fire(node: &mut Node) -> (Time, Output) {
+    let at = node.deadline().expect("a running node has a deadline");
+    let out = tick(node, at);
+    assert!(out.deadline.is_none_or(|next| next > at), "{out:?}");
+    (at, out)
+}
+
+fn command(node: &mut Node, now: Time, cmd: Command) -> Output {
+    node.step(now, Input::Command(cmd))
+}
+
+fn peers(node: &Node) -> Vec<NodeId> {
+    let me = node.id();
+    (0..node.config().cluster_size)
+        .filter(|&p| p != me)
+        .collect()
+}
+
+/// Recipients of the messages of exactly this kind and term.
+fn sent(out: &Output, kind: Kind, term: u64) -> Vec<NodeId> {
+    out.send
+        .iter()
+        .filter(|(_, m)| m.kind == kind && m.term == term)
+        .map(|&(to, _)| to)
+        .collect()
+}
+
+fn vote_requests(out: &Output) -> Vec<(NodeId, Msg)> {
+    out.send
+        .iter()
+        .filter(|(_, m)| matches!(m.kind, Kind::VoteRequest { .. }))
+        .copied()
+        .collect()
+}
+
+fn hard(term: u64, voted_for: Option<NodeId>) -> HardState {
+    HardState { term, voted_for }
+}
+
+// ---- building nodes in a given role -------------------------------------------------------------
+
+/// Fires `cfg`'s timer and, with PreVote on, hands it the pre-votes it needs: a candidate of
+/// term 1 that has only its own vote. Returns the time at which it became a candidate.
+fn candidate(cfg: Config) -> (Node, Time) {
+    let mut node = boot(cfg);
+    let (now, _) = fire(&mut node);
+    for peer in peers(&node) {
+        if node.role() != Role::PreCandidate {
+            break;
+        }
+        receive(&mut node, now, peer, 1, PRE_VOTE_ACK);
+    }
+    assert_eq!((node.role(), node.term()), (Role::Candidate, 1));
+    (node, now)
+}
+
+/// A candidate of term 1 given just enough votes to win. Returns the time of the election and
+/// the output of the step that made it leader.
+fn leader(cfg: Config) -> (Node, Time, Output) {
+    let (mut node, now) = candidate(cfg);
+    for peer in peers(&node) {
+        let out = receive(&mut node, now, peer, 1, VOTE_ACK);
+        if node.role() == Role::Leader {
+            return (node, now, out);
+        }
+    }
+    panic!("a majority of votes did not elect the candidate");
+}
+
+/// A follower of `leader` in `term`, having heard its heartbeat at `now` (before its own timer).
+fn follower_of(cfg: Config, leader: NodeId, term: u64, now: Time) -> Node {
+    let mut node = boot(cfg);
+    assert!(now < node.deadline().unwrap());
+    receive(&mut node, now, leader, term, APPEND);
+    assert_eq!(node.leader(), Some(leader));
+    node
+}
+
+/// Asserts the rule of Figure 3.1's "State" box: whenever an output asks for votes or grants one,
+/// the vote it relies on is in `persist` (written before anything is sent).
+fn assert_vote_persisted_before_sending(out: &Output, voter: NodeId, candidate: NodeId) {
+    let asks_or_grants = out
+        .send
+        .iter()
+        .filter(|(_, m)| matches!(m.kind, Kind::VoteRequest { .. } | Kind::VoteAck));
+    for (_, m) in asks_or_grants {
+        assert_eq!(
+            out.persist,
+            Some(hard(m.term, Some(candidate))),
+            "node {voter} sent {m:?} without first persisting its vote for {candidate}"
+        );
+    }
+}
+
+// ---- a small cluster with synchronous delivery --------------------------------------------------
+
+/// Nodes `0..size`, each with its own seed, wired so that every message is delivered at once.
+/// An isolated node neither sends nor receives. Every step is recorded in `trace`, and after every
+/// step the cluster checks Election Safety (one leader per term).
+struct Cluster {
+    nodes: Vec<Node>,
+    now: Time,
+    isolated: Vec<bool>,
+    leader_of_term: BTreeMap<u64, NodeId>,
+    trace: Vec<(Time, NodeId, Output)>,
+}
+
+impl Cluster {
+    fn new(size: usize, tweak: impl Fn(Config) -> Config) -> Cluster {
+        Cluster {
+            nodes: (0..size).map(|id| boot(tweak(config(id, size)))).collect(),
+            now: 0,
+            isolated: vec![false; size],
+            leader_of_term: BTreeMap::new(),
+            trace: Vec::new(),
+        }
+    }
+
+    /// Steps `id` with `input` at the current time and delivers everything that follows from it.
+    fn step(&mut self, id: NodeId, input: Input) {
+        let mut queue = VecDeque::from([(id, input)]);
+        while let Some((to, input)) = queue.pop_front() {
+            let out = self.nodes[to].step(self.now, input);
+            self.check_election_safety(to);
+            for &(peer, msg) in &out.send {
+                if !self.isolated[to] && !self.isolated[peer] {
+                    queue.push_back((peer, Input::Receive { from: to, msg }));
+                }
+            }
+            self.trace.push((self.now, to, out));
+        }
+    }
+
+    /// Fires every timer that expires up to `end`, earliest first, then sets the clock to `end`.
+    fn run_until(&mut self, end: Time) {
+        loop {
+            let next = (0..self.nodes.len())
+                .filter_map(|id| self.nodes[id].deadline().map(|at| (at, id)))
+                .min();
+            match next {
+                Some((at, id)) if at <= end => {
+                    self.now = self.now.max(at);
+                    self.step(id, Input::Tick);
+                    let next = self.nodes[id].deadline();
+                    assert!(
+                        next.is_none_or(|next| next > at),
+                        "node {id} rearmed at {next:?}"
+                    );
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+
+    fn check_election_safety(&mut self, id: NodeId) {
+        let node = &self.nodes[id];
+        if node.role() == Role::Leader {
+            let first = *self.leader_of_term.entry(node.term()).or_insert(id);
+            assert_eq!(first, id, "two leaders in term {}", node.term());
+        }
+    }
+
+    fn leaders(&self) -> Vec<NodeId> {
+        (0..self.nodes.len())
+            .filter(|&id| self.nodes[id].role() == Role::Leader)
+            .collect()
+    }
+
+    /// The one leader every connected node agrees on, if there is one.
+    fn agreed_leader(&self) -> Option<NodeId> {
+        let connected: Vec<&Node> = (0..self.nodes.len())
+            .filter(|&id| !self.isolated[id])
+            .map(|id| &self.nodes[id])
+            .collect();
+        let leader = connected[0].leader()?;
+        let term = connected[0].term();
+        connected
+            .iter()
+            .all(|n| n.leader() == Some(leader) && n.term() == term)
+            .then_some(leader)
+    }
+}
+
+// ---- §3.4: followers and randomized election timeouts -------------------------------------------
+
+/// §3.4: "When servers start up, they begin as followers. A server remains in follower state as
+/// long as it receives valid RPCs from a leader or candidate."
+#[test]
+fn node_starts_as_follower_of_nobody_with_timer_in_election_range() {
+    let now = 1_000;
+    let node = Node::new(config(2, 5), HardState::default(), seed(2), now);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.term(), 0);
+    assert_eq!(node.leader(), None);
+    assert_eq!(node.hard_state(), hard(0, None));
+    let deadline = node.deadline().unwrap();
+    assert!((now + MIN..=now + MAX).contains(&deadline), "{deadline}");
+}
+
+/// Contract of `Input::Tick`: "The deadline returned by the previous step has passed." A tick
+/// that arrives early is harmless: nothing happens before the election timeout elapses.
+#[test]
+fn tick_before_the_deadline_changes_nothing() {
+    let mut node = boot(config(0, 3));
+    let deadline = node.deadline().unwrap();
+    let out = tick(&mut node, deadline - 1);
+    assert_eq!(out.send, vec![]);
+    assert_eq!(out.persist, None);
+    assert_eq!(out.deadline, Some(deadline));
+    assert_eq!((node.role(), node.term()), (Role::Follower, 0));
+}
+
+/// Figure 3.1, Followers: "If election timeout elapses without receiving AppendEntries RPC from
+/// current leader or granting vote to candidate: convert to candidate." With PreVote (§9.6) the
+/// conversion is preceded by a pre-vote round: "a candidate only increments its term if it first
+/// learns from a majority of the cluster that they would be willing to grant the candidate their
+/// votes".
+#[test]
+fn follower_timeout_with_pre_vote_asks_for_pre_votes_without_raising_its_term() {
+    let mut node = boot(config(0, 3));
+    let (now, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::PreCandidate);
+    assert_eq!(node.hard_state(), hard(0, None), "term and vote untouched");
+    assert_eq!(out.persist, None);
+    assert_eq!(sent(&out, PRE_VOTE, 1), vec![1, 2], "proposes term + 1");
+    assert_eq!(vote_requests(&out), vec![]);
+    let deadline = out.deadline.unwrap();
+    assert!((now + MIN..=now + MAX).contains(&deadline));
+}
+
+/// Figure 3.1, Followers: "If election timeout elapses without receiving AppendEntries RPC from
+/// current leader or granting vote to candidate: convert to candidate." §3.4: "To begin an
+/// election, a follower increments its current term and transitions to candidate state."
+#[test]
+fn follower_timeout_without_pre_vote_becomes_candidate_in_next_term() {
+    let mut node = boot(without_pre_vote(config(0, 3)));
+    let (_, out) = fire(&mut node);
+    assert_eq!((node.role(), node.term()), (Role::Candidate, 1));
+    assert_eq!(node.leader(), None);
+    assert_eq!(sent(&out, VOTE, 1), vec![1, 2]);
+}
+
+/// §3.4: "Raft uses randomized election timeouts to ensure that split votes are rare and that
+/// they are resolved quickly. To prevent split votes in the first place, election timeouts are
+/// chosen randomly from a fixed interval (e.g., 150–300 ms)." and "Each candidate restarts its
+/// randomized election timeout at the start of an election".
+#[test]
+fn election_timeout_is_redrawn_from_the_range_at_every_reset() {
+    // Resets by the node's own elections (an isolated node keeps timing out).
+    let mut node = boot(without_pre_vote(config(0, 3)));
+    let mut drawn = Vec::new();
+    for _ in 0..50 {
+        let (now, out) = fire(&mut node);
+        let timeout = out.deadline.unwrap() - now;
+        assert!((MIN..=MAX).contains(&timeout), "{timeout}");
+        drawn.push(timeout);
+    }
+    // Resets by a leader's heartbeats.
+    let mut node = boot(config(1, 3));
+    for i in 0..50 {
+        let now = 100 + i * HEARTBEAT;
+        let out = receive(&mut node, now, 0, 1, APPEND);
+        let timeout = out.deadline.unwrap() - now;
+        assert!((MIN..=MAX).contains(&timeout), "{timeout}");
+        drawn.push(timeout);
+    }
+    drawn.sort_unstable();
+    drawn.dedup();
+    assert!(
+        drawn.len() > 30,
+        "100 draws from 151 values gave only {drawn:?}"
+    );
+    let (lowest, highest) = (drawn[0], drawn[drawn.len() - 1]);
+    assert!(
+        lowest < MIN + 15 && highest > MAX - 15,
+        "whole range used: {drawn:?}"
+    );
+}
+
+/// §3.4: "election timeouts are chosen randomly from a fixed interval", so that "in most cases
+/// only a single server will time out". Nodes started together with different seeds must not
+/// share their timeouts.
+#[test]
+fn nodes_started_together_draw_different_timeouts() {
+    let firsts: Vec<Time> = (0..64)
+        .map(|id| boot(config(id, 64)).deadline().unwrap())
+        .collect();
+    let mut distinct = firsts.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() > 32, "{firsts:?}");
+
+    // Two nodes also differ over a sequence of resets, not only on their first draw.
+    let timeouts = |id: NodeId| -> Vec<Time> {
+        let mut node = boot(without_pre_vote(config(id, 3)));
+        (0..10)
+            .map(|_| {
+                let (now, out) = fire(&mut node);
+                out.deadline.unwrap() - now
+            })
+            .collect()
+    };
+    assert_ne!(timeouts(0), timeouts(1));
+}
+
+// ---- §3.4: candidates --------------------------------------------------------------------------
+
+/// Figure 3.1, Candidates: "On conversion to candidate, start election: Increment currentTerm,
+/// Vote for self, Reset election timer, Send RequestVote RPCs to all other servers."
+#[test]
+fn candidate_increments_term_votes_for_itself_and_requests_all_votes() {
+    let mut node = boot(without_pre_vote(config(2, 5)));
+    let (now, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(1, Some(2)));
+    assert_eq!(sent(&out, VOTE, 1), vec![0, 1, 3, 4]);
+    let deadline = out.deadline.unwrap();
+    assert!((now + MIN..=now + MAX).contains(&deadline), "timer reset");
+}
+
+/// Figure 3.1, State: "Persistent state on all servers: (Updated on stable storage before
+/// responding to RPCs)". A vote request is only sent once `currentTerm` and `votedFor = self`
+/// are in `Output::persist`, whichever way the election starts.
+#[test]
+fn candidate_persists_term_and_own_vote_before_requesting_votes() {
+    // Its timer fires, PreVote off.
+    let mut node = boot(without_pre_vote(config(0, 3)));
+    let (_, out) = fire(&mut node);
+    assert_eq!(out.persist, Some(hard(1, Some(0))));
+    assert_vote_persisted_before_sending(&out, 0, 0);
+
+    // It wins a pre-vote.
+    let mut node = boot(config(0, 3));
+    let (now, _) = fire(&mut node);
+    let out = receive(&mut node, now, 1, 1, PRE_VOTE_ACK);
+    assert_eq!(vote_requests(&out).len(), 2);
+    assert_eq!(out.persist, Some(hard(1, Some(0))));
+    assert_vote_persisted_before_sending(&out, 0, 0);
+
+    // The controller's TIMEOUT.
+    let mut node = boot(config(0, 3));
+    let out = command(&mut node, 10, Command::Timeout);
+    assert_eq!(vote_requests(&out).len(), 2);
+    assert_eq!(out.persist, Some(hard(1, Some(0))));
+    assert_vote_persisted_before_sending(&out, 0, 0);
+
+    // A candidate's timer fires and it starts over in the next term.
+    let (mut node, _) = candidate(without_pre_vote(config(0, 3)));
+    let (_, out) = fire(&mut node);
+    assert_eq!(out.persist, Some(hard(2, Some(0))));
+    assert_vote_persisted_before_sending(&out, 0, 0);
+}
+
+/// §3.4: "A candidate wins an election if it receives votes from a majority of the servers in
+/// the full cluster for the same term." Figure 3.1: "If votes received from majority of servers:
+/// become leader."
+#[test]
+fn candidate_with_majority_of_votes_becomes_leader() {
+    for (size, acks_needed) in [(3, 1), (5, 2), (7, 3)] {
+        let (mut node, now) = candidate(config(0, size));
+        for peer in 1..acks_needed {
+            receive(&mut node, now, peer, 1, VOTE_ACK);
+            assert_eq!(node.role(), Role::Candidate, "{size} nodes, {peer} acks");
+        }
+        let out = receive(&mut node, now, acks_needed, 1, VOTE_ACK);
+        assert_eq!(node.role(), Role::Leader, "{size} nodes");
+        assert_eq!(node.leader(), Some(0));
+        assert_eq!(node.term(), 1);
+        let votes = acks_needed + 1;
+        assert!(out.events.contains(&Event::Elected { term: 1, votes }));
+    }
+}
+
+/// §3.4: a candidate needs "votes from a majority of the servers in the full cluster": half of
+/// an even cluster is not a majority, and neither is anything short of it.
+#[test]
+fn candidate_without_majority_stays_candidate() {
+    for (size, acks) in [(4, 1), (5, 1), (7, 2)] {
+        let (mut node, now) = candidate(config(0, size));
+        for peer in 1..=acks {
+            let out = receive(&mut node, now, peer, 1, VOTE_ACK);
+            assert_eq!(sent(&out, APPEND, 1), vec![]);
+        }
+        assert_eq!(node.role(), Role::Candidate, "{size} nodes, {acks} acks");
+        assert_eq!(node.leader(), None);
+    }
+}
+
+/// §3.4: "Each server will vote for at most one candidate in a given term", so a vote that
+/// arrives twice (a retried or duplicated reply) is still one vote.
+#[test]
+fn duplicate_vote_acks_from_one_peer_count_once() {
+    let (mut node, now) = candidate(config(0, 5));
+    for _ in 0..5 {
+        receive(&mut node, now, 1, 1, VOTE_ACK);
+    }
+    assert_eq!(node.role(), Role::Candidate);
+    receive(&mut node, now, 2, 1, VOTE_ACK);
+    assert_eq!(node.role(), Role::Leader);
+}
+
+/// §3.4: votes count only "for the same term". Acks left over from an earlier election are
+/// stale messages and are ignored (§3.3: "If a server receives a request with a stale term
+/// number, it rejects the request.").
+#[test]
+fn vote_acks_from_an_earlier_term_do_not_count() {
+    let (mut node, _) = candidate(without_pre_vote(config(0, 3)));
+    let (now, _) = fire(&mut node);
+    assert_eq!((node.role(), node.term()), (Role::Candidate, 2));
+    receive(&mut node, now, 1, 1, VOTE_ACK);
+    receive(&mut node, now, 2, 1, VOTE_ACK);
+    assert_eq!(node.role(), Role::Candidate);
+    receive(&mut node, now, 2, 2, VOTE_ACK);
+    assert_eq!(node.role(), Role::Leader);
+}
+
+/// §3.4: "votes from a majority of the servers in the full cluster": only members vote. A
+/// message claiming to come from the candidate itself or from outside the configured cluster
+/// (a forged or misrouted datagram) is not a vote.
+#[test]
+fn votes_from_outside_the_cluster_do_not_count() {
+    let (mut node, now) = candidate(config(0, 3));
+    for stranger in [0, 3, 4, 63, 64, 1_000, NodeId::MAX] {
+        let out = receive(&mut node, now, stranger, 1, VOTE_ACK);
+        assert!(out.events.contains(&Event::Ignored {
+            from: stranger,
+            reason: "not-a-peer",
+        }));
+    }
+    assert_eq!(node.role(), Role::Candidate);
+    receive(&mut node, now, 2, 1, VOTE_ACK);
+    assert_eq!(node.role(), Role::Leader);
+}
+
+/// Figure 3.1, Leaders: "Upon election: send initial empty AppendEntries RPCs (heartbeat) to
+/// each server; repeat during idle periods to prevent election timeouts (§3.4)."
+#[test]
+fn new_leader_sends_heartbeats_at_once_and_then_every_heartbeat_interval() {
+    let (mut node, elected, out) = leader(config(0, 3));
+    assert_eq!(sent(&out, APPEND, 1), vec![1, 2]);
+    assert_eq!(out.deadline, Some(elected + HEARTBEAT));
+
+    for beat in 1..=10 {
+        let due = elected + beat * HEARTBEAT;
+        let early = tick(&mut node, due - 1);
+        assert_eq!(early.send, vec![], "nothing before the interval");
+        let out = tick(&mut node, due);
+        assert_eq!(sent(&out, APPEND, 1), vec![1, 2], "beat {beat}");
+        assert_eq!(out.deadline, Some(due + HEARTBEAT));
+        for peer in [1, 2] {
+            receive(&mut node, due, peer, 1, APPEND_REPLY);
+        }
+    }
+    assert_eq!(node.role(), Role::Leader);
+}
+
+/// Figure 3.1, Candidates: "If AppendEntries RPC received from new leader: convert to
+/// follower." §3.4: "If the leader's term (included in its RPC) is at least as large as the
+/// candidate's current term, then the candidate recognizes the leader as legitimate and returns
+/// to follower state."
+#[test]
+fn candidate_hearing_leader_of_its_own_term_becomes_follower() {
+    let (mut node, now) = candidate(config(0, 3));
+    let out = receive(&mut node, now + 5, 2, 1, APPEND);
+    assert_eq!((node.role(), node.term()), (Role::Follower, 1));
+    assert_eq!(node.leader(), Some(2));
+    assert_eq!(node.hard_state(), hard(1, Some(0)), "its vote stands");
+    assert_eq!(sent(&out, APPEND_REPLY, 1), vec![2]);
+}
+
+/// Figure 3.1, Candidates: "If election timeout elapses: start new election." §3.4: "each
+/// candidate will time out and start a new election by incrementing its term and initiating
+/// another round of RequestVote RPCs."
+#[test]
+fn candidate_whose_timer_fires_starts_new_election_in_higher_term() {
+    let (mut node, _) = candidate(without_pre_vote(config(0, 3)));
+    let (now, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(2, Some(0)));
+    assert_eq!(sent(&out, VOTE, 2), vec![1, 2]);
+    assert!((now + MIN..=now + MAX).contains(&out.deadline.unwrap()));
+}
+
+/// §9.6: "a candidate only increments its term if it first learns from a majority of the cluster
+/// that they would be willing to grant the candidate their votes". A candidate that times out
+/// with PreVote on therefore polls again before its next term.
+#[test]
+fn candidate_whose_timer_fires_with_pre_vote_polls_before_raising_its_term() {
+    let (mut node, _) = candidate(config(0, 3));
+    let (now, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::PreCandidate);
+    assert_eq!(node.hard_state(), hard(1, Some(0)));
+    assert_eq!(out.persist, None);
+    assert_eq!(sent(&out, PRE_VOTE, 2), vec![1, 2]);
+    assert_eq!(vote_requests(&out), vec![]);
+
+    receive(&mut node, now, 2, 2, PRE_VOTE_ACK);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(2, Some(0)));
+}
+
+/// §3.4: a candidate wins with "votes from a majority of the servers in the full cluster"; the
+/// majority of a one-server cluster is the server's own vote.
+#[test]
+fn single_node_cluster_elects_itself() {
+    for cfg in [config(0, 1), without_pre_vote(config(0, 1))] {
+        let mut node = boot(cfg);
+        let (elected, out) = fire(&mut node);
+        assert_eq!(node.role(), Role::Leader, "pre_vote: {}", cfg.pre_vote);
+        assert_eq!(node.hard_state(), hard(1, Some(0)));
+        assert_eq!(out.persist, Some(hard(1, Some(0))));
+        assert_eq!(out.send, vec![]);
+        // CheckQuorum counts the leader itself: it stays leader with nobody to hear from.
+        for _ in 0..20 {
+            let (_, out) = fire(&mut node);
+            assert_eq!(out.send, vec![]);
+        }
+        assert_eq!((node.role(), node.term()), (Role::Leader, 1));
+        assert_eq!(node.deadline(), Some(elected + 21 * HEARTBEAT));
+    }
+}
+
+// ---- Figure 3.1, RequestVote: one vote per term -------------------------------------------------
+
+/// Figure 3.1, RequestVote RPC, receiver implementation: "If votedFor is null or candidateId,
+/// and candidate's log is at least as up-to-date as receiver's log, grant vote (§3.4, §3.6)."
+#[test]
+fn follower_grants_its_vote_to_the_first_candidate_of_a_term() {
+    let mut node = boot(config(0, 3));
+    let out = receive(&mut node, 20, 1, 1, VOTE);
+    assert_eq!(out.send, vec![(1, msg(1, VOTE_ACK))]);
+    assert_eq!(node.hard_state(), hard(1, Some(1)));
+    assert_eq!(node.role(), Role::Follower);
+}
+
+/// Figure 3.1, State: "Persistent state on all servers: (Updated on stable storage before
+/// responding to RPCs)". §3.8: "each server persists its current term and vote; this is
+/// necessary to prevent the server from voting twice in the same term".
+#[test]
+fn vote_is_persisted_before_the_ack_is_sent() {
+    let mut node = boot(config(0, 3));
+    let out = receive(&mut node, 20, 1, 1, VOTE);
+    assert_eq!(out.persist, Some(hard(1, Some(1))));
+    assert_vote_persisted_before_sending(&out, 0, 1);
+
+    // Also when the vote comes with a term change and a step down.
+    let (mut node, now) = candidate(config(0, 3));
+    let out = receive(&mut node, now, 2, 4, VOTE);
+    assert_eq!(sent(&out, VOTE_ACK, 4), vec![2]);
+    assert_eq!(out.persist, Some(hard(4, Some(2))));
+    assert_vote_persisted_before_sending(&out, 0, 2);
+}
+
+/// §3.4: "Each server will vote for at most one candidate in a given term, on a
+/// first-come-first-served basis." A refusal is silence: no `VoteAck` is sent.
+#[test]
+fn follower_refuses_a_second_candidate_in_the_same_term() {
+    let mut node = boot(config(0, 5));
+    receive(&mut node, 20, 1, 1, VOTE);
+    for rival in [2, 3, 4] {
+        let out = receive(&mut node, 30, rival, 1, VOTE);
+        assert_eq!(out.send, vec![], "no vote for {rival}");
+        assert_eq!(out.persist, None);
+        assert!(out.events.contains(&Event::Vote {
+            candidate: rival,
+            term: 1,
+            pre: false,
+            granted: false,
+            reason: "already-voted",
+        }));
+    }
+    let forced = receive(&mut node, 30, 2, 1, FORCED_VOTE);
+    assert_eq!(
+        forced.send,
+        vec![],
+        "a forced request does not buy a second vote"
+    );
+    assert_eq!(node.hard_state(), hard(1, Some(1)));
+}
+
+/// Figure 3.1, RequestVote: grant "If votedFor is null or candidateId": a candidate that retries
+/// its request (its first reply was lost) gets the same vote again.
+#[test]
+fn follower_grants_again_to_the_candidate_it_voted_for() {
+    let mut node = boot(config(0, 3));
+    receive(&mut node, 20, 1, 1, VOTE);
+    let retry = receive(&mut node, 40, 1, 1, VOTE);
+    assert_eq!(sent(&retry, VOTE_ACK, 1), vec![1]);
+    assert_eq!(retry.persist, None, "the vote is already durable");
+    assert_eq!(node.hard_state(), hard(1, Some(1)));
+}
+
+/// §3.4: a candidate "votes for itself", so it has no vote left for a rival of its own term.
+#[test]
+fn candidate_refuses_rival_candidates_of_its_term() {
+    let (mut node, now) = candidate(config(0, 3));
+    let out = receive(&mut node, now, 1, 1, VOTE);
+    assert_eq!(out.send, vec![]);
+    assert_eq!(node.hard_state(), hard(1, Some(0)));
+    assert_eq!(node.role(), Role::Candidate);
+}
+
+// ---- §3.3: terms ------------------------------------------------------------------------------
+
+/// Figure 3.1, Rules for Servers, All Servers: "If RPC request or response contains term T >
+/// currentTerm: set currentTerm = T, convert to follower (§3.3)." §3.3: "If a candidate or leader
+/// discovers that its term is out of date, it immediately reverts to follower state."
+///
+/// `votedFor` belongs to a term, so it is cleared with the new term (unless the message itself
+/// earns the vote). A leader's non-forced vote requests are the one exception, left to leader
+/// stickiness (§4.2.3, see `leader_ignores_vote_requests_while_it_leads`).
+#[test]
+fn higher_term_message_turns_any_role_into_follower_of_that_term() {
+    type Make = fn() -> (Node, Time);
+    let makers: [(&str, Make); 4] = [
+        ("follower", || (follower_of(config(0, 3), 1, 1, 10), 10)),
+        ("pre-candidate", || {
+            let mut node = boot(config(0, 3));
+            let (now, _) = fire(&mut node);
+            (node, now)
+        }),
+        ("candidate", || candidate(config(0, 3))),
+        ("leader", || {
+            let (node, now, _) = leader(config(0, 3));
+            (node, now)
+        }),
+    ];
+    for (role, make) in makers {
+        for kind in [APPEND, APPEND_REPLY, VOTE, FORCED_VOTE, VOTE_ACK] {
+            let (mut node, now) = make();
+            if kind == VOTE && matches!(role, "leader" | "follower") {
+                continue; // within the leader's lease: §4.2.3
+            }
+            let out = receive(&mut node, now + 1, 2, 7, kind);
+            assert_eq!(node.role(), Role::Follower, "{role} got {kind:?}");
+            assert_eq!(node.term(), 7, "{role} got {kind:?}");
+            let vote = matches!(kind, Kind::VoteRequest { .. }).then_some(2);
+            assert_eq!(node.hard_state(), hard(7, vote), "{role} got {kind:?}");
+            assert_eq!(out.persist, Some(hard(7, vote)), "{role} got {kind:?}");
+            let leader = (kind == APPEND).then_some(2);
+            assert_eq!(node.leader(), leader, "{role} got {kind:?}");
+        }
+    }
+}
+
+/// Figure 3.1, RequestVote and AppendEntries receivers: "Reply false if term < currentTerm
+/// (§3.3)." §3.3: "If a server receives a request with a stale term number, it rejects the
+/// request." Refusals are silent, except towards a stale leader, which must learn the newer term
+/// (next test).
+#[test]
+fn lower_term_messages_are_ignored() {
+    let kinds = [
+        APPEND,
+        APPEND_REPLY,
+        VOTE,
+        FORCED_VOTE,
+        VOTE_ACK,
+        PRE_VOTE,
+        PRE_VOTE_ACK,
+    ];
+    let at_term_3 = |role: Role| -> Node {
+        let mut node = restart(config(0, 5), hard(3, None), 0);
+        match role {
+            Role::Follower => {}
+            Role::PreCandidate => {
+                fire(&mut node);
+            }
+            Role::Candidate | Role::Leader => {
+                node = restart(without_pre_vote(config(0, 5)), hard(2, None), 0);
+                let (now, _) = fire(&mut node);
+                if role == Role::Leader {
+                    receive(&mut node, now, 1, 3, VOTE_ACK);
+                    receive(&mut node, now, 2, 3, VOTE_ACK);
+                }
+            }
+            Role::Stopped => unreachable!(),
+        }
+        assert_eq!((node.role(), node.term()), (role, 3));
+        node
+    };
+    let roles = [
+        Role::Follower,
+        Role::PreCandidate,
+        Role::Candidate,
+        Role::Leader,
+    ];
+    for role in roles {
+        for kind in kinds {
+            let mut node = at_term_3(role);
+            let before = node.hard_state();
+            let deadline = node.deadline();
+            let out = receive(&mut node, deadline.unwrap() - 1, 1, 2, kind);
+            assert_eq!(node.role(), role, "{role:?} got {kind:?}");
+            assert_eq!(node.hard_state(), before, "{role:?} got {kind:?}");
+            assert_eq!(out.persist, None);
+            assert_eq!(
+                out.deadline, deadline,
+                "{role:?} got {kind:?}: timer untouched"
+            );
+            let expected = if kind == APPEND {
+                vec![(1, msg(3, APPEND_REPLY))]
+            } else {
+                vec![]
+            };
+            assert_eq!(out.send, expected, "{role:?} got {kind:?}");
+        }
+    }
+}
+
+/// Figure 3.1, AppendEntries RPC: the reply carries "currentTerm, for leader to update itself".
+/// §9.6 describes the consequence: a larger term propagates "through its AppendEntries response.
+/// This will force the cluster leader to step down".
+#[test]
+fn stale_leader_steps_down_when_an_append_reply_carries_a_newer_term() {
+    let (mut old_leader, now, beat) = leader(config(0, 3));
+    let mut follower = restart(config(1, 3), hard(2, None), now);
+
+    let append = beat.send.iter().find(|(to, _)| *to == 1).unwrap().1;
+    assert_eq!(append, msg(1, APPEND));
+    let reply = follower.step(
+        now,
+        Input::Receive {
+            from: 0,
+            msg: append,
+        },
+    );
+    assert_eq!(reply.send, vec![(0, msg(2, APPEND_REPLY))]);
+    assert_eq!(follower.leader(), None, "a stale leader is nobody's leader");
+
+    let msg = reply.send[0].1;
+    let out = old_leader.step(now, Input::Receive { from: 1, msg });
+    assert_eq!(old_leader.role(), Role::Follower);
+    assert_eq!(old_leader.hard_state(), hard(2, None));
+    assert_eq!(old_leader.leader(), None);
+    assert_eq!(out.persist, Some(hard(2, None)));
+}
+
+// ---- Figure 3.1, Followers: what resets the election timer ------------------------------------
+
+/// Figure 3.1, Followers: "If election timeout elapses without receiving AppendEntries RPC from
+/// current leader or granting vote to candidate: convert to candidate." Heartbeats keep pushing
+/// the timeout back, so a follower of a live leader never campaigns.
+#[test]
+fn heartbeats_reset_the_follower_election_timer() {
+    let mut node = boot(config(1, 3));
+    let mut now = 10;
+    for _ in 0..100 {
+        let out = receive(&mut node, now, 0, 1, APPEND);
+        let deadline = out.deadline.unwrap();
+        assert!((now + MIN..=now + MAX).contains(&deadline));
+        now += HEARTBEAT;
+        assert!(now < deadline);
+        let tick_out = tick(&mut node, now);
+        assert_eq!(tick_out.send, vec![]);
+    }
+    assert_eq!((node.role(), node.leader()), (Role::Follower, Some(0)));
+    assert_eq!(node.term(), 1);
+}
+
+/// Figure 3.1, Followers: the timeout counts from the last AppendEntries "or granting vote to
+/// candidate".
+#[test]
+fn granting_a_vote_resets_the_election_timer() {
+    // A vote in a new term, and a vote in the term the node is already in.
+    for (start, request_term) in [(hard(0, None), 1), (hard(3, None), 3)] {
+        let mut node = restart(config(0, 3), start, 0);
+        let first = node.deadline().unwrap();
+        let now = first - 1;
+        let out = receive(&mut node, now, 1, request_term, VOTE);
+        assert_eq!(sent(&out, VOTE_ACK, request_term), vec![1]);
+        let deadline = out.deadline.unwrap();
+        assert!((now + MIN..=now + MAX).contains(&deadline));
+        assert_eq!(
+            tick(&mut node, first).send,
+            vec![],
+            "old deadline passes quietly"
+        );
+    }
+}
+
+/// Figure 3.1, Followers: only receiving AppendEntries from the current leader or *granting* a
+/// vote defers the election. Refusing a vote, whether for a second candidate or a stale one, and
+/// answering a pre-vote (§9.6: the receiver's state does not change) leave the timer running.
+#[test]
+fn refusing_a_vote_does_not_reset_the_election_timer() {
+    let mut node = restart(config(0, 5), hard(3, Some(1)), 0);
+    let deadline = node.deadline();
+    let now = deadline.unwrap() - 1;
+
+    let rival = receive(&mut node, now, 2, 3, VOTE);
+    assert_eq!((rival.send.len(), rival.deadline), (0, deadline));
+    let stale = receive(&mut node, now, 3, 2, VOTE);
+    assert_eq!((stale.send.len(), stale.deadline), (0, deadline));
+    let pre_vote = receive(&mut node, now, 4, 4, PRE_VOTE);
+    assert_eq!(sent(&pre_vote, PRE_VOTE_ACK, 4), vec![4]);
+    assert_eq!(pre_vote.deadline, deadline);
+
+    let (_, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::PreCandidate, "the timer fired on time");
+    assert_eq!(sent(&out, PRE_VOTE, 4).len(), 4);
+}
+
+// ---- §9.6: PreVote ----------------------------------------------------------------------------
+
+/// §9.6: "In the Pre-Vote algorithm, a candidate only increments its term if it first learns from
+/// a majority of the cluster that they would be willing to grant the candidate their votes". A
+/// pre-vote is a question, not a vote: answering it changes neither the receiver's term nor its
+/// `votedFor`, and persists nothing.
+#[test]
+fn granting_a_pre_vote_changes_neither_term_nor_vote() {
+    let mut node = restart(config(0, 5), hard(2, Some(3)), 0);
+    let deadline = node.deadline();
+    let out = receive(&mut node, 10, 1, 3, PRE_VOTE);
+    assert_eq!(out.send, vec![(1, msg(3, PRE_VOTE_ACK))]);
+    assert_eq!(node.hard_state(), hard(2, Some(3)));
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(out.persist, None);
+    assert_eq!(out.deadline, deadline);
+
+    // The same question from another node gets the same answer: nothing was promised.
+    let out = receive(&mut node, 10, 2, 3, PRE_VOTE);
+    assert_eq!(sent(&out, PRE_VOTE_ACK, 3), vec![2]);
+}
+
+/// §9.6: the pre-candidate asks whether the others would vote for it in the term it would
+/// campaign in; a voter already at that term (or past it) would not (Figure 3.1: "Reply false if
+/// term < currentTerm"), nor would it grant a second vote in its own term.
+#[test]
+fn pre_vote_is_refused_unless_the_proposed_term_is_above_the_receivers() {
+    let mut node = restart(config(0, 3), hard(4, None), 0);
+    for proposed in [1, 3, 4] {
+        let out = receive(&mut node, 10, 1, proposed, PRE_VOTE);
+        assert_eq!(out.send, vec![], "proposed term {proposed}");
+    }
+    let out = receive(&mut node, 10, 1, 5, PRE_VOTE);
+    assert_eq!(sent(&out, PRE_VOTE_ACK, 5), vec![1]);
+    assert_eq!(node.hard_state(), hard(4, None));
+}
+
+/// §9.6: voters grant a pre-vote only if they "have not received heartbeats from a valid leader
+/// for at least a baseline election timeout". A leader, hearing from itself, refuses too.
+#[test]
+fn pre_vote_is_refused_while_hearing_from_a_leader() {
+    let heard = 100;
+    let mut node = follower_of(config(1, 3), 0, 1, heard);
+    let out = receive(&mut node, heard + MIN - 1, 2, 2, PRE_VOTE);
+    assert_eq!(out.send, vec![]);
+    assert!(out.events.contains(&Event::Vote {
+        candidate: 2,
+        term: 2,
+        pre: true,
+        granted: false,
+        reason: "leader-lease",
+    }));
+    let out = receive(&mut node, heard + MIN, 2, 2, PRE_VOTE);
+    assert_eq!(
+        sent(&out, PRE_VOTE_ACK, 2),
+        vec![2],
+        "the lease has run out"
+    );
+
+    let (mut leader, now, _) = leader(config(0, 3));
+    let out = receive(&mut leader, now + 1, 2, 2, PRE_VOTE);
+    assert_eq!(out.send, vec![]);
+    assert_eq!((leader.role(), leader.term()), (Role::Leader, 1));
+}
+
+/// §9.6: "a candidate only increments its term if it first learns from a majority of the cluster
+/// that they would be willing to grant the candidate their votes". Only answers about the term
+/// it proposes (its term + 1) count, and each voter counts once.
+#[test]
+fn pre_candidate_needs_a_majority_of_pre_votes_for_its_next_term() {
+    let mut node = restart(config(0, 5), hard(3, None), 0);
+    let (now, _) = fire(&mut node);
+    assert_eq!(node.role(), Role::PreCandidate);
+
+    for wrong_term in [2, 3, 5, 6] {
+        receive(&mut node, now, 1, wrong_term, PRE_VOTE_ACK);
+        receive(&mut node, now, 2, wrong_term, PRE_VOTE_ACK);
+    }
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, 3));
+
+    receive(&mut node, now, 1, 4, PRE_VOTE_ACK);
+    let out = receive(&mut node, now, 1, 4, PRE_VOTE_ACK);
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, 3));
+    assert_eq!((out.send.len(), out.persist), (0, None));
+
+    let out = receive(&mut node, now, 3, 4, PRE_VOTE_ACK);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(4, Some(0)));
+    assert_eq!(sent(&out, VOTE, 4), vec![1, 2, 3, 4]);
+}
+
+/// §3.4: "A server remains in follower state as long as it receives valid RPCs from a leader".
+/// A pre-candidate whose poll was only a late heartbeat away goes back to following the leader
+/// of its term, and a late pre-vote no longer starts an election.
+#[test]
+fn pre_candidate_hearing_the_leader_of_its_term_returns_to_follower() {
+    let mut node = follower_of(config(1, 3), 0, 2, 10);
+    let (now, _) = fire(&mut node);
+    assert_eq!((node.role(), node.leader()), (Role::PreCandidate, None));
+    let out = receive(&mut node, now + 1, 0, 2, APPEND);
+    assert_eq!((node.role(), node.leader()), (Role::Follower, Some(0)));
+    assert_eq!(sent(&out, APPEND_REPLY, 2), vec![0]);
+    receive(&mut node, now + 2, 2, 3, PRE_VOTE_ACK);
+    assert_eq!((node.role(), node.term()), (Role::Follower, 2));
+}
+
+/// §9.6, the problem PreVote solves: "When a server is partitioned, it will not receive
+/// heartbeats. It will soon increment its term to start an election, although it won't be able
+/// to collect enough votes to become leader." With PreVote it never gets past the poll.
+#[test]
+fn partitioned_node_with_pre_vote_never_raises_its_term() {
+    let mut node = boot(config(0, 5));
+    for _ in 0..200 {
+        let (_, out) = fire(&mut node);
+        assert_eq!(out.persist, None);
+        assert_eq!(vote_requests(&out), vec![]);
+        assert_eq!(sent(&out, PRE_VOTE, 1).len(), 4);
+    }
+    assert_eq!(
+        (node.role(), node.hard_state()),
+        (Role::PreCandidate, hard(0, None))
+    );
+
+    // Without PreVote the same node counts terms up for as long as it is cut off.
+    let mut node = boot(without_pre_vote(config(0, 5)));
+    for _ in 0..200 {
+        fire(&mut node);
+    }
+    assert_eq!((node.role(), node.term()), (Role::Candidate, 200));
+}
+
+/// §9.6: "When the server regains connectivity sometime later, its larger term number will
+/// propagate to the rest of the cluster (either through the server's RequestVote requests or
+/// through its AppendEntries response). This will force the cluster leader to step down". With
+/// PreVote the rejoining server has no larger term, and the leader stays.
+#[test]
+fn rejoining_partitioned_node_does_not_depose_the_leader_with_pre_vote() {
+    let rejoin = |pre_vote: bool| -> (NodeId, u64, Cluster) {
+        let mut cluster = Cluster::new(3, |c| Config { pre_vote, ..c });
+        cluster.run_until(1_000);
+        let leader = cluster.agreed_leader().expect("a leader within a second");
+        let term = cluster.nodes[leader].term();
+        let cut = (leader + 1) % 3;
+        cluster.isolated[cut] = true;
+        cluster.run_until(6_000);
+        assert_eq!(
+            cluster.agreed_leader(),
+            Some(leader),
+            "majority side unaffected"
+        );
+        cluster.isolated[cut] = false;
+        cluster.run_until(8_000);
+        (leader, term, cluster)
+    };
+
+    let (leader, term, cluster) = rejoin(true);
+    assert_eq!(cluster.agreed_leader(), Some(leader));
+    assert!(cluster.nodes.iter().all(|n| n.term() == term));
+
+    let (_, term, cluster) = rejoin(false);
+    let new_term = cluster.nodes[cluster.agreed_leader().unwrap()].term();
+    assert!(
+        new_term > term + 10,
+        "without PreVote: {term} -> {new_term}"
+    );
+}
+
+// ---- §6.2: CheckQuorum ------------------------------------------------------------------------
+
+/// §6.2: "a leader steps down if an election timeout elapses without a successful round of
+/// heartbeats to a majority of its cluster". The window is the minimum election timeout, counted
+/// from the last answer; the check runs at each heartbeat.
+#[test]
+fn leader_without_answers_from_a_majority_steps_down_after_election_min() {
+    // (cluster size, peers that answer every heartbeat)
+    for (size, answering) in [(3, vec![]), (5, vec![]), (5, vec![1]), (7, vec![1, 2])] {
+        let (mut node, elected, _) = leader(config(0, size));
+        let term = node.term();
+        loop {
+            let (now, out) = fire(&mut node);
+            if now - elected < MIN {
+                assert_eq!(node.role(), Role::Leader, "{size} nodes, at {now}");
+                assert_eq!(sent(&out, APPEND, term).len(), size - 1);
+                for &peer in &answering {
+                    receive(&mut node, now, peer, term, APPEND_REPLY);
+                }
+            } else {
+                let late = now - elected;
+                assert!(late < MIN + HEARTBEAT, "first heartbeat after election_min");
+                assert_eq!(node.role(), Role::Follower, "{size} nodes, {answering:?}");
+                assert_eq!(
+                    node.hard_state(),
+                    hard(term, Some(0)),
+                    "same term, vote kept"
+                );
+                assert_eq!(node.leader(), None);
+                assert_eq!(out.send, vec![], "no heartbeat from a deposed leader");
+                break;
+            }
+        }
+    }
+}
+
+/// §6.2: the leader steps down only "if an election timeout elapses without a successful round
+/// of heartbeats to a majority of its cluster"; a leader that keeps hearing from a majority
+/// (itself included) stays leader indefinitely.
+#[test]
+fn leader_hearing_from_a_majority_stays_leader() {
+    for (size, answering) in [(3, vec![1]), (5, vec![1, 2]), (7, vec![4, 5, 6])] {
+        let (mut node, _, _) = leader(config(0, size));
+        for _ in 0..100 {
+            let (now, _) = fire(&mut node);
+            for &peer in &answering {
+                receive(&mut node, now, peer, 1, APPEND_REPLY);
+            }
+        }
+        assert_eq!(
+            (node.role(), node.term()),
+            (Role::Leader, 1),
+            "{size} nodes"
+        );
+    }
+    // Answers need not come at every heartbeat, only within election_min of each other.
+    let (mut node, _, _) = leader(config(0, 3));
+    for beat in 0..100 {
+        let (now, _) = fire(&mut node);
+        if beat % 2 == 0 {
+            receive(&mut node, now, 1 + beat % 4 / 2, 1, APPEND_REPLY);
+        }
+    }
+    assert_eq!(node.role(), Role::Leader);
+}
+
+/// CheckQuorum is an option (§6.2 describes it as the leader's way to learn it is cut off);
+/// without it a leader never deposes itself.
+#[test]
+fn leader_without_check_quorum_keeps_leading_alone() {
+    let (mut node, _, _) = leader(without_check_quorum(config(0, 3)));
+    for _ in 0..100 {
+        let (_, out) = fire(&mut node);
+        assert_eq!(sent(&out, APPEND, 1), vec![1, 2]);
+    }
+    assert_eq!(node.role(), Role::Leader);
+}
+
+// ---- §4.2.3: leader stickiness ----------------------------------------------------------------
+
+/// §4.2.3: "if a server receives a RequestVote request within the minimum election timeout of
+/// hearing from a current leader, it does not update its term or grant its vote."
+#[test]
+fn follower_hearing_from_a_leader_ignores_vote_requests() {
+    let heard = 100;
+    let mut node = follower_of(config(1, 3), 0, 1, heard);
+    let deadline = node.deadline();
+    let out = receive(&mut node, heard + MIN - 1, 2, 2, VOTE);
+    assert_eq!(out.send, vec![]);
+    assert_eq!(out.persist, None);
+    assert_eq!(out.deadline, deadline, "timer untouched");
+    assert_eq!(
+        node.hard_state(),
+        hard(1, None),
+        "term not updated, no vote"
+    );
+    assert_eq!((node.role(), node.leader()), (Role::Follower, Some(0)));
+}
+
+/// §4.2.3: "RequestVote messages should be processed by other servers even when they believe a
+/// current cluster leader exists. Those RequestVote requests can include a special flag to
+/// indicate this behavior ("I have permission to disrupt the leader—it told me to!")."
+#[test]
+fn follower_hearing_from_a_leader_grants_forced_vote_requests() {
+    let heard = 100;
+    let mut node = follower_of(config(1, 3), 0, 1, heard);
+    let out = receive(&mut node, heard + 1, 2, 2, FORCED_VOTE);
+    assert_eq!(out.send, vec![(2, msg(2, VOTE_ACK))]);
+    assert_eq!(node.hard_state(), hard(2, Some(2)));
+    assert_eq!(node.leader(), None);
+}
+
+/// §4.2.3: the lease lasts "the minimum election timeout" from the last heartbeat; "This does not
+/// affect normal elections, where each server waits at least a minimum election timeout before
+/// starting an election."
+#[test]
+fn follower_grants_vote_requests_once_the_leader_is_silent_for_election_min() {
+    let heard = 100;
+    let mut node = follower_of(config(1, 3), 0, 1, heard);
+    receive(&mut node, heard + MIN - 1, 2, 2, VOTE);
+    assert_eq!(node.term(), 1);
+    let out = receive(&mut node, heard + MIN, 2, 2, VOTE);
+    assert_eq!(sent(&out, VOTE_ACK, 2), vec![2]);
+    assert_eq!(node.hard_state(), hard(2, Some(2)));
+}
+
+/// §4.2.3: "if a leader is able to get heartbeats to its cluster, then it will not be deposed by
+/// larger term numbers." The leader is its own current leader: it ignores ordinary vote requests
+/// (CheckQuorum deposes it if it loses its cluster), but a forced one deposes it.
+#[test]
+fn leader_ignores_vote_requests_while_it_leads() {
+    let (mut node, now, _) = leader(config(0, 3));
+    let out = receive(&mut node, now + 1, 2, 5, VOTE);
+    assert_eq!((out.send.len(), out.persist), (0, None));
+    assert_eq!((node.role(), node.term()), (Role::Leader, 1));
+
+    let out = receive(&mut node, now + 1, 2, 5, FORCED_VOTE);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.hard_state(), hard(5, Some(2)));
+    assert_eq!(sent(&out, VOTE_ACK, 5), vec![2]);
+}
+
+/// §4.2.3's lease is only safe together with CheckQuorum (§6.2), which bounds how long a cut-off
+/// leader keeps its followers loyal; without CheckQuorum, a higher term wins as Figure 3.1 says.
+#[test]
+fn leader_stickiness_is_off_without_check_quorum() {
+    let mut node = follower_of(without_check_quorum(config(1, 3)), 0, 1, 100);
+    let out = receive(&mut node, 101, 2, 2, VOTE);
+    assert_eq!(sent(&out, VOTE_ACK, 2), vec![2]);
+    assert_eq!(node.hard_state(), hard(2, Some(2)));
+
+    let (mut node, now, _) = leader(without_check_quorum(config(0, 3)));
+    receive(&mut node, now + 1, 2, 5, VOTE);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.hard_state(), hard(5, Some(2)));
+}
+
+// ---- the controller's commands ----------------------------------------------------------------
+
+/// §3.10: the controller's TIMEOUT is leadership transfer's TimeoutNow: "This request has the
+/// same effect as the target server's election timer firing: the target server starts a new
+/// election (incrementing its term and becoming a candidate)." It skips PreVote, and its requests
+/// carry §4.2.3's flag ("I have permission to disrupt the leader").
+#[test]
+fn timeout_command_starts_a_forced_election_in_the_next_term() {
+    let mut node = follower_of(config(1, 3), 0, 4, 100);
+    let out = command(&mut node, 101, Command::Timeout);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(5, Some(1)));
+    assert_eq!(node.leader(), None);
+    assert_eq!(sent(&out, FORCED_VOTE, 5), vec![0, 2]);
+    assert_eq!(sent(&out, PRE_VOTE, 5), vec![]);
+    assert_eq!(out.persist, Some(hard(5, Some(1))));
+    assert!((101 + MIN..=101 + MAX).contains(&out.deadline.unwrap()));
+}
+
+/// §3.10 with §4.2.3: the forced election wins even though every other server has just heard
+/// from the current leader.
+#[test]
+fn timeout_command_moves_leadership_despite_stickiness() {
+    let mut cluster = Cluster::new(3, |c| c);
+    cluster.run_until(1_000);
+    let old = cluster.agreed_leader().unwrap();
+    let term = cluster.nodes[old].term();
+    let target = (old + 1) % 3;
+    cluster.step(target, Input::Command(Command::Timeout));
+    assert_eq!(cluster.agreed_leader(), Some(target));
+    assert_eq!(cluster.nodes[target].term(), term + 1);
+    cluster.run_until(3_000);
+    assert_eq!(cluster.agreed_leader(), Some(target));
+}
+
+/// §3.10: TimeoutNow makes its target start "a new election (incrementing its term and becoming
+/// a candidate)", whatever its role: a leader told to time out campaigns again in a higher term.
+#[test]
+fn timeout_command_on_a_leader_starts_an_election_in_a_higher_term() {
+    let (mut node, now, _) = leader(config(0, 3));
+    let out = command(&mut node, now + 10, Command::Timeout);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(2, Some(0)));
+    assert_eq!(node.leader(), None);
+    assert_eq!(sent(&out, FORCED_VOTE, 2), vec![1, 2]);
+    receive(&mut node, now + 10, 2, 2, VOTE_ACK);
+    assert_eq!((node.role(), node.term()), (Role::Leader, 2));
+}
+
+/// `Command::ConvertFollower`: a follower in the current term with its timer restarted; "a leader
+/// converted waits one extra timeout range" so that another server gets the first chance.
+#[test]
+fn convert_follower_makes_a_leader_a_follower_of_the_same_term_that_waits_longer() {
+    let (mut node, elected, _) = leader(config(0, 3));
+    let now = elected + 20;
+    let out = command(&mut node, now, Command::ConvertFollower);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.hard_state(), hard(1, Some(0)), "same term, vote kept");
+    assert_eq!(node.leader(), None);
+    assert_eq!((out.send.len(), out.persist), (0, None));
+    let deadline = out.deadline.unwrap();
+    let range = MAX - MIN;
+    assert!(
+        (now + MAX + 1..=now + MAX + 1 + range).contains(&deadline),
+        "{deadline}"
+    );
+}
+
+/// `Command::ConvertFollower` on a leader, seen from the cluster: its extra wait lets another
+/// server time out first and win.
+#[test]
+fn converted_leader_lets_another_node_win_the_next_election() {
+    let mut cluster = Cluster::new(3, |c| c);
+    cluster.run_until(1_000);
+    let old = cluster.agreed_leader().unwrap();
+    let term = cluster.nodes[old].term();
+    cluster.step(old, Input::Command(Command::ConvertFollower));
+    assert_eq!(cluster.leaders(), vec![]);
+    cluster.run_until(2_000);
+    let new = cluster.agreed_leader().expect("a new leader");
+    assert_ne!(new, old);
+    assert_eq!(cluster.nodes[new].term(), term + 1);
+}
+
+/// `Command::ConvertFollower` on a candidate or pre-candidate: back to follower in the current
+/// term, with a fresh timer from the ordinary range.
+#[test]
+fn convert_follower_makes_a_candidate_a_follower_of_the_same_term() {
+    let (mut cand, now) = candidate(config(0, 3));
+    let mut pre = boot(config(1, 3));
+    fire(&mut pre);
+    for node in [&mut cand, &mut pre] {
+        let hard_before = node.hard_state();
+        let out = command(node, now + 7, Command::ConvertFollower);
+        assert_eq!(node.role(), Role::Follower);
+        assert_eq!(node.hard_state(), hard_before);
+        assert_eq!(out.send, vec![]);
+        let deadline = out.deadline.unwrap();
+        assert!((now + 7 + MIN..=now + 7 + MAX).contains(&deadline));
+    }
+}
+
+/// `Command::Shutdown`: `Role::Stopped`, "silent, deaf to peers, no timers".
+#[test]
+fn shutdown_stops_the_node_silent_and_deaf() {
+    let (mut node, now, _) = leader(config(0, 3));
+    let out = command(&mut node, now, Command::Shutdown);
+    assert_eq!(node.role(), Role::Stopped);
+    assert_eq!(node.leader(), None);
+    assert_eq!((out.deadline, out.send.len()), (None, 0));
+
+    for t in [now + HEARTBEAT, now + MAX, now + 10 * MAX] {
+        assert_eq!(tick(&mut node, t).send, vec![], "no heartbeat, no election");
+    }
+    for kind in [APPEND, VOTE, FORCED_VOTE, PRE_VOTE, VOTE_ACK, APPEND_REPLY] {
+        let out = receive(&mut node, now + 1, 1, 9, kind);
+        assert_eq!(out.send, vec![], "{kind:?}");
+        assert_eq!(out.persist, None, "{kind:?}");
+        assert_eq!(out.deadline, None, "{kind:?}");
+    }
+    assert_eq!(node.role(), Role::Stopped);
+    assert_eq!(node.hard_state(), hard(1, Some(0)));
+    assert_eq!(command(&mut node, now, Command::Shutdown).deadline, None);
+}
+
+/// `Command::ConvertFollower` revives a stopped node "with its HardState kept": it comes back as
+/// a follower of nobody, with its term and vote, and its timer running.
+#[test]
+fn convert_follower_revives_a_stopped_node_with_its_hard_state() {
+    let mut node = restart(config(0, 3), hard(6, Some(2)), 0);
+    command(&mut node, 10, Command::Shutdown);
+    let out = command(&mut node, 5_000, Command::ConvertFollower);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.hard_state(), hard(6, Some(2)));
+    assert_eq!(node.leader(), None);
+    assert_eq!(out.persist, None);
+    assert!((5_000 + MIN..=5_000 + MAX).contains(&out.deadline.unwrap()));
+
+    assert_eq!(
+        receive(&mut node, 5_001, 1, 6, VOTE).send,
+        vec![],
+        "still voted"
+    );
+    assert_eq!(
+        sent(&receive(&mut node, 5_001, 2, 6, VOTE), VOTE_ACK, 6),
+        vec![2]
+    );
+}
+
+/// `Command::Timeout` also revives a stopped node: it campaigns (§3.10) from the term it had.
+#[test]
+fn timeout_revives_a_stopped_node_into_a_forced_election() {
+    let mut node = restart(config(0, 3), hard(6, Some(2)), 0);
+    command(&mut node, 10, Command::Shutdown);
+    let out = command(&mut node, 5_000, Command::Timeout);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.hard_state(), hard(7, Some(0)));
+    assert_eq!(sent(&out, FORCED_VOTE, 7), vec![1, 2]);
+    assert!(out.deadline.is_some());
+}
+
+// ---- §3.8: restarts ---------------------------------------------------------------------------
+
+/// §3.8: "each server persists its current term and vote; this is necessary to prevent the
+/// server from voting twice in the same term". A node rebuilt from its `HardState` starts as a
+/// follower with that term and vote.
+#[test]
+fn restarted_node_keeps_its_term_and_vote() {
+    let mut node = restart(config(0, 3), hard(5, Some(1)), 2_000);
+    assert_eq!((node.role(), node.leader()), (Role::Follower, None));
+    assert_eq!(node.hard_state(), hard(5, Some(1)));
+    assert!((2_000 + MIN..=2_000 + MAX).contains(&node.deadline().unwrap()));
+
+    let other = receive(&mut node, 2_010, 2, 5, VOTE);
+    assert_eq!(other.send, vec![], "no second vote in term 5");
+    let same = receive(&mut node, 2_010, 1, 5, VOTE);
+    assert_eq!(sent(&same, VOTE_ACK, 5), vec![1]);
+    let next = receive(&mut node, 2_010, 2, 6, VOTE);
+    assert_eq!(sent(&next, VOTE_ACK, 6), vec![2]);
+    assert_eq!(node.hard_state(), hard(6, Some(2)));
+}
+
+/// A restarted candidate's own vote survives too: it campaigns again from the next term.
+#[test]
+fn restarted_node_campaigns_from_its_persisted_term() {
+    let mut node = restart(without_pre_vote(config(0, 3)), hard(9, Some(0)), 0);
+    let (_, out) = fire(&mut node);
+    assert_eq!(node.hard_state(), hard(10, Some(0)));
+    assert_eq!(sent(&out, VOTE, 10), vec![1, 2]);
+}
+
+// ---- whole elections --------------------------------------------------------------------------
+
+/// Figure 3.2, Election Safety: "at most one leader can be elected in a given term." §3.4: the
+/// winner "sends heartbeat messages to all of the other servers to establish its authority and
+/// prevent new elections." (The cluster checks Election Safety after every step.)
+#[test]
+fn cluster_elects_one_leader_that_keeps_its_term() {
+    for size in [1, 2, 3, 4, 5, 7] {
+        for pre_vote in [true, false] {
+            let mut cluster = Cluster::new(size, |c| Config { pre_vote, ..c });
+            cluster.run_until(1_000);
+            let leader = cluster.agreed_leader().expect("a leader within a second");
+            let term = cluster.nodes[leader].term();
+            cluster.run_until(20_000);
+            assert_eq!(cluster.agreed_leader(), Some(leader), "{size} nodes");
+            assert_eq!(cluster.nodes[leader].term(), term);
+            assert_eq!(cluster.leaders(), vec![leader]);
+        }
+    }
+}
+
+/// §3.4: "If a follower receives no communication over a period of time called the election
+/// timeout, then it assumes there is no viable leader and begins an election to choose a new
+/// leader." A majority that loses its leader elects another; the old one, revived, follows it.
+#[test]
+fn cluster_replaces_a_stopped_leader_and_the_revived_one_follows() {
+    let mut cluster = Cluster::new(5, |c| c);
+    cluster.run_until(1_000);
+    let old = cluster.agreed_leader().unwrap();
+    let term = cluster.nodes[old].term();
+    cluster.step(old, Input::Command(Command::Shutdown));
+    cluster.run_until(2_000);
+    let new = cluster.nodes[(old + 1) % 5].leader().expect("a new leader");
+    assert_ne!(new, old);
+    assert!(cluster.nodes[new].term() > term);
+
+    cluster.step(old, Input::Command(Command::ConvertFollower));
+    cluster.run_until(3_000);
+    assert_eq!(cluster.agreed_leader(), Some(new));
+    assert_eq!(cluster.nodes[old].role(), Role::Follower);
+}
+
+/// The core's contract: it "never reads a clock, a socket or the OS's randomness": randomness
+/// comes from a PRNG seeded once at construction, so the same seed and the same inputs give the
+/// same outputs, step for step.
+#[test]
+fn same_seed_and_inputs_give_identical_outputs() {
+    let run = || {
+        let mut cluster = Cluster::new(5, |c| c);
+        cluster.run_until(1_000);
+        let leader = cluster.agreed_leader().unwrap();
+        cluster.isolated[leader] = true;
+        cluster.run_until(3_000);
+        cluster.isolated[leader] = false;
+        cluster.step((leader + 2) % 5, Input::Command(Command::Timeout));
+        cluster.run_until(5_000);
+        cluster.trace
+    };
+    let first = run();
+    assert!(first.len() > 100);
+    assert_eq!(first, run());
+
+    // A copy of a node answers like the node itself.
+    let mut node = boot(config(0, 5));
+    let mut twin = node.clone();
+    let inputs = [
+        (10, Input::Tick),
+        (
+            200,
+            Input::Receive {
+                from: 3,
+                msg: msg(1, VOTE),
+            },
+        ),
+        (400, Input::Tick),
+        (600, Input::Tick),
+        (610, Input::Command(Command::Timeout)),
+        (620, Input::Command(Command::ConvertFollower)),
+    ];
+    for (now, input) in inputs {
+        assert_eq!(node.step(now, input), twin.step(now, input));
+    }
+}
