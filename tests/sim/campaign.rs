@@ -10,7 +10,7 @@ use raft::raft::{Command, Config, NodeId, Rng, Time};
 pub struct Outcome {
     /// Simulated milliseconds the run covered.
     pub sim_ms: Time,
-    /// From the heal to the first moment all nodes agreed on one leader.
+    /// From the heal to the start of the lasting agreement on one leader.
     pub converge_ms: Time,
     pub events: u64,
     pub elections: u64,
@@ -61,7 +61,15 @@ pub fn run(seed: u64, n: usize, trace: bool) -> (Result<Outcome, String>, String
         world.schedule(at, ev);
     }
     let result = drive(&mut world, horizon).map_err(|why| failure(seed, n, &why));
-    (result, world.take_trace())
+    let mut text = world.take_trace();
+    if trace {
+        let bound = liveness_bound(&setup, setup.net.max_delay());
+        text.insert_str(
+            0,
+            &format!("{setup:?}\nfault phase {horizon} ms, liveness bound {bound} ms after it\n"),
+        );
+    }
+    (result, text)
 }
 
 /// The fault phase up to `horizon`, the heal, then liveness: an agreement that lasts.
