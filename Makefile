@@ -12,12 +12,13 @@ help:
 	@echo "make up        build the binary and image, start a $(NODES)-node cluster, show the leader"
 	@echo "make test      every test: format, lints, unit, loopback processes, Python controller, Docker"
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
-	@echo "make down | logs | status | image | sim | bench"
+	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
+	@echo "make down | logs | status | image | bench"
 	@echo "  up NODES=7   any cluster size (compose file in build/docker-compose.7.yml); down removes any size"
 	@echo "  image        $(IMAGE): FROM scratch + the static musl binary (< 1 MiB)"
 	@echo "  status       leader table as seen by every node (docker exec Controller /raft status)"
 	@echo "  docker-test  cluster scenarios in throwaway projects; skipped without a Docker daemon"
-	@echo "  details: docs/CLUSTER.md"
+	@echo "  details: docs/CLUSTER.md, docs/SIMULATION.md"
 
 # ---- build -------------------------------------------------------------------
 build:
@@ -46,6 +47,17 @@ docker-test:
 	$(PYTHON) -m unittest discover -s tests/docker -p 'test_*.py'
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
 	$(PYTHON) tests/docker/run.py
+
+# ---- simulation --------------------------------------------------------------
+# A long deterministic-simulation campaign: `make sim SEEDS=1000000 START=0`. Cluster sizes mix
+# 5, 7 and 9 unless SIM_NODES is set; THREADS defaults to every core. A failing seed prints its
+# replay command. `make unit` already runs 10,000 seeds. Same profile as `make unit`: the core's
+# own debug assertions stay on.
+SEEDS   ?= 100000
+START   ?= 0
+sim:
+	SIM_SEEDS=$(SEEDS) SIM_START=$(START) $(if $(THREADS),SIM_THREADS=$(THREADS)) \
+	  $(CARGO) test --profile checked --test sim campaign_long -- --ignored --nocapture
 
 # ---- run ---------------------------------------------------------------------
 local: build

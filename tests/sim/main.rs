@@ -1,0 +1,227 @@
+//! Deterministic simulation of the election core.
+//!
+//! Every test here drives real `raft::raft::Node`s through a simulated clock and network (see
+//! `world.rs`); a run is a pure function of (seed, cluster size). Layout:
+//! - `net.rs`: links with delay, jitter, loss, duplication, reordering, and cuts;
+//! - `world.rs`: event queue, nodes and their disks, crashes, pauses, partitions, commands;
+//! - `check.rs`: the safety invariants, checked after every step;
+//! - `campaign.rs`: random fault schedules per seed, liveness after the heal;
+//! - `scenarios.rs`: named, hand-written situations;
+//! - `experiments.rs`: failover-time and split-vote measurements against the Raft paper.
+//!
+//! `cargo test --profile checked --test sim` (what `make unit` runs; `--release` works too) runs
+//! 10,000 random seeds plus everything else. A failing seed prints its replay command;
+//! `make sim SEEDS=1000000` runs a longer campaign.
+
+mod campaign;
+mod check;
+mod experiments;
+mod net;
+mod scenarios;
+mod world;
+
+use campaign::{nodes_for, Outcome};
+use std::time::Instant;
+
+/// Seeds the regular test run covers, split over three tests by cluster size.
+const SEEDS: u64 = 10_000;
+
+/// Totals over a set of seeds.
+#[derive(Default)]
+struct Sweep {
+    seeds: u64,
+    sim_ms: u64,
+    events: u64,
+    elections: u64,
+    /// Slowest convergence after the heal: (ms, seed, nodes).
+    worst: (u64, u64, usize),
+    converge: Vec<u64>,
+    failures: Vec<String>,
+}
+
+impl Sweep {
+    fn add(&mut self, seed: u64, n: usize, result: Result<Outcome, String>) {
+        self.seeds += 1;
+        match result {
+            Ok(o) => {
+                self.sim_ms += o.sim_ms;
+                self.events += o.events;
+                self.elections += o.elections;
+                self.converge.push(o.converge_ms);
+                if o.converge_ms > self.worst.0 {
+                    self.worst = (o.converge_ms, seed, n);
+                }
+            }
+            Err(e) => self.failures.push(e),
+        }
+    }
+
+    fn merge(&mut self, other: Sweep) {
+        self.seeds += other.seeds;
+        self.sim_ms += other.sim_ms;
+        self.events += other.events;
+        self.elections += other.elections;
+        self.converge.extend(other.converge);
+        self.failures.extend(other.failures);
+        if other.worst.0 > self.worst.0 {
+            self.worst = other.worst;
+        }
+    }
+
+    fn report(&mut self, label: &str, wall: f64) {
+        self.converge.sort_unstable();
+        let pct = |p: usize| {
+            self.converge
+                .get(self.converge.len().saturating_sub(1) * p / 100)
+                .copied()
+                .unwrap_or(0)
+        };
+        println!(
+            "{label}: {} seeds in {wall:.2} s = {:.0} seeds/s, {:.0} simulated s per wall s, {} events, {} elections",
+            self.seeds,
+            self.seeds as f64 / wall,
+            self.sim_ms as f64 / 1000.0 / wall,
+            self.events,
+            self.elections,
+        );
+        println!(
+            "{label}: agreement after heal: median {} ms, p99 {} ms, max {} ms (seed {}, {} nodes)",
+            pct(50),
+            pct(99),
+            self.worst.0,
+            self.worst.1,
+            self.worst.2,
+        );
+    }
+
+    /// Fails the test with every failure (at most 20 shown), each with its replay command.
+    fn assert_ok(&self) {
+        if !self.failures.is_empty() {
+            let shown: Vec<&str> = self.failures.iter().take(20).map(String::as_str).collect();
+            panic!(
+                "{} of {} seeds failed:\n{}",
+                self.failures.len(),
+                self.seeds,
+                shown.join("\n")
+            );
+        }
+    }
+}
+
+fn sweep(seeds: impl Iterator<Item = u64>, nodes: Option<usize>) -> Sweep {
+    let mut s = Sweep::default();
+    for seed in seeds {
+        let n = nodes.unwrap_or_else(|| nodes_for(seed));
+        s.add(seed, n, campaign::run_caught(seed, n));
+    }
+    s
+}
+
+/// The campaign's share of cluster size `n`: every seed below `SEEDS` with `nodes_for == n`.
+fn campaign_for(n: usize) {
+    let start = Instant::now();
+    let mut s = sweep((0..SEEDS).filter(|&seed| nodes_for(seed) == n), None);
+    s.report(
+        &format!("campaign {n} nodes"),
+        start.elapsed().as_secs_f64(),
+    );
+    s.assert_ok();
+}
+
+#[test]
+fn campaign_5_nodes() {
+    campaign_for(5);
+}
+
+#[test]
+fn campaign_7_nodes() {
+    campaign_for(7);
+}
+
+#[test]
+fn campaign_9_nodes() {
+    campaign_for(9);
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+    )
+}
+
+/// Replays one seed and prints its trace:
+/// `SIM_SEED=.. SIM_NODES=.. cargo test --profile checked --test sim replay -- --nocapture`.
+/// Without `SIM_SEED` it replays seed 1 (a smoke test).
+#[test]
+fn replay() {
+    let seed = env_u64("SIM_SEED").unwrap_or(1);
+    let n = env_u64("SIM_NODES").map_or_else(|| nodes_for(seed), |n| n as usize);
+    let (result, trace) = campaign::run(seed, n, true);
+    println!("{trace}");
+    match result {
+        Ok(o) => println!("seed {seed}, {n} nodes: ok {o:?}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Same seed, same trace, byte for byte; a different seed, a different trace.
+#[test]
+fn same_seed_same_trace() {
+    for seed in [3, 4, 5] {
+        let n = nodes_for(seed);
+        let first = campaign::run(seed, n, true).1;
+        let second = campaign::run(seed, n, true).1;
+        assert!(first.len() > 1000, "trace too short to mean anything");
+        assert!(first == second, "seed {seed} gave two different traces");
+    }
+    let a = campaign::run(10, 5, true).1;
+    let b = campaign::run(11, 5, true).1;
+    assert_ne!(a, b, "different seeds gave the same trace");
+}
+
+/// The long campaign behind `make sim`: `SIM_SEEDS` seeds from `SIM_START` (default 0 and
+/// 100,000), cluster sizes mixed unless `SIM_NODES` is set, on `SIM_THREADS` threads (default:
+/// all cores). Prints seeds/s and simulated seconds per wall second.
+#[test]
+#[ignore = "long; run with `make sim`"]
+fn campaign_long() {
+    let start_seed = env_u64("SIM_START").unwrap_or(0);
+    let count = env_u64("SIM_SEEDS").unwrap_or(100_000);
+    let nodes = env_u64("SIM_NODES").map(|n| n as usize);
+    let threads = env_u64("SIM_THREADS")
+        .map(|t| t.max(1))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |p| p.get() as u64));
+    let start = Instant::now();
+    let mut total = Sweep::default();
+    let parts: Vec<Sweep> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let seeds = (start_seed..start_seed + count).filter(move |s| s % threads == t);
+                scope.spawn(move || sweep(seeds, nodes))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("campaign thread panicked"))
+            .collect()
+    });
+    for part in parts {
+        total.merge(part);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    total.report(
+        &format!(
+            "campaign seeds {start_seed}..{} on {threads} threads",
+            start_seed + count
+        ),
+        wall,
+    );
+    println!(
+        "per thread: {:.0} seeds/s",
+        total.seeds as f64 / wall / threads as f64
+    );
+    total.assert_ok();
+}
