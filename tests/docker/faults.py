@@ -1,6 +1,7 @@
 """Network faults inside one container's network namespace, with tc (root, via nsenter).
 
-Everything here changes the egress of the container's eth0 only, so it disappears with the
+Everything here changes the egress of the container's network interface only (eth0, or eth1...
+after a `docker network connect`), so it disappears with the
 container's namespace (docker kill, network disconnect, compose down) and never touches the host.
 
 The kernel may lack netem (`tc qdisc add ... netem` -> "Specified qdisc kind is unknown"); then
@@ -16,7 +17,6 @@ import subprocess
 
 from cluster import Failure, run
 
-DEV = "eth0"
 
 
 def ensure_tc():
@@ -32,17 +32,24 @@ class Net:
     def tc(self, name, *args, check=True):
         return run("nsenter", "-t", str(self.c.pid(name)), "-n", "tc", *args, check=check, timeout=20)
 
+    def dev(self, name):
+        """The container's interface on the project network (its name changes on reconnect)."""
+        p = run("nsenter", "-t", str(self.c.pid(name)), "-n", "ip", "-o", "-4", "addr", "show", timeout=20)
+        devs = [(line.split()[1], line.split()[3].split("/")[0]) for line in p.stdout.splitlines()]
+        ip = self.c.ip(name)
+        return next((d for d, a in devs if a == ip), next((d for d, _ in devs if d != "lo"), "eth0"))
+
     def clear(self, name):
         """Back to the default qdisc (best effort: the container may be gone)."""
         try:
-            self.tc(name, "qdisc", "del", "dev", DEV, "root", check=False)
+            self.tc(name, "qdisc", "del", "dev", self.dev(name), "root", check=False)
         except (Failure, subprocess.SubprocessError, ValueError):
             pass
 
     def netem(self, name):
         """Does this kernel have netem? Probed once, on `name`'s namespace."""
         if self._netem is None:
-            p = self.tc(name, "qdisc", "add", "dev", DEV, "root", "netem", "delay", "0ms", check=False)
+            p = self.tc(name, "qdisc", "add", "dev", self.dev(name), "root", "netem", "delay", "0ms", check=False)
             self._netem = p.returncode == 0
             self.clear(name)
         return self._netem
@@ -50,30 +57,32 @@ class Net:
     def _blackhole_class(self, name):
         """htb root: class 1:1 passes everything (default), class 1:2 drops everything."""
         self.clear(name)
-        self.tc(name, "qdisc", "add", "dev", DEV, "root", "handle", "1:", "htb", "default", "1")
+        dev = self.dev(name)
+        self.tc(name, "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "1")
         for cls in ("1:1", "1:2"):
-            self.tc(name, "class", "add", "dev", DEV, "parent", "1:", "classid", cls, "htb",
+            self.tc(name, "class", "add", "dev", dev, "parent", "1:", "classid", cls, "htb",
                     "rate", "1gbit", "quantum", "1514")
-        self.tc(name, "qdisc", "add", "dev", DEV, "parent", "1:2", "handle", "20:", "pfifo", "limit", "0")
+        self.tc(name, "qdisc", "add", "dev", dev, "parent", "1:2", "handle", "20:", "pfifo", "limit", "0")
+        return dev
 
     def drop_to(self, name, ips):
         """Drop every packet `name` sends to these addresses."""
-        self._blackhole_class(name)
+        dev = self._blackhole_class(name)
         for ip in ips:
-            self.tc(name, "filter", "add", "dev", DEV, "parent", "1:", "protocol", "ip", "prio", "1",
+            self.tc(name, "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1",
                     "u32", "match", "ip", "dst", f"{ip}/32", "flowid", "1:2")
 
     def loss(self, name, pct):
         """Drop `pct` % of what `name` sends, at random."""
         if self.netem(name):
             self.clear(name)
-            self.tc(name, "qdisc", "add", "dev", DEV, "root", "netem", "loss", f"{pct}%")
+            self.tc(name, "qdisc", "add", "dev", self.dev(name), "root", "netem", "loss", f"{pct}%")
             return "netem"
-        self._blackhole_class(name)
+        dev = self._blackhole_class(name)
         keep = int((100 - pct) / 100 * 2**32)
         # A = random u32; A >= keep -> return -1 (match: class 1:2, dropped); else 0 (no match).
         prog = f"4,32 0 0 {2**32 - 4096 + 56},53 0 1 {keep},6 0 0 {2**32 - 1},6 0 0 0"
-        self.tc(name, "filter", "add", "dev", DEV, "parent", "1:", "protocol", "ip", "prio", "1",
+        self.tc(name, "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1",
                 "bpf", "bytecode", prog, "flowid", "1:2")
         return "bpf-random"
 
@@ -81,9 +90,10 @@ class Net:
         """Delay what `name` sends by about `ms` (netem), or throttle it to 16 kbit/s with a queue
         of at most `ms` (tbf) when netem is missing."""
         self.clear(name)
+        dev = self.dev(name)
         if self.netem(name):
-            self.tc(name, "qdisc", "add", "dev", DEV, "root", "netem", "delay", f"{ms}ms", f"{ms // 4}ms")
+            self.tc(name, "qdisc", "add", "dev", dev, "root", "netem", "delay", f"{ms}ms", f"{ms // 4}ms")
             return "netem"
-        self.tc(name, "qdisc", "add", "dev", DEV, "root", "tbf", "rate", "16kbit", "burst", "1600",
+        self.tc(name, "qdisc", "add", "dev", dev, "root", "tbf", "rate", "16kbit", "burst", "1600",
                 "latency", f"{ms}ms")
         return "tbf"
