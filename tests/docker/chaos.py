@@ -168,15 +168,15 @@ def poll(c, samples, claims, faulty):
 
 
 def longest_gap(samples, minority, only_live):
-    """Longest time between two polls that saw a leader (an upper bound on the leaderless gap,
-    by up to one poll interval). only_live: count only gaps during which every poll found a
-    majority of the nodes healthy."""
-    best, last, live = 0.0, None, True
+    """(seconds, start) of the longest time between two polls that saw a leader: an upper bound
+    on the leaderless gap, by up to one poll interval. only_live: count only gaps during which
+    every poll found a majority of the nodes healthy."""
+    best, last, live = (0.0, 0.0), None, True
     for t, leader, faulty in samples:
         live = live and faulty <= minority
         if leader:
             if last is not None and (live or not only_live):
-                best = max(best, t - last)
+                best = max(best, (t - last, last))
             last, live = t, True
     return best
 
@@ -291,9 +291,10 @@ def main():
             print(f"  fault command failed: {e}")
         led = sum(1 for _, ldr, _ in samples if ldr) / max(len(samples), 1)
         print(f"elections: {stats['elections']} (terms up to {stats['max_term']}), node restarts {stats['restarts']}")
+        gap, live = (longest_gap(samples, chaos.minority, only) for only in (False, True))
         print(f"leaderless (LEADER_INFO polls, {len(samples) / a.duration:.1f}/s): longest gap "
-              f"{longest_gap(samples, chaos.minority, False):.2f} s overall, "
-              f"{longest_gap(samples, chaos.minority, True):.2f} s with a majority healthy; "
+              f"{gap[0]:.2f} s overall (at {gap[1] - t0:.1f} s), {live[0]:.2f} s with a majority "
+              f"healthy (at {live[1] - t0:.1f} s); "
               f"a leader agreed by a majority in {led:.0%} of polls")
         if leader:
             print(f"converged: all {c.n} agree on {leader} (terms {terms}) {converged:.2f} s after "
