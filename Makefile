@@ -1,12 +1,14 @@
 # One binary, one image, one cluster.  `make up` starts it, `make test` proves it.
 NODES   ?= 5
+DURATION ?= 120
+FUZZ_ITERS ?= 1000000
 CARGO   ?= cargo
 PYTHON  ?= python3
 MUSL    := x86_64-unknown-linux-musl
 BIN     := target/$(MUSL)/release/raft
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
-        up down logs status image bench bench-test
+        up down logs status image bench bench-test chaos flood fuzz net-tools
 
 help:
 	@echo "make up        build the binary and image, start a $(NODES)-node cluster, show the leader"
@@ -18,7 +20,10 @@ help:
 	@echo "  image        $(IMAGE): FROM scratch + the static musl binary (< 1 MiB)"
 	@echo "  status       leader table as seen by every node (docker exec Controller /raft status)"
 	@echo "  docker-test  cluster scenarios in throwaway projects; skipped without a Docker daemon"
-	@echo "  details: docs/CLUSTER.md, docs/SIMULATION.md"
+	@echo "make chaos     random faults against a throwaway cluster for DURATION=$(DURATION) s, safety checked from the logs"
+	@echo "make flood     100,000 hostile datagrams at one node of a loopback cluster (part of make test)"
+	@echo "make fuzz      FUZZ_ITERS=$(FUZZ_ITERS) random inputs through the decoder and classifier"
+	@echo "  details: docs/CLUSTER.md, docs/SIMULATION.md, docs/BENCHMARKS.md"
 
 # ---- build -------------------------------------------------------------------
 build:
@@ -30,7 +35,7 @@ musl:
 	$(CARGO) build --release --target $(MUSL)
 
 # ---- tests -------------------------------------------------------------------
-test: check unit python-test docker-test
+test: check unit python-test bench-test flood docker-test
 
 check:
 	$(CARGO) fmt --all -- --check
@@ -43,10 +48,33 @@ python-test: build
 	RAFT_BIN=$(CURDIR)/target/release/raft $(PYTHON) -m unittest discover -s Controller -p 'test_*.py' -v
 
 # Skips (exit 0) when no Docker daemon answers, unless CI=true; see tests/docker/run.py.
+# Then the network scenarios (tc in the containers' namespaces) and 25 s of chaos.
 docker-test:
 	$(PYTHON) -m unittest discover -s tests/docker -p 'test_*.py'
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools; fi
 	$(PYTHON) tests/docker/run.py
+	$(PYTHON) tests/docker/network.py
+	$(PYTHON) tests/docker/chaos.py --duration 25 --nodes 5
+
+# Random faults for DURATION seconds; the node logs stay in build/chaos/.
+chaos:
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools; fi
+	$(PYTHON) tests/docker/chaos.py --duration $(DURATION) --nodes $(NODES) --timeline docs/chaos-timeline.svg
+
+# tc (iproute2) and nsenter for the link faults; a fresh machine may lack them.
+net-tools:
+	@command -v tc >/dev/null || (apt-get update && apt-get install -y iproute2)
+	@command -v nsenter >/dev/null || (apt-get update && apt-get install -y util-linux)
+
+# Five loopback processes, 100,000 malformed/oversized/forged datagrams at one of them; the
+# checked build, so an overflow or a broken invariant kills the node instead of passing unseen.
+flood:
+	$(CARGO) build --profile checked
+	$(PYTHON) tests/flood.py --bin target/checked/raft
+
+# The decoder and classifier on FUZZ_ITERS random inputs (an ignored test, optimised build).
+fuzz:
+	FUZZ_ITERS=$(FUZZ_ITERS) $(CARGO) test --profile checked --test fuzz -- --ignored --nocapture
 
 # ---- simulation --------------------------------------------------------------
 # A long deterministic-simulation campaign: `make sim SEEDS=1000000 START=0`. Cluster sizes mix

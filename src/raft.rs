@@ -269,7 +269,13 @@ impl Node {
                 return;
             }
             self.broadcast(Kind::Append, self.hard.term);
-            self.timer = now + self.cfg.heartbeat;
+            // Keep the cadence: a tick that came late does not push every later heartbeat back.
+            let next = self.timer + self.cfg.heartbeat;
+            self.timer = if next > now {
+                next
+            } else {
+                now + self.cfg.heartbeat
+            };
         } else if self.cfg.pre_vote {
             self.start_pre_vote(now);
         } else {
@@ -307,6 +313,9 @@ impl Node {
     }
 
     fn start_pre_vote(&mut self, now: Time) {
+        if self.at_last_term(now) {
+            return;
+        }
         self.role = Role::PreCandidate;
         self.leader = None;
         self.votes = 1 << self.cfg.id;
@@ -319,6 +328,9 @@ impl Node {
     }
 
     fn start_election(&mut self, now: Time, forced: bool, why: &'static str) {
+        if self.at_last_term(now) {
+            return;
+        }
         self.set_term(self.hard.term + 1);
         self.set_vote(self.cfg.id);
         self.role = Role::Candidate;
@@ -330,6 +342,17 @@ impl Node {
         if self.has_majority() {
             self.become_leader(now);
         }
+    }
+
+    /// No term follows `u64::MAX`, which only a forged message can bring (peers accept any term).
+    /// There a node cannot campaign: it waits another timeout instead of wrapping to term 0 (or
+    /// overflowing), and its vote in that term stays the one it gave.
+    fn at_last_term(&mut self, now: Time) -> bool {
+        if self.hard.term < u64::MAX {
+            return false;
+        }
+        self.reset_election_timer(now);
+        true
     }
 
     fn become_leader(&mut self, now: Time) {
@@ -447,7 +470,7 @@ impl Node {
     }
 
     fn on_pre_vote_ack(&mut self, now: Time, from: NodeId, term: u64) {
-        if self.role == Role::PreCandidate && term == self.hard.term + 1 {
+        if self.role == Role::PreCandidate && Some(term) == self.hard.term.checked_add(1) {
             self.votes |= 1 << from;
             if self.has_majority() {
                 self.start_election(now, false, "pre-vote-won");

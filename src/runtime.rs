@@ -111,7 +111,12 @@ impl Runtime {
                         return exit;
                     }
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                // A timeout, or a signal (e.g. the container was paused and resumed): look again.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
                 // e.g. ECONNREFUSED left by an ICMP "port unreachable" from a stopped peer.
                 Err(e) => self.drop_input("recv-error", &e.to_string(), None),
             }

@@ -1489,3 +1489,28 @@ fn same_seed_and_inputs_give_identical_outputs() {
         assert_eq!(node.step(now, input), twin.step(now, input));
     }
 }
+
+/// Contract of `raft::raft`: terms never decrease and a node votes once per term, even at the
+/// last term a `u64` holds (reachable only through a forged message): there the node neither
+/// wraps to term 0 nor overflows; it just cannot campaign.
+#[test]
+fn at_the_last_term_a_node_does_not_campaign_wrap_or_vote_twice() {
+    for cfg in [config(0, 5), without_pre_vote(config(0, 5))] {
+        let mut node = boot(cfg);
+        receive(&mut node, 10, 1, u64::MAX, APPEND);
+        assert_eq!((node.term(), node.leader()), (u64::MAX, Some(1)));
+        receive(&mut node, 20, 2, u64::MAX, VOTE);
+        let voted = node.hard_state();
+        for _ in 0..5 {
+            let (_, out) = fire(&mut node);
+            assert!(out.send.is_empty() && out.persist.is_none(), "{out:?}");
+        }
+        let out = command(&mut node, 5_000, Command::Timeout);
+        assert!(out.send.is_empty() && out.persist.is_none(), "{out:?}");
+        assert_eq!((node.term(), node.hard_state()), (u64::MAX, voted));
+        assert_ne!(node.role(), Role::Candidate);
+        // A pre-vote ack for the (non-existent) next term is just ignored.
+        let out = receive(&mut node, 6_000, 3, u64::MAX, PRE_VOTE_ACK);
+        assert!(out.send.is_empty() && out.persist.is_none(), "{out:?}");
+    }
+}

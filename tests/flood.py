@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Hostile input flood: 100,000 malformed, oversized and forged datagrams at one node.
+
+    python3 tests/flood.py --bin target/release/raft [--count 100000] [--rate 8000] [--target leader]
+
+Starts five `raft node` processes on 127.0.9.1-5:5555 (loopback only, DATA_DIR in a temporary
+folder), waits for a leader, then sends --count datagrams at --rate per second to one node
+(default: the leader, the one whose silence would cost an election). The mix: random bytes,
+mutated valid messages, deep nesting, huge numbers, 65,507-byte datagrams, invalid UTF-8, and
+node messages with huge terms forged from a stranger's address. The pace leaves the 2-core
+machine room for the nodes: this measures robustness, not CPU starvation.
+
+Last, when run as root, one APPEND_RPC with term 2^64-1 whose source address is forged as a
+peer's (raw socket): a peer's word is trusted, so the cluster moves to that term and can elect
+nobody after it, but no node may crash, stop answering, or let its term go down (wrap).
+
+Asserted: every process is still alive, every node answers LEADER_INFO after the flood, the
+cluster agrees on a leader, and the target's VmRSS grew by less than 1 MiB. Reported: whether
+the leader and the term stayed the same (timing-sensitive under load, so not asserted), the
+log lines written during the flood, and what the kernel dropped at the target's socket.
+Standard library only; every process is stopped and the folder removed, also on failure.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+NAMES = [f"Node{i}" for i in range(1, 6)]
+ADDRS = {n: (f"127.0.9.{i}", 5555) for i, n in enumerate(NAMES, 1)}
+PEERS = ",".join(f"{n}={h}:{p}" for n, (h, p) in ADDRS.items())
+HUGE = str(2**64 - 1)
+
+
+def ask(sock, name, wait=0.3):
+    """LEADER_INFO to one node: its reply dict, or None."""
+    sock.settimeout(wait)
+    req = json.dumps({"sender_name": "Controller", "request": "LEADER_INFO", "term": None,
+                      "key": None, "value": None}).encode()
+    try:
+        sock.sendto(req, ADDRS[name])
+        t_end = time.monotonic() + wait
+        while time.monotonic() < t_end:
+            data, addr = sock.recvfrom(2048)
+            if addr == ADDRS[name]:
+                return json.loads(data)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def agreed(sock, timeout=10.0):
+    """(leader, term) once all five name the same leader, else (None, replies) at the timeout."""
+    t_end = time.monotonic() + timeout
+    while True:
+        replies = {n: ask(sock, n) for n in NAMES}
+        values = {(r or {}).get("value") for r in replies.values()}
+        if None not in replies.values() and len(values) == 1 and values != {None}:
+            leader = values.pop()
+            return leader, replies[leader]["term"]
+        if time.monotonic() > t_end:
+            return None, replies
+        time.sleep(0.1)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def socket_drops(addr):
+    """Datagrams the kernel dropped at a bound UDP socket (/proc/net/udp, last column)."""
+    host, port = addr
+    want = "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(host.split("."))), port)
+    with open("/proc/net/udp") as f:
+        for line in f:
+            cols = line.split()
+            if len(cols) > 12 and cols[1] == want:
+                return int(cols[-1])
+    return None
+
+
+# ---- the hostile datagrams ------------------------------------------------------------------------
+def valid(rng):
+    req = rng.choice(["APPEND_RPC", "APPEND_REPLY", "VOTE_REQUEST", "VOTE_ACK", "PRE_VOTE_REQUEST",
+                      "PRE_VOTE_ACK", "LEADER_INFO"])
+    return json.dumps({"sender_name": rng.choice(NAMES), "request": req, "term": rng.randrange(100),
+                       "key": None, "value": None}).encode()
+
+
+def mutated(rng):
+    b = bytearray(valid(rng))
+    for _ in range(rng.randint(1, 8)):
+        at = rng.randrange(len(b) + 1)
+        op = rng.randrange(4)
+        if op == 0 and at < len(b):
+            b[at] = rng.randrange(256)
+        elif op == 1:
+            b[at:at] = bytes([rng.choice(b'{}[]",:\\0-e.\x00\xff')])
+        elif op == 2:
+            del b[at:at + rng.randint(1, 6)]
+        else:
+            b[at:at] = b[rng.randrange(len(b) + 1):][:rng.randint(1, 20)]
+    return bytes(b)
+
+
+def nested(rng):
+    depth = rng.choice([33, 100, 1000, 20000])
+    open_, close = rng.choice([("[", "]"), ('{"a":', "}")])
+    return ('{"x": ' + open_ * depth + "1" + close * depth + "}").encode()[:65507]
+
+
+def huge_number(rng):
+    num = rng.choice(["1e999999", "-1e999999", "9" * rng.choice([20, 1000, 30000]), HUGE, "1" + "0" * 5000,
+                      "0." + "0" * 1000 + "1", "123456789012345678901234567890e-10", "-0", "NaN", "Infinity"])
+    return ('{"sender_name": "Node2", "request": "APPEND_RPC", "term": %s, "key": null, "value": null}'
+            % num).encode()[:65507]
+
+
+def oversized(rng):
+    kind = rng.randrange(3)
+    if kind == 0:  # valid JSON, one enormous string
+        pad = 65507 - 90
+        return ('{"sender_name": "Node2", "request": "APPEND_RPC", "term": 1, "key": "%s", "value": null}'
+                % ("x" * pad)).encode()[:65507]
+    if kind == 1:  # a huge array of numbers in an unknown field
+        return ('{"junk": [' + "1," * 32700 + '1], "request": "LEADER_INFO"}').encode()[:65507]
+    return rng.randbytes(65507)
+
+
+def not_utf8(rng):
+    bad = rng.choice([b"\xff\xfe", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80", b"\xe2\x82"])
+    return b'{"sender_name": "Node' + bad + b'", "request": "VOTE_REQUEST", "term": 5}'
+
+
+def forged(rng):
+    """A node message with a huge term, but from our address, not the peer's: must be dropped."""
+    term = rng.choice([HUGE, str(2**63), str(10**18), "1e19", '"%s"' % HUGE])
+    req = rng.choice(["APPEND_RPC", "VOTE_REQUEST", "PRE_VOTE_REQUEST", "VOTE_ACK", "APPEND_REPLY"])
+    key = rng.choice(["null", '"TRANSFER"'])
+    return ('{"sender_name": "%s", "request": "%s", "term": %s, "key": %s, "value": null}'
+            % (rng.choice(NAMES), req, term, key)).encode()
+
+
+KINDS = [  # (generator, share in %)
+    (lambda rng: rng.randbytes(rng.randrange(0, 1500)), 20),
+    (mutated, 30),
+    (nested, 5),
+    (huge_number, 10),
+    (oversized, 1),
+    (not_utf8, 14),
+    (forged, 20),
+]
+
+
+def pool(rng, size=20000):
+    gens = [g for g, share in KINDS for _ in range(share)]
+    return [rng.choice(gens)(rng) for _ in range(size)]
+
+
+def spoofed(src, dst, payload):
+    """One UDP datagram to dst whose IP source is src (raw socket, needs root)."""
+    import struct
+    udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload  # checksum 0: none
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0,
+                     socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as r:
+        r.sendto(ip + udp, (dst[0], 0))
+
+
+def forged_last_term(ctl, procs, failures):
+    terms0 = {n: (ask(ctl, n) or {}).get("term", 0) for n in NAMES}
+    msg = ('{"sender_name": "Node2", "request": "APPEND_RPC", "term": %s, "key": null, "value": null}'
+           % HUGE).encode()
+    spoofed(ADDRS["Node2"], ADDRS["Node1"], msg)
+    time.sleep(2.0)  # a few election timeouts: long enough for a wrapped or crashed node to show
+    replies = {n: ask(ctl, n, wait=1.0) for n in NAMES}
+    dead = {n: p.poll() for n, p in procs.items() if p.poll() is not None}
+    print(f"  forged APPEND_RPC term 2^64-1 from Node2's address to Node1: (leader, term) now "
+          + ", ".join(f"{n} {(r['value'], r['term']) if r else None}" for n, r in replies.items()))
+    if dead:
+        failures.append(f"after the forged term, processes exited: {dead}")
+    for n, r in replies.items():
+        if r is None:
+            failures.append(f"after the forged term, {n} does not answer")
+        elif r["term"] < terms0[n]:
+            failures.append(f"after the forged term, {n}'s term went down {terms0[n]} -> {r['term']}")
+
+
+def read_log(path, since=None):
+    with open(path, errors="replace") as f:
+        lines = f.read().splitlines()
+    return lines[since:] if since is not None else lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", default="target/release/raft")
+    ap.add_argument("--count", type=int, default=100_000)
+    ap.add_argument("--rate", type=int, default=8000, help="datagrams per second")
+    ap.add_argument("--target", default="leader", help="leader, follower or a node name")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
+    folder = tempfile.mkdtemp(prefix="raft-flood-")
+    procs, failures = {}, []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        for n in NAMES:
+            os.makedirs(os.path.join(folder, n))
+            env = dict(os.environ, NODE_NAME=n, PEERS=PEERS, DATA_DIR=os.path.join(folder, n))
+            log = open(os.path.join(folder, f"{n}.log"), "w")
+            procs[n] = subprocess.Popen([a.bin, "node"], env=env, stderr=log, stdout=log)
+        ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        ctl.bind(("127.0.0.1", 0))
+        leader, term = agreed(ctl)
+        if leader is None:
+            raise SystemExit(f"no leader before the flood: {term}")
+        target = {"leader": leader, "follower": next(n for n in NAMES if n != leader)}.get(a.target, a.target)
+        print(f"flood: 5 nodes on 127.0.9.1-5, {leader} leads term {term}; "
+              f"{a.count} datagrams at {target} ({ADDRS[target][0]}), {a.rate}/s", flush=True)
+        datagrams = pool(rng)
+        print(f"  pool of {len(datagrams)} distinct datagrams, {min(map(len, datagrams))}-"
+              f"{max(map(len, datagrams))} bytes", flush=True)
+        rss0 = {n: rss_kib(p.pid) for n, p in procs.items()}
+        lines0 = {n: len(read_log(os.path.join(folder, f"{n}.log"))) for n in NAMES}
+        drops0 = socket_drops(ADDRS[target])
+        cpu0 = cpu_seconds(procs[target].pid)
+
+        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        out.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        batch = max(a.rate // 100, 1)  # every 10 ms
+        sent, sent_bytes, errors, silent = 0, 0, 0, set()
+        t0 = time.monotonic()
+        next_poll = t0
+        while sent < a.count:
+            for _ in range(min(batch, a.count - sent)):
+                d = datagrams[rng.randrange(len(datagrams))]
+                try:
+                    out.sendto(d, ADDRS[target])
+                    sent_bytes += len(d)
+                except OSError:
+                    errors += 1
+                sent += 1
+            now = time.monotonic()
+            if now >= next_poll:  # everyone still answering, twice a second
+                silent |= {n for n in NAMES if ask(ctl, n, wait=0.2) is None}
+                next_poll = now + 0.5
+            time.sleep(max(0.0, t0 + sent / a.rate - time.monotonic()))
+        secs = time.monotonic() - t0
+        drops = socket_drops(ADDRS[target])
+        time.sleep(0.5)
+        cpu = cpu_seconds(procs[target].pid) - cpu0
+
+        # ---- checks ---------------------------------------------------------------------------------
+        dead = {n: p.poll() for n, p in procs.items() if p.poll() is not None}
+        answers = {n: ask(ctl, n, wait=1.0) for n in NAMES}
+        after_leader, after_term = agreed(ctl)
+        rss1 = {n: rss_kib(p.pid) for n, p in procs.items() if p.poll() is None}
+        logs = {n: read_log(os.path.join(folder, f"{n}.log"), lines0[n]) for n in NAMES}
+        elections = sum(1 for ls in logs.values() for ln in ls if "event=elected" in ln)
+        print(f"  sent {sent} datagrams ({sent_bytes / 1e6:.1f} MB) in {secs:.1f} s = {sent / secs:.0f}/s, "
+              f"{errors} send errors; the kernel dropped "
+              f"{'?' if drops is None or drops0 is None else drops - drops0} at {target}'s socket (buffer full)")
+        print(f"  {target} used {cpu:.2f} s of CPU for it ({cpu / sent * 1e6:.0f} µs per datagram, "
+              f"{cpu / secs:.0%} of one core)")
+        print(f"  VmRSS KiB before -> after: " + ", ".join(f"{n} {rss0[n]} -> {rss1.get(n, 'dead')}" for n in NAMES))
+        print(f"  log lines written during the flood: " + ", ".join(f"{n} {len(ls)}" for n, ls in logs.items()))
+        drops_by_reason = {}
+        for ln in logs[target]:
+            if "event=drop" in ln:
+                reason = ln.split("reason=")[1].split()[0]
+                held = int(ln.split("suppressed=")[1].split()[0]) if "suppressed=" in ln else 0
+                drops_by_reason[reason] = drops_by_reason.get(reason, 0) + 1 + held
+        print(f"  {target}'s drop lines (counting suppressed): {dict(sorted(drops_by_reason.items()))}")
+        print(f"  leader before {leader} (term {term}), after {after_leader} (term {after_term}); "
+              f"elections during the flood: {elections}; nodes that missed a poll: {sorted(silent) or 'none'}")
+        for ln in sorted((ln for ls in logs.values() for ln in ls if "event=drop" not in ln
+                          and "event=request" not in ln))[:30]:
+            print(f"    {ln}")
+        print(f"  {'no election, same leader and term' if (after_leader, after_term) == (leader, term) and not elections else 'the leader or term changed (reported, not asserted)'}")
+
+        if dead:
+            failures.append(f"processes exited: {dead}")
+        if any(r is None for r in answers.values()):
+            failures.append(f"no LEADER_INFO answer from {[n for n, r in answers.items() if r is None]}")
+        if after_leader is None:
+            failures.append(f"no agreed leader after the flood: {after_term}")
+        if target in rss1 and rss1[target] - rss0[target] > 1024:
+            failures.append(f"{target}'s VmRSS grew {rss1[target] - rss0[target]} KiB")
+        for n, ls in logs.items():
+            odd = [ln for ln in ls if not ln.startswith("t=")]
+            if odd:
+                failures.append(f"{n} wrote non-log output: {odd[:3]}")
+        if os.geteuid() == 0 and not dead:
+            forged_last_term(ctl, procs, failures)
+            for n in NAMES:
+                odd = [ln for ln in read_log(os.path.join(folder, f"{n}.log")) if not ln.startswith("t=")]
+                if odd:
+                    failures.append(f"{n}: {odd[:3]}")
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+    for f in failures:
+        print(f"FAIL {f}")
+    print("flood passed" if not failures else "flood FAILED")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
