@@ -121,7 +121,14 @@ fn lookup(args: &Args) -> impl Fn(&str) -> Option<String> + '_ {
             .find(|(k, _)| env_name(k) == var)
             .map(|(_, v)| v.clone())
             .or_else(|| std::env::var(var).ok())
+            .or_else(|| (var == "HOSTNAME").then(host_name).flatten())
     }
+}
+
+/// The kernel's host name: shells rarely export `HOSTNAME`, containers always set the file.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
 }
 
 fn node(args: &Args) -> ExitCode {

@@ -19,10 +19,15 @@ struct Cluster {
     dir: PathBuf,
     procs: Vec<Option<Child>>,
     controller: UdpSocket,
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     fn start(subnet: u8, n: usize) -> Cluster {
+        Cluster::start_with(subnet, n, &[])
+    }
+
+    fn start_with(subnet: u8, n: usize, env: &[(&str, &str)]) -> Cluster {
         let dir =
             std::env::temp_dir().join(format!("raft-loopback-{}-{subnet}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -35,6 +40,10 @@ impl Cluster {
             dir,
             procs: (0..n).map(|_| None).collect(),
             controller,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         for k in 1..=n {
             c.start_node(k);
@@ -64,6 +73,7 @@ impl Cluster {
             .env("NODE_NAME", format!("Node{k}"))
             .env("PEERS", self.peers())
             .env("DATA_DIR", self.dir.join(format!("Node{k}")))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -318,4 +328,75 @@ fn malformed_datagrams_do_not_disturb_anyone() {
         let t = c.term_of(k);
         assert!(t >= term && t < 99, "Node{k} is at term {t}\n{}", c.logs());
     }
+}
+
+#[test]
+fn controller_allow_limits_who_may_send_controller_requests() {
+    let c = Cluster::start_with(9, 5, &[("CONTROLLER_ALLOW", "127.0.9.100")]);
+    let leader = c.agreed_leader(&c.all()); // asked from 127.0.9.100: allowed
+    let stranger = UdpSocket::bind("127.0.9.101:0").unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let ask = br#"{"sender_name": "Controller", "request": "LEADER_INFO", "term": null, "key": null, "value": null}"#;
+    let stop = br#"{"sender_name": "Controller", "request": "SHUTDOWN", "term": null, "key": null, "value": null}"#;
+    stranger.send_to(ask, c.addr(leader)).unwrap();
+    assert!(
+        stranger.recv_from(&mut [0u8; 1024]).is_err(),
+        "a stranger got an answer"
+    );
+    stranger.send_to(stop, c.addr(leader)).unwrap();
+    // Had the SHUTDOWN been obeyed, the leader would answer null until revived.
+    let start = Instant::now();
+    while c.leader_info(leader).and_then(|(_, l)| l).is_none() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "a stranger's SHUTDOWN was obeyed\n{}",
+            c.logs()
+        );
+    }
+    let log = std::fs::read_to_string(c.dir.join(format!("Node{leader}.log"))).unwrap();
+    assert!(
+        log.contains("reason=controller-not-allowed"),
+        "the drop is logged:\n{log}"
+    );
+}
+
+#[test]
+fn forged_node_messages_from_a_stranger_change_nothing() {
+    let c = Cluster::start(10, 5);
+    let leader = c.agreed_leader(&c.all());
+    let term = c.term_of(leader);
+    let follower = others(&c, leader)[0];
+    // A forced vote request and a heartbeat naming real peers, with far higher terms, sent from
+    // the controller's address instead of the peers' own.
+    let forged = [
+        format!(
+            r#"{{"sender_name": "Node{follower}", "request": "VOTE_REQUEST", "term": {}, "key": "TRANSFER", "value": null}}"#,
+            term + 5
+        ),
+        format!(
+            r#"{{"sender_name": "Node{follower}", "request": "APPEND_RPC", "term": {}, "key": null, "value": null}}"#,
+            term + 7
+        ),
+    ];
+    for msg in &forged {
+        for k in c.all() {
+            c.controller.send_to(msg.as_bytes(), c.addr(k)).unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    for k in c.all() {
+        let (t, _) = c.leader_info(k).unwrap();
+        assert!(
+            t < term + 5,
+            "Node{k} believed a forged term: {t}\n{}",
+            c.logs()
+        );
+    }
+    let log = std::fs::read_to_string(c.dir.join(format!("Node{leader}.log"))).unwrap();
+    assert!(
+        log.contains("reason=untrusted-source"),
+        "the drop is logged:\n{log}"
+    );
 }
