@@ -13,9 +13,20 @@ changes what `docker ps` shows.  The output does not depend on the compose proje
 Compose v2.  The committed docker-compose.yml is exactly the output for the defaults.
 """
 import argparse
+import os
 import sys
 
 PORT = 5555  # fixed by the protocol; never published on the host
+
+# `docker compose up --build` (or a plain `up` on a machine without the image) builds it from
+# the static binary that `make musl` leaves in target/; `make up` does both.
+def build(context: str) -> str:
+    return f"""\
+    build:
+      context: {context}
+      dockerfile: Node/Dockerfile
+"""
+
 
 # Same check as the image's HEALTHCHECK; written out so the file is self-describing.
 HEALTHCHECK = """\
@@ -28,7 +39,7 @@ HEALTHCHECK = """\
 """
 
 
-def render(nodes: int, prefix: str = "", image: str = "raft-node:latest") -> str:
+def render(nodes: int, prefix: str = "", image: str = "raft-node:latest", context: str = ".") -> str:
     names = [f"Node{i}" for i in range(1, nodes + 1)]
     peers = ",".join(names)
     cname = (lambda n: f"{prefix}-{n}") if prefix else (lambda n: n)
@@ -48,7 +59,7 @@ def render(nodes: int, prefix: str = "", image: str = "raft-node:latest") -> str
         out.append(f"""\
   {n.lower()}:
     image: {image}
-    container_name: {cname(n)}
+{build(context)}    container_name: {cname(n)}
     hostname: {n}
     init: true
     restart: "no"
@@ -65,7 +76,7 @@ def render(nodes: int, prefix: str = "", image: str = "raft-node:latest") -> str
     out.append(f"""\
   controller:
     image: {image}
-    container_name: {cname("Controller")}
+{build(context)}    container_name: {cname("Controller")}
     hostname: Controller
     init: true
     restart: "no"
@@ -97,7 +108,11 @@ def main() -> int:
         p.error("--nodes must be at least 1")
     if a.prefix and not a.prefix.replace("-", "").replace("_", "").isalnum():
         p.error("--prefix: letters, digits, '-' and '_' only")
-    text = render(a.nodes, a.prefix, a.image)
+    # The build context is the repository root, seen from where the file is written.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out_dir = os.path.dirname(os.path.abspath(a.output)) if a.output else os.getcwd()
+    context = os.path.relpath(root, out_dir).replace(os.sep, "/")
+    text = render(a.nodes, a.prefix, a.image, context)
     if a.output:
         with open(a.output, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
