@@ -265,6 +265,39 @@ def failovers(cfg, trials, pre_vote):
     return res
 
 
+def controller_moves(cfg, trials):
+    """CONVERT_FOLLOWER to the leader -> the next `elected` line (and whether it was another
+    node); TIMEOUT to a random follower -> its own `elected` line."""
+    res = {"convert": [], "convert_other": 0, "timeout": []}
+    with tempfile.TemporaryDirectory(prefix="raft-bench-") as d:
+        c = Cluster(GLIBC, d, net=cfg["net"]).start()
+        try:
+            for i in range(trials):
+                leader, _ = c.settled()
+                time.sleep(random.uniform(0.1, 0.1 + HEARTBEAT_MS / 1000))
+                c.poll()
+                t0 = c.send(leader, "CONVERT_FOLLOWER")
+                ev = c.wait_event(lambda e: e.get("event") == "elected" and e["t"] >= t0 - 0.001)
+                if ev is None:
+                    raise RuntimeError("no leader within 5 s after CONVERT_FOLLOWER to %s" % leader)
+                res["convert"].append(round((ev["t"] - t0) * 1000))
+                res["convert_other"] += ev["node"] != leader
+                leader, _ = c.settled()
+                follower = random.choice([m for m in c.names if m != leader])
+                time.sleep(random.uniform(0.1, 0.1 + HEARTBEAT_MS / 1000))
+                c.poll()
+                t0 = c.send(follower, "TIMEOUT")
+                ev = c.wait_event(lambda e: e.get("event") == "elected" and e["t"] >= t0 - 0.001)
+                if ev is None or ev["node"] != follower:
+                    raise RuntimeError("TIMEOUT to %s: elected %s" % (follower, ev))
+                res["timeout"].append(round((ev["t"] - t0) * 1000))
+                progress("  controller %2d/%d: convert %4d ms, timeout %3d ms"
+                         % (i + 1, trials, res["convert"][-1], res["timeout"][-1]))
+        finally:
+            c.stop()
+    return res
+
+
 def proc_stat(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -600,6 +633,17 @@ def report(r):
         L.append("- PreVote %s: %d-%d Candidate campaigns per failover; more than one (a split or "
                  "failed vote) in %d of %d trials." % (("off", "on")[pv], min(camps), max(camps), sum(c > 1 for c in camps), len(camps)))
     L += ["", "![failover histogram](failover.svg)", ""]
+    cm = r["controller"]
+    L += ["## Controller requests", "",
+          "`CONVERT_FOLLOWER` to the leader: time to the next `elected` line (a converted leader "
+          "waits one extra timeout range before it may stand again, so another node usually wins). "
+          "`TIMEOUT` to a random follower: time to that follower's own `elected` line (a forced "
+          "election that the others grant despite leader stickiness).", "",
+          "request | trials | median ms | min | p99 | max | note", "---|---|---|---|---|---|---",
+          "CONVERT_FOLLOWER to the leader | %s | another node won %d of %d" % (
+              fmt_stats(summarize(cm["convert"])), cm["convert_other"], len(cm["convert"])),
+          "TIMEOUT to a follower | %s | it won %d of %d" % (
+              fmt_stats(summarize(cm["timeout"])), len(cm["timeout"]), len(cm["timeout"])), ""]
     q = r["quiet"]
     L += ["## Messages", "",
           "Per election (from the logs): every campaign (PreCandidate or Candidate) sends one request "
@@ -705,6 +749,8 @@ def main():
         progress("bench: %d SHUTDOWN + %d kill -9 failovers, PRE_VOTE=%d" % (fails, fails, pv))
         res = failovers(cfg, fails, pv)
         r["failover"][pv] = dict(shutdown=summarize(res["shutdown"]), kill=summarize(res["kill"]), raw=res)
+    progress("bench: %d CONVERT_FOLLOWER and TIMEOUT requests" % (n or (5 if quick else 20)))
+    r["controller"] = controller_moves(cfg, n or (5 if quick else 20))
     progress("bench: %.0f s quiet window (glibc)" % quiet_s)
     r["quiet"] = quiet_isolated(cfg, quiet_s)
     r["quiet"]["stopped_s"] = min(10, quiet_s)
