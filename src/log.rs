@@ -37,6 +37,15 @@ pub fn value(v: &str) -> String {
     s
 }
 
+/// Text from the network, cut to a length a log line can carry.
+pub fn clip(s: &str) -> String {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}...({} bytes)", &s[..cut], s.len()),
+    }
+}
+
 /// Builds one line: `Line::new("node=Node1 ...").kv("event", "vote").to_string()`.
 pub struct Line(String);
 
@@ -65,7 +74,7 @@ impl RateLimit {
     /// `Some(suppressed)` when a line may be written now, `None` when it must be held back.
     pub fn allow(&mut self, key: &str, now_ms: u64, period_ms: u64) -> Option<u64> {
         if self.seen.len() > 1024 {
-            self.seen.clear(); // keys come from a small fixed set; this only bounds memory
+            self.seen.clear(); // bounds memory when keys carry addresses (many senders)
         }
         match self.seen.get_mut(key) {
             Some((last, held)) if now_ms < *last + period_ms => {
@@ -89,6 +98,13 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_text_is_clipped() {
+        assert_eq!(clip("SHUTDOWN"), "SHUTDOWN");
+        let long = "é".repeat(100);
+        assert_eq!(clip(&long), format!("{}...(200 bytes)", "é".repeat(64)));
+    }
 
     #[test]
     fn values_are_quoted_only_when_needed() {

@@ -25,9 +25,16 @@ pub const LEADER: &str = "LEADER";
 /// What a datagram asks of a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Incoming {
-    Peer { from: NodeId, msg: Msg },
+    Peer {
+        from: NodeId,
+        msg: Msg,
+    },
     Control(Command),
-    LeaderInfo,
+    /// `reply_shaped`: it carries `key: "LEADER"`, as a node's answer does. A node never answers
+    /// one that comes from a peer's address, so two nodes can never be made to ping-pong.
+    LeaderInfo {
+        reply_shaped: bool,
+    },
 }
 
 /// A request name in canonical form: upper case, `_` separators.
@@ -50,8 +57,10 @@ pub fn classify(d: &Datagram, peers: &[String]) -> Result<Incoming, &'static str
     };
     let request = canonical(request);
     let kind = match request.as_str() {
-        "LEADER_INFO" if d.key.as_deref() == Some(LEADER) => return Err("leader-info-reply"),
-        "LEADER_INFO" => return Ok(Incoming::LeaderInfo),
+        "LEADER_INFO" => {
+            let reply_shaped = d.key.as_deref() == Some(LEADER);
+            return Ok(Incoming::LeaderInfo { reply_shaped });
+        }
         "CONVERT_FOLLOWER" => return Ok(Incoming::Control(Command::ConvertFollower)),
         "TIMEOUT" => return Ok(Incoming::Control(Command::Timeout)),
         "SHUTDOWN" => return Ok(Incoming::Control(Command::Shutdown)),
@@ -124,6 +133,10 @@ pub fn control_request(sender: &str, request: &str) -> Datagram {
 mod tests {
     use super::*;
 
+    const LEADER_INFO: Incoming = Incoming::LeaderInfo {
+        reply_shaped: false,
+    };
+
     fn peers() -> Vec<String> {
         (1..=5).map(|i| format!("Node{i}")).collect()
     }
@@ -164,9 +177,9 @@ mod tests {
     #[test]
     fn controller_requests_ignore_sender_and_case() {
         for (req, want) in [
-            ("LEADER_INFO", Incoming::LeaderInfo),
-            ("leader_info", Incoming::LeaderInfo),
-            ("leader-info", Incoming::LeaderInfo),
+            ("LEADER_INFO", LEADER_INFO),
+            ("leader_info", LEADER_INFO),
+            ("leader-info", LEADER_INFO),
             (
                 " Convert_Follower ",
                 Incoming::Control(Command::ConvertFollower),
@@ -206,10 +219,10 @@ mod tests {
     }
 
     #[test]
-    fn a_leader_info_reply_is_never_answered() {
-        // Otherwise two nodes tricked into replying to each other would ping-pong forever.
+    fn a_reply_shaped_leader_info_is_marked() {
         let reply = leader_info_reply("Node1", 3, Some("Node1"));
-        assert_eq!(classify(&reply, &peers()), Err("leader-info-reply"));
+        let got = classify(&reply, &peers());
+        assert_eq!(got, Ok(Incoming::LeaderInfo { reply_shaped: true }));
     }
 
     #[test]

@@ -62,19 +62,31 @@ impl AddressBook {
             .iter()
             .any(|e| !e.literal)
             .then(|| spawn_resolver(answer_tx));
-        AddressBook {
+        let mut book = AddressBook {
             entries,
             want_v4,
             requests,
             answers,
+        };
+        // Ask for every name now, so the first election's messages already have somewhere to go.
+        for i in 0..book.entries.len() {
+            book.refresh(i, 0, 0);
+        }
+        book
+    }
+
+    /// How old an entry may get: a name that has never resolved (its container is not up yet)
+    /// is asked for again soon.
+    fn max_age(&self, i: usize) -> u64 {
+        match self.entries.get(i) {
+            Some(e) if e.addrs.is_empty() => RETRY_MS,
+            _ => REFRESH_MS,
         }
     }
 
     /// The address to send to, asking for a fresh lookup when the known one is old.
     pub fn addr(&mut self, i: usize, now: u64) -> Option<SocketAddr> {
-        // A name that has never resolved (its container is not up yet) is asked for again soon.
-        let unknown = self.entries.get(i).is_some_and(|e| e.addrs.is_empty());
-        self.refresh(i, now, if unknown { RETRY_MS } else { REFRESH_MS });
+        self.refresh(i, now, self.max_age(i));
         let want_v4 = self.want_v4;
         let e = self.entries.get(i)?;
         e.addrs.iter().copied().find(|a| a.is_ipv4() == want_v4)
@@ -93,9 +105,14 @@ impl AddressBook {
         false
     }
 
+    /// Is `src` an address entry `i` is known to have? (No lookup is started.)
+    pub fn known(&self, i: usize, src: SocketAddr) -> bool {
+        self.entries.get(i).is_some_and(|e| e.addrs.contains(&src))
+    }
+
     /// Does `ip` belong to entry `i` (any port)?
     pub fn has_ip(&mut self, i: usize, ip: std::net::IpAddr, now: u64) -> bool {
-        self.refresh(i, now, REFRESH_MS);
+        self.refresh(i, now, self.max_age(i));
         self.entries
             .get(i)
             .is_some_and(|e| e.addrs.iter().any(|a| a.ip() == ip))
@@ -191,7 +208,7 @@ mod tests {
     #[test]
     fn names_resolve_in_the_background() {
         let mut book = AddressBook::new(&[("localhost".into(), 5555)], true);
-        assert_eq!(book.addr(0, 0), None, "the first send waits for no lookup");
+        // The lookup started when the book was made; nothing waited for it.
         let mut got = None;
         for _ in 0..500 {
             book.poll();

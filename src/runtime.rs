@@ -11,7 +11,7 @@
 //! ```
 use crate::config::NodeConfig;
 use crate::json;
-use crate::log::{Line, RateLimit};
+use crate::log::{clip, Line, RateLimit};
 use crate::message::{self, Incoming};
 use crate::raft::{Command, Event, HardState, Input, Node, Output, Role};
 use crate::resolver::AddressBook;
@@ -133,8 +133,8 @@ impl Runtime {
         };
         match message::classify(&d, &self.names) {
             Err(reason) => {
-                let request = d.request.as_deref().unwrap_or("null");
-                self.drop_input(reason, request, Some((src, bytes.len())));
+                let request = clip(d.request.as_deref().unwrap_or("null"));
+                self.drop_input(reason, &request, Some((src, bytes.len())));
                 Ok(())
             }
             Ok(Incoming::Peer { from, msg }) => {
@@ -149,8 +149,11 @@ impl Runtime {
                 }
                 self.step(now, Input::Receive { from, msg })
             }
-            Ok(Incoming::LeaderInfo) => {
-                if self.controller_allowed(src) {
+            Ok(Incoming::LeaderInfo { reply_shaped }) => {
+                let from_peer = (0..self.names.len()).any(|i| self.book.known(i, src));
+                if reply_shaped && from_peer {
+                    self.drop_input("leader-info-reply", "from a peer", Some((src, bytes.len())));
+                } else if self.controller_allowed(src) {
                     self.answer_leader_info(src);
                 }
                 Ok(())
@@ -159,14 +162,17 @@ impl Runtime {
                 if !self.controller_allowed(src) {
                     return Ok(());
                 }
-                self.line("request")
-                    .kv(
-                        "request",
-                        message::canonical(d.request.as_deref().unwrap_or("")),
-                    )
-                    .kv("from", src)
-                    .kv("sender", d.sender_name.as_deref().unwrap_or("null"))
-                    .emit();
+                let request = message::canonical(d.request.as_deref().unwrap_or(""));
+                let now = self.now();
+                // Every request is obeyed; a flood of them is not written out line by line.
+                if let Some(held) = self.limits.allow(&request, now, 100) {
+                    self.line("request")
+                        .kv("request", &request)
+                        .kv("from", src)
+                        .kv("sender", clip(d.sender_name.as_deref().unwrap_or("null")))
+                        .kv("suppressed", held)
+                        .emit();
+                }
                 self.step(self.now(), Input::Command(cmd))?;
                 if cmd == Command::Shutdown && self.cfg.shutdown_exits {
                     self.line("exit").kv("reason", "shutdown").emit();

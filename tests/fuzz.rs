@@ -168,7 +168,7 @@ fn kind(r: &Result<Incoming, &'static str>) -> String {
     match r {
         Ok(Incoming::Peer { msg, .. }) => format!("peer {:?}", msg.kind),
         Ok(Incoming::Control(c)) => format!("control {c:?}"),
-        Ok(Incoming::LeaderInfo) => "leader-info".into(),
+        Ok(Incoming::LeaderInfo { .. }) => "leader-info".into(),
         Err(why) => format!("dropped {why}"),
     }
 }

@@ -400,3 +400,16 @@ fn forged_node_messages_from_a_stranger_change_nothing() {
         "the drop is logged:\n{log}"
     );
 }
+
+#[test]
+fn a_controller_template_with_key_leader_is_still_answered() {
+    let c = Cluster::start(11, 3);
+    let leader = c.agreed_leader(&c.all());
+    let msg = br#"{"sender_name": "Controller", "request": "LEADER_INFO", "term": null, "key": "LEADER", "value": null}"#;
+    c.controller.send_to(msg, c.addr(leader)).unwrap();
+    c.controller.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 1024];
+    let (n, _) = c.controller.recv_from(&mut buf).expect("an answer");
+    let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    assert_eq!(v["value"], format!("Node{leader}"));
+}
