@@ -55,10 +55,15 @@ impl Runtime {
     pub fn start(cfg: NodeConfig) -> Result<Runtime, Exit> {
         let names: Vec<String> = cfg.peers.iter().map(|p| p.name.clone()).collect();
         let store = cfg.data_dir.as_ref().map(Store::new);
-        let hard = match &store {
+        let (hard, note) = match &store {
             Some(s) => load_hard_state(s, &names)?,
-            None => HardState::default(),
+            None => (HardState::default(), None),
         };
+        if let Some(s) = &store {
+            // Find out now, not at the first election, that the state cannot be written.
+            save(s, hard, &names)
+                .map_err(|e| Exit::State(format!("cannot write {}: {e}", s.path().display())))?;
+        }
         let bind = cfg.bind_addr();
         let socket =
             UdpSocket::bind(bind).map_err(|e| Exit::Config(format!("cannot bind {bind}: {e}")))?;
@@ -80,6 +85,9 @@ impl Runtime {
             cfg,
         };
         rt.log_start(bind, seed);
+        if let Some(note) = note {
+            rt.line("warning").kv("msg", note).emit();
+        }
         Ok(rt)
     }
 
@@ -256,12 +264,7 @@ impl Runtime {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        let saved = Saved {
-            term: hard.term,
-            voted_for: hard.voted_for.map(|i| self.names[i].clone()),
-        };
-        store
-            .save(&saved)
+        save(store, hard, &self.names)
             .map_err(|e| Exit::Io(format!("cannot persist to {}: {e}", store.path().display())))
     }
 
@@ -411,22 +414,50 @@ impl Runtime {
     }
 }
 
-fn load_hard_state(store: &Store, names: &[String]) -> Result<HardState, Exit> {
+/// The saved term and vote, and a warning worth logging, if any.
+fn load_hard_state(store: &Store, names: &[String]) -> Result<(HardState, Option<String>), Exit> {
     let Some(saved) = store.load().map_err(Exit::State)? else {
-        return Ok(HardState::default());
+        return Ok((HardState::default(), None));
     };
-    let voted_for = match &saved.voted_for {
-        None => None,
-        Some(name) => Some(names.iter().position(|n| n == name).ok_or_else(|| {
-            Exit::State(format!(
-                "{} votes for {name}, which is not in PEERS: fix PEERS or remove the file",
-                store.path().display()
-            ))
-        })?),
+    let Some(name) = saved.voted_for else {
+        let hard = HardState {
+            term: saved.term,
+            voted_for: None,
+        };
+        return Ok((hard, None));
     };
-    Ok(HardState {
-        term: saved.term,
-        voted_for,
+    if let Some(id) = names.iter().position(|n| *n == name) {
+        let hard = HardState {
+            term: saved.term,
+            voted_for: Some(id),
+        };
+        return Ok((hard, None));
+    }
+    // The vote went to a node no longer in PEERS (the cluster was resized). Moving on to the next
+    // term with no vote is always safe in Raft; forgetting the vote within its term is not.
+    let term = saved.term.checked_add(1).ok_or_else(|| {
+        Exit::State(format!(
+            "{}: votes for {name}, not in PEERS",
+            store.path().display()
+        ))
+    })?;
+    let note = format!(
+        "saved vote for {name} (not in PEERS) in term {}: starting at term {term}",
+        saved.term
+    );
+    Ok((
+        HardState {
+            term,
+            voted_for: None,
+        },
+        Some(note),
+    ))
+}
+
+fn save(store: &Store, hard: HardState, names: &[String]) -> std::io::Result<()> {
+    store.save(&Saved {
+        term: hard.term,
+        voted_for: hard.voted_for.map(|i| names[i].clone()),
     })
 }
 
@@ -445,4 +476,52 @@ fn node_seed(base: Option<u64>, name: &str) -> u64 {
         nanos ^ ((std::process::id() as u64) << 32)
     });
     crate::raft::Rng::new(base ^ h).next_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with(tag: &str, text: &str) -> Store {
+        let dir = std::env::temp_dir().join(format!("raft-rt-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(crate::storage::FILE_NAME), text).unwrap();
+        Store::new(dir)
+    }
+
+    #[test]
+    fn a_saved_vote_loads_as_the_member_it_names() {
+        let names: Vec<String> = ["Node1", "Node2"].map(String::from).to_vec();
+        let store = store_with("member", "term=7\nvoted_for=Node2\n");
+        let (hard, note) = load_hard_state(&store, &names).unwrap();
+        assert_eq!(
+            hard,
+            HardState {
+                term: 7,
+                voted_for: Some(1)
+            }
+        );
+        assert_eq!(note, None);
+    }
+
+    #[test]
+    fn a_vote_for_a_removed_member_moves_to_the_next_term_without_a_vote() {
+        let names: Vec<String> = ["Node1", "Node2"].map(String::from).to_vec();
+        let store = store_with("removed", "term=7\nvoted_for=Node9\n");
+        let (hard, note) = load_hard_state(&store, &names).unwrap();
+        assert_eq!(
+            hard,
+            HardState {
+                term: 8,
+                voted_for: None
+            }
+        );
+        assert!(note.is_some_and(|n| n.contains("Node9")));
+        let last = store_with("last", &format!("term={}\nvoted_for=Node9\n", u64::MAX));
+        assert!(matches!(
+            load_hard_state(&last, &names),
+            Err(Exit::State(_))
+        ));
+    }
 }
