@@ -5,6 +5,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 pub const DEFAULT_PORT: u16 = 5555;
+/// The longest election timeout accepted: a minute is already far beyond any useful setting.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
 /// One member of the cluster as configured: `Name` or `Name=host:port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +140,24 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
+/// `CONTROLLER_ALLOW`: host names or IP addresses (no ports), comma-separated.
+fn allow_list(v: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let mut hosts = Vec::new();
+    for h in v.unwrap_or_default().split(',').map(str::trim) {
+        if h.is_empty() {
+            continue;
+        }
+        if h.parse::<IpAddr>().is_err() && !valid_name(h) {
+            return err(
+                "CONTROLLER_ALLOW",
+                format!("{h:?} is not a host name or an IP address"),
+            );
+        }
+        hosts.push(h.to_string());
+    }
+    Ok(hosts)
+}
+
 /// `150-300` (or a single `200`, meaning 200-200).
 fn parse_range(s: &str) -> Option<(u64, u64)> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
@@ -178,10 +198,10 @@ impl NodeConfig {
                 format!("{range:?} is not min-max in ms"),
             );
         };
-        if election_min == 0 || election_min > election_max {
+        if election_min == 0 || election_min > election_max || election_max > MAX_TIMEOUT_MS {
             return err(
                 "ELECTION_TIMEOUT_MS",
-                format!("{range:?}: need 0 < min <= max"),
+                format!("{range:?}: need 0 < min <= max <= {MAX_TIMEOUT_MS}"),
             );
         }
         let hb = get("HEARTBEAT_MS").unwrap_or_else(|| "50".into());
@@ -212,12 +232,7 @@ impl NodeConfig {
             pre_vote: parse_bool("PRE_VOTE", get("PRE_VOTE"), true)?,
             check_quorum: parse_bool("CHECK_QUORUM", get("CHECK_QUORUM"), true)?,
             shutdown_exits: parse_bool("SHUTDOWN_EXITS", get("SHUTDOWN_EXITS"), false)?,
-            controller_allow: get("CONTROLLER_ALLOW")
-                .unwrap_or_default()
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            controller_allow: allow_list(get("CONTROLLER_ALLOW"))?,
             seed,
         })
     }
@@ -338,6 +353,20 @@ mod tests {
             ),
             (&[("NODE_NAME", "Node1"), ("PRE_VOTE", "maybe")], "PRE_VOTE"),
             (&[("NODE_NAME", "Node1"), ("SEED", "-1")], "SEED"),
+            (
+                &[
+                    ("NODE_NAME", "Node1"),
+                    ("ELECTION_TIMEOUT_MS", "150-99999999"),
+                ],
+                "ELECTION_TIMEOUT_MS",
+            ),
+            (
+                &[
+                    ("NODE_NAME", "Node1"),
+                    ("CONTROLLER_ALLOW", "Controller:5555"),
+                ],
+                "CONTROLLER_ALLOW",
+            ),
         ];
         for (vars, var) in cases {
             let e = cfg(vars).expect_err(&format!("{vars:?} should be rejected"));
@@ -357,10 +386,10 @@ mod tests {
             ("NODE_NAME", "Node1"),
             ("PRE_VOTE", "off"),
             ("SHUTDOWN_EXITS", "1"),
-            ("CONTROLLER_ALLOW", "Controller, 127.0.0.1"),
+            ("CONTROLLER_ALLOW", "Controller, 127.0.0.1,::1"),
         ])
         .unwrap();
         assert!(!c.pre_vote && c.shutdown_exits);
-        assert_eq!(c.controller_allow, vec!["Controller", "127.0.0.1"]);
+        assert_eq!(c.controller_allow, vec!["Controller", "127.0.0.1", "::1"]);
     }
 }

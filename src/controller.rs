@@ -56,11 +56,14 @@ pub struct Answer {
     pub node: String,
     pub term: Option<u64>,
     pub leader: Option<String>,
+    /// The reply exactly as it came.
+    pub raw: String,
 }
 
 impl Answer {
-    fn from_reply(d: &Datagram, fallback: &str) -> Answer {
+    fn from_reply(d: &Datagram, fallback: &str, raw: &[u8]) -> Answer {
         Answer {
+            raw: String::from_utf8_lossy(raw).into_owned(),
             node: d
                 .sender_name
                 .clone()
@@ -131,7 +134,7 @@ impl Client {
                 .iter()
                 .position(|(name, addr)| *addr == src || d.sender_name.as_deref() == Some(name));
             if let Some(i) = slot {
-                answers[i] = Some(Answer::from_reply(&d, &targets[i].0));
+                answers[i] = Some(Answer::from_reply(&d, &targets[i].0, &buf[..n]));
             }
         }
         Ok(answers)
@@ -197,6 +200,7 @@ mod tests {
             node: node.into(),
             term: Some(term),
             leader: leader.map(str::to_string),
+            raw: String::new(),
         })
     }
 

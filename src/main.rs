@@ -36,6 +36,10 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => return usage_error(&e),
     };
+    let allowed = allowed_flags(cmd);
+    if let Some(flag) = parsed.flags.keys().find(|f| !allowed.contains(&f.as_str())) {
+        return usage_error(&format!("{cmd}: unknown option --{flag}"));
+    }
     let result = match cmd.as_str() {
         "node" => return node(&parsed),
         "leader-info" | "convert-follower" | "timeout" | "shutdown" => request(cmd, &parsed),
@@ -55,6 +59,32 @@ fn main() -> ExitCode {
             eprintln!("raft {cmd}: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The options each command takes; anything else is a mistake worth stopping for.
+fn allowed_flags(cmd: &str) -> &'static [&'static str] {
+    match cmd {
+        "node" => &[
+            "name",
+            "peers",
+            "cluster-size",
+            "election-timeout-ms",
+            "heartbeat-ms",
+            "data-dir",
+            "pre-vote",
+            "check-quorum",
+            "shutdown-exits",
+            "seed",
+            "controller-allow",
+        ],
+        "leader-info" | "convert-follower" | "timeout" | "shutdown" => {
+            &["peers", "cluster-size", "bind", "timeout-ms", "to"]
+        }
+        "status" => &["peers", "cluster-size", "bind", "timeout-ms"],
+        "watch" => &["peers", "cluster-size", "bind", "timeout-ms", "interval-ms"],
+        "health" => &["to", "bind", "timeout-ms"],
+        _ => &[],
     }
 }
 
@@ -175,9 +205,7 @@ fn request(cmd: &str, args: &Args) -> Result<bool, String> {
     }
     match client.leader_info(&[(name.clone(), to)])?.pop().flatten() {
         Some(a) => {
-            let reply =
-                raft::message::leader_info_reply(&a.node, a.term.unwrap_or(0), a.leader.as_deref());
-            println!("{}", String::from_utf8_lossy(&raft::json::emit(&reply)));
+            println!("{}", a.raw);
             Ok(true)
         }
         None => Err(format!(
@@ -187,22 +215,34 @@ fn request(cmd: &str, args: &Args) -> Result<bool, String> {
     }
 }
 
-fn cluster(args: &Args) -> Result<Vec<(String, SocketAddr)>, String> {
-    let mut out = Vec::new();
-    for p in peers(args)? {
-        match controller::target(&p.name, None, std::slice::from_ref(&p)) {
-            Ok(addr) => out.push((p.name, addr)),
-            // A node whose name does not resolve (its container is down) cannot answer.
-            Err(_) => out.push((p.name, SocketAddr::from(([0, 0, 0, 0], 9)))),
-        }
-    }
-    Ok(out)
+/// Ask every node of PEERS for LEADER_INFO: names in order, and each one's answer. A node whose
+/// name does not resolve (its container is down) is not asked, and has no answer.
+fn ask_all(
+    args: &Args,
+    client: &Client,
+) -> Result<(Vec<String>, Vec<Option<controller::Answer>>), String> {
+    let peers = peers(args)?;
+    let names: Vec<String> = peers.iter().map(|p| p.name.clone()).collect();
+    let targets: Vec<(String, SocketAddr)> = peers
+        .iter()
+        .filter_map(|p| {
+            let addr = controller::target(&p.name, None, std::slice::from_ref(p)).ok()?;
+            Some((p.name.clone(), addr))
+        })
+        .collect();
+    let mut answers = client.leader_info(&targets)?.into_iter();
+    let by_name = names
+        .iter()
+        .map(|n| match targets.iter().any(|(t, _)| t == n) {
+            true => answers.next().flatten(),
+            false => None,
+        })
+        .collect();
+    Ok((names, by_name))
 }
 
 fn status(args: &Args) -> Result<bool, String> {
-    let targets = cluster(args)?;
-    let answers = args.client()?.leader_info(&targets)?;
-    let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
+    let (names, answers) = ask_all(args, &args.client()?)?;
     let (table, agreed) = controller::status_table(&names, &answers);
     print!("{table}");
     Ok(agreed)
@@ -219,8 +259,7 @@ fn watch(args: &Args) -> Result<bool, String> {
     client.timeout = Duration::from_millis(interval.max(50));
     let mut last = String::new();
     loop {
-        let targets = cluster(args)?;
-        let answers = client.leader_info(&targets)?;
+        let (_, answers) = ask_all(args, &client)?;
         let now = controller::summary(&answers);
         if now != last {
             println!("t={} {now}", raft::log::wall_clock());
