@@ -73,6 +73,9 @@ def render(nodes: int, prefix: str = "", image: str = "raft-node:latest", contex
       raft:
         aliases: [{n}]
 {HEALTHCHECK}""")
+    # A fixed network name lets a course controller join with `docker run --network raft`;
+    # test clusters (with a prefix) keep compose's per-project name.
+    network_name = " {}" if prefix else "\n    name: raft"
     out.append(f"""\
   controller:
     image: {image}
@@ -90,7 +93,7 @@ def render(nodes: int, prefix: str = "", image: str = "raft-node:latest", contex
       disable: true
 
 networks:
-  raft: {{}}
+  raft:{network_name}
 
 volumes:""")
     out += [f"  {n.lower()}-data: {{}}" for n in names]
