@@ -271,15 +271,21 @@ impl Runtime {
     // ---- logging -----------------------------------------------------------------------------
 
     fn line(&self, event: &str) -> Line {
+        self.line_as(event, self.node.term(), self.node.role())
+    }
+
+    /// A line stamped with the term and role an event happened in (a step can pass through
+    /// several: a one-node cluster becomes candidate and leader in one step).
+    fn line_as(&self, event: &str, term: u64, role: Role) -> Line {
         Line::new(&format!("node={}", self.cfg.name))
-            .kv("term", self.node.term())
-            .kv("role", self.node.role().as_str())
+            .kv("term", term)
+            .kv("role", role.as_str())
             .kv("event", event)
     }
 
     fn log_event(&mut self, now: u64, event: Event) {
         match event {
-            Event::Became { role, reason, .. } => {
+            Event::Became { role, term, reason } => {
                 if matches!(role, Role::PreCandidate | Role::Candidate)
                     && self.campaign_started.is_none()
                 {
@@ -288,7 +294,7 @@ impl Runtime {
                 if matches!(role, Role::Follower | Role::Stopped) {
                     self.campaign_started = None;
                 }
-                self.line("become")
+                self.line_as("become", term, role)
                     .kv("to", role.as_str())
                     .kv("reason", reason)
                     .emit();
