@@ -83,7 +83,7 @@ fn allowed_flags(cmd: &str) -> &'static [&'static str] {
         }
         "status" => &["peers", "cluster-size", "bind", "timeout-ms"],
         "watch" => &["peers", "cluster-size", "bind", "timeout-ms", "interval-ms"],
-        "health" => &["to", "bind", "timeout-ms"],
+        "health" => &["to", "bind", "timeout-ms", "name", "peers"],
         _ => &[],
     }
 }
@@ -270,11 +270,18 @@ fn watch(args: &Args) -> Result<bool, String> {
 }
 
 fn health(args: &Args) -> Result<bool, String> {
-    let to = args
-        .flags
-        .get("to")
-        .map_or("127.0.0.1:5555", String::as_str);
-    let to = controller::target("local", Some(to), &[])?;
+    // The node's own address when its configuration says where it listens, else loopback.
+    let own = NodeConfig::from_lookup(&lookup(args))
+        .ok()
+        .map(|c| c.bind_addr())
+        .filter(|a| !a.ip().is_unspecified())
+        .map(|a| a.to_string());
+    let to = args.flags.get("to").cloned().or(own);
+    let to = controller::target(
+        "local",
+        Some(to.as_deref().unwrap_or("127.0.0.1:5555")),
+        &[],
+    )?;
     let mut client = args.client()?;
     if !args.flags.contains_key("timeout-ms") {
         client.timeout = Duration::from_millis(500);
