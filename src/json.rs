@@ -1396,25 +1396,8 @@ mod tests {
 
     // ---- property tests ----------------------------------------------------------------------
 
-    /// xorshift64*: a tiny deterministic PRNG, so failures reproduce.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-
-        fn pick<'t, T>(&mut self, items: &'t [T]) -> &'t T {
-            &items[self.below(items.len())]
-        }
-    }
+    /// The core's own seeded PRNG, so failures reproduce.
+    use crate::raft::Rng;
 
     const SEEDS: [&[u8]; 6] = [
         PY_TEMPLATE,
@@ -1465,8 +1448,8 @@ mod tests {
     const BYTES: &[u8] = b"{}[]\":,\\ \t\r\n0123456789-+.eEunlfatrsINb/\x00\x1f\x7f\xc3\xa9\xff";
 
     fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
-        let at = rng.below(input.len() + 1);
-        match rng.below(6) {
+        let at = rng.index(input.len() + 1);
+        match rng.index(6) {
             0 if at < input.len() => input[at] = *rng.pick(BYTES),
             1 => input.insert(at, *rng.pick(BYTES)),
             2 => {
@@ -1474,13 +1457,13 @@ mod tests {
                 input.splice(at..at, token.iter().copied());
             }
             3 => {
-                let end = (at + rng.below(8)).min(input.len());
+                let end = (at + rng.index(8)).min(input.len());
                 input.drain(at..end);
             }
             4 => {
-                let end = (at + rng.below(16)).min(input.len());
+                let end = (at + rng.index(16)).min(input.len());
                 let copy = input[at..end].to_vec();
-                let to = rng.below(input.len() + 1);
+                let to = rng.index(input.len() + 1);
                 input.splice(to..to, copy);
             }
             _ => input.truncate(at),
@@ -1488,15 +1471,15 @@ mod tests {
     }
 
     fn random_input(rng: &mut Rng) -> Vec<u8> {
-        if rng.below(4) == 0 {
+        if rng.index(4) == 0 {
             let mut soup = b"{".to_vec();
-            for _ in 0..rng.below(24) {
+            for _ in 0..rng.index(24) {
                 soup.extend_from_slice(rng.pick(&TOKENS).as_bytes());
             }
             return soup;
         }
         let mut input = rng.pick(&SEEDS).to_vec();
-        for _ in 0..=rng.below(4) {
+        for _ in 0..=rng.index(4) {
             mutate(rng, &mut input);
         }
         input
@@ -1566,7 +1549,7 @@ mod tests {
 
     #[test]
     fn random_inputs_never_panic_and_agree_with_serde_json() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         let mut accepted = 0;
         for i in 0..100_000 {
             let input = random_input(&mut rng);
@@ -1585,11 +1568,11 @@ mod tests {
         let palette = [
             'a', 'Z', ' ', '"', '\\', '\n', '\u{1}', '\u{7f}', 'é', '😀', '\u{ffff}',
         ];
-        let mut rng = Rng(42);
+        let mut rng = Rng::new(42);
         let text = |rng: &mut Rng| {
-            (rng.below(5) > 0).then(|| {
-                let max = if rng.below(4) == 0 { 1500 } else { 40 };
-                let len = rng.below(max);
+            (rng.index(5) > 0).then(|| {
+                let max = if rng.index(4) == 0 { 1500 } else { 40 };
+                let len = rng.index(max);
                 (0..len).map(|_| *rng.pick(&palette)).collect::<String>()
             })
         };
@@ -1597,7 +1580,7 @@ mod tests {
             let d = Datagram {
                 sender_name: text(&mut rng),
                 request: text(&mut rng),
-                term: (rng.below(3) > 0).then(|| rng.next() >> rng.below(64)),
+                term: (rng.index(3) > 0).then(|| rng.next_u64() >> rng.index(64)),
                 key: text(&mut rng),
                 value: text(&mut rng),
             };

@@ -619,4 +619,14 @@ impl Rng {
         }
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
+
+    /// An index into something of length `n` (0 when `n == 0`).
+    pub fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+
+    /// One of `items`, which must not be empty.
+    pub fn pick<'t, T>(&mut self, items: &'t [T]) -> &'t T {
+        &items[self.index(items.len())]
+    }
 }

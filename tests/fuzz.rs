@@ -16,25 +16,8 @@ use raft::message::{classify, Incoming};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// xorshift64*: small, deterministic, so a failing case reproduces from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'t, T>(&mut self, items: &'t [T]) -> &'t T {
-        &items[self.below(items.len())]
-    }
-}
+/// The core's own seeded PRNG, so a failing case reproduces from its seed.
+use raft::raft::Rng;
 
 const SEEDS: [&str; 11] = [
     r#"{"sender_name": "Node1", "request": "APPEND_RPC", "term": 3, "key": null, "value": null}"#,
@@ -86,8 +69,8 @@ const TOKENS: [&str; 30] = [
 const BYTES: &[u8] = b"{}[]\":,\\ \t\n0123456789-+.eEnulltrue\x00\x1f\x7f\xc3\xa9\xed\xa0\x80\xff";
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
-    let at = rng.below(input.len() + 1);
-    match rng.below(6) {
+    let at = rng.index(input.len() + 1);
+    match rng.index(6) {
         0 if at < input.len() => input[at] = *rng.pick(BYTES),
         1 => input.insert(at, *rng.pick(BYTES)),
         2 => {
@@ -95,13 +78,13 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
             input.splice(at..at, token);
         }
         3 => {
-            let end = (at + rng.below(8)).min(input.len());
+            let end = (at + rng.index(8)).min(input.len());
             input.drain(at..end);
         }
         4 => {
-            let end = (at + rng.below(24)).min(input.len());
+            let end = (at + rng.index(24)).min(input.len());
             let copy = input[at..end].to_vec();
-            let to = rng.below(input.len() + 1);
+            let to = rng.index(input.len() + 1);
             input.splice(to..to, copy);
         }
         _ => input.truncate(at),
@@ -109,18 +92,18 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
 }
 
 fn random_input(rng: &mut Rng) -> Vec<u8> {
-    match rng.below(20) {
-        0 => (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
-        1 => (0..rng.below(200)).map(|_| *rng.pick(BYTES)).collect(),
+    match rng.index(20) {
+        0 => (0..rng.index(64)).map(|_| rng.next_u64() as u8).collect(),
+        1 => (0..rng.index(200)).map(|_| *rng.pick(BYTES)).collect(),
         2 | 3 => {
             let mut soup = b"{".to_vec();
-            for _ in 0..rng.below(32) {
+            for _ in 0..rng.index(32) {
                 soup.extend_from_slice(rng.pick(&TOKENS).as_bytes());
             }
             soup
         }
         4 => {
-            let depth = 1 + rng.below(64);
+            let depth = 1 + rng.index(64);
             let (open, close) = *rng.pick(&[("[", "]"), ("{\"a\":", "}")]);
             format!(
                 "{{\"term\": 1, \"x\": {}0{}}}",
@@ -130,22 +113,22 @@ fn random_input(rng: &mut Rng) -> Vec<u8> {
             .into_bytes()
         }
         5 => {
-            let digits: String = (0..1 + rng.below(400))
-                .map(|_| (b'0' + rng.below(10) as u8) as char)
+            let digits: String = (0..1 + rng.index(400))
+                .map(|_| (b'0' + rng.index(10) as u8) as char)
                 .collect();
             let exp = *rng.pick(&["", "e5", "e-400", ".0", ".5", "e+19", "E0"]);
             format!("{{\"sender_name\": \"Node1\", \"request\": \"APPEND_RPC\", \"term\": {digits}{exp}}}")
                 .into_bytes()
         }
-        6 if rng.below(200) == 0 => {
+        6 if rng.index(200) == 0 => {
             // Around the size limit: valid JSON padded with spaces to MAX_INPUT - 1 ..= MAX_INPUT + 1.
             let mut v = rng.pick(&SEEDS).as_bytes().to_vec();
-            v.resize(MAX_INPUT - 1 + rng.below(3), b' ');
+            v.resize(MAX_INPUT - 1 + rng.index(3), b' ');
             v
         }
         _ => {
             let mut input = rng.pick(&SEEDS).as_bytes().to_vec();
-            for _ in 0..=rng.below(8) {
+            for _ in 0..=rng.index(8) {
                 mutate(rng, &mut input);
             }
             input
@@ -197,7 +180,7 @@ fn check(input: &[u8], peers: &[String]) -> String {
 
 fn run(iters: u64, seed: u64) {
     let peers = peers();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     let mut bytes = 0usize;
     let t0 = Instant::now();
