@@ -169,6 +169,12 @@ pub enum Event {
         from: NodeId,
         reason: &'static str,
     },
+    /// The term moved on (always up), as the node became `role`.
+    Term {
+        from: u64,
+        to: u64,
+        role: Role,
+    },
 }
 
 /// What one step asks of the caller, in this order: persist, then send.
@@ -300,7 +306,7 @@ impl Node {
     // ---- role changes ------------------------------------------------------------------------
 
     fn become_follower(&mut self, now: Time, term: u64, leader: Option<NodeId>, why: &'static str) {
-        self.set_term(term);
+        self.set_term(term, Role::Follower);
         let changed = self.role != Role::Follower;
         self.role = Role::Follower;
         self.leader = leader;
@@ -331,7 +337,7 @@ impl Node {
         if self.at_last_term(now) {
             return;
         }
-        self.set_term(self.hard.term + 1);
+        self.set_term(self.hard.term + 1, Role::Candidate);
         self.set_vote(self.cfg.id);
         self.role = Role::Candidate;
         self.leader = None;
@@ -517,9 +523,15 @@ impl Node {
 
     // ---- small helpers -----------------------------------------------------------------------
 
-    fn set_term(&mut self, term: u64) {
+    /// Move to `term` (never down) on the way to becoming `role`.
+    fn set_term(&mut self, term: u64, role: Role) {
         debug_assert!(term >= self.hard.term, "terms never decrease");
         if term > self.hard.term {
+            self.out.events.push(Event::Term {
+                from: self.hard.term,
+                to: term,
+                role,
+            });
             self.hard = HardState {
                 term,
                 voted_for: None,

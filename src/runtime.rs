@@ -226,12 +226,12 @@ impl Runtime {
 
     /// One step of the core, then its output in the order Raft requires: persist, send, log.
     fn step(&mut self, now: u64, input: Input) -> Result<(), Exit> {
-        let before = (self.node.term(), self.node.leader());
+        let leader_before = self.node.leader();
         let out = self.node.step(now, input);
-        self.apply(now, out, before)
+        self.apply(now, out, leader_before)
     }
 
-    fn apply(&mut self, now: u64, out: Output, before: (u64, Option<usize>)) -> Result<(), Exit> {
+    fn apply(&mut self, now: u64, out: Output, leader_before: Option<usize>) -> Result<(), Exit> {
         if let Some(hard) = out.persist {
             self.persist(hard)?;
         }
@@ -246,14 +246,11 @@ impl Runtime {
                 self.drop_output("send-error", &format!("{}: {e}", self.names[to]));
             }
         }
-        if self.node.term() != before.0 {
-            self.line("term").kv("from", before.0).emit();
-        }
         for event in out.events {
             self.log_event(now, event);
         }
         let leader = self.node.leader();
-        if leader != before.1 && leader.is_some_and(|l| l != self.cfg.id) {
+        if leader != leader_before && leader.is_some_and(|l| l != self.cfg.id) {
             let name = leader.map_or("none", |l| self.names[l].as_str());
             self.line("leader").kv("leader", name).emit();
         }
@@ -320,6 +317,9 @@ impl Runtime {
                     .kv("granted", granted)
                     .kv("reason", reason)
                     .emit();
+            }
+            Event::Term { from, to, role } => {
+                self.line_as("term", to, role).kv("from", from).emit();
             }
             Event::Ignored { from, reason } => {
                 let key = format!("ignored-{reason}");

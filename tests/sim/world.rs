@@ -728,5 +728,6 @@ fn show_event(ev: &Event) -> String {
             format!("{verdict} {kind} n{candidate}@{term} ({reason})")
         }
         Event::Ignored { from, reason } => format!("ignore n{from} ({reason})"),
+        Event::Term { from, to, .. } => format!("term t{from}->t{to}"),
     }
 }
