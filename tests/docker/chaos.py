@@ -26,14 +26,12 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import IMAGE, PORT, ROOT, Cluster, Failure, daemon_answers, run  # noqa: E402
+from cluster import PORT, ROOT, Cluster, Failure, preflight, run  # noqa: E402
 from faults import Net, ensure_tc  # noqa: E402
 import logcheck  # noqa: E402
 
@@ -219,17 +217,10 @@ def main():
     ap.add_argument("--timeline", help="write the election timeline SVG here (needs bench/timeline.py)")
     a = ap.parse_args()
 
-    if not daemon_answers():
-        if os.environ.get("CI") == "true":
-            print("chaos FAILED: no Docker daemon (CI=true)")
-            return 1
-        print("chaos skipped: no Docker daemon")
-        return 0
+    stop = preflight("chaos")
+    if stop is not None:
+        return stop
     ensure_tc()
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
-        print(f"image {IMAGE} is missing: run `make image` first")
-        return 1
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seed = a.seed if a.seed is not None else random.randrange(1 << 32)
     rng = random.Random(seed)
     c = Cluster(a.nodes)

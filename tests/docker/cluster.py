@@ -68,6 +68,24 @@ def daemon_answers():
         return False
 
 
+def preflight(suite):
+    """What every Docker suite checks first. Returns an exit status to stop with, or None to go on:
+    no daemon is a skip (exit 0), except under CI=true; a missing image is a failure. Also makes
+    SIGTERM (e.g. a CI timeout) run the finally blocks that remove the clusters."""
+    if not daemon_answers():
+        if os.environ.get("CI") == "true":
+            print(f"{suite} FAILED: no Docker daemon (CI=true)")
+            return 1
+        print(f"{suite} skipped: no Docker daemon")
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
+        print(f"image {IMAGE} is missing: run `make image` first")
+        print(f"{suite}: 0 passed, 1 failed")
+        return 1
+    return None
+
+
 def leader_info_request():
     return json.dumps({"sender_name": "Controller", "request": "LEADER_INFO",
                        "term": None, "key": None, "value": None}).encode()

@@ -11,13 +11,12 @@ Without a Docker daemon: skipped (exit 0), unless CI=true. Ends with "N passed, 
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import IMAGE, daemon_answers, leader_info_request, run  # noqa: E402
+from cluster import leader_info_request, preflight, run  # noqa: E402
 from faults import Net, ensure_tc  # noqa: E402
 import logcheck  # noqa: E402
 from run import RESULTS, expect, with_cluster  # noqa: E402
@@ -181,16 +180,9 @@ def timeout_on_follower(c):
 
 
 def main():
-    if not daemon_answers():
-        if os.environ.get("CI") == "true":
-            print("network tests FAILED: no Docker daemon (CI=true)")
-            return 1
-        print("network tests skipped: no Docker daemon")
-        return 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
-        print(f"image {IMAGE} is missing: run `make image` first")
-        return 1
+    stop = preflight("network tests")
+    if stop is not None:
+        return stop
     ensure_tc()
     with_cluster(5, [("disruptive rejoin: disconnect a follower", lambda c: disruptive_rejoin(c, "disconnect")),
                      ("disruptive rejoin: docker pause a follower", lambda c: disruptive_rejoin(c, "pause")),

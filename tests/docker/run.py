@@ -11,13 +11,11 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import IMAGE, PORT, Cluster, Failure, daemon_answers, leader_info_request, run  # noqa: E402
+from cluster import IMAGE, PORT, Cluster, Failure, leader_info_request, preflight, run  # noqa: E402
 
 RESULTS = []
 
@@ -186,18 +184,9 @@ def with_cluster(nodes, scenarios):
 
 
 def main():
-    if not daemon_answers():
-        if os.environ.get("CI") == "true":
-            print("docker tests FAILED: no Docker daemon (CI=true)")
-            return 1
-        print("docker tests skipped: no Docker daemon")
-        return 0
-    # SIGTERM (e.g. from a CI timeout) still runs the finally blocks that remove the clusters.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
-        print(f"image {IMAGE} is missing: run `make image` first")
-        print("0 passed, 1 failed")
-        return 1
+    stop = preflight("docker tests")
+    if stop is not None:
+        return stop
 
     check("image is at most 1 MiB", image_is_small)
     with_cluster(5, [("LEADER_INFO from Controller:5555", course_controller),
