@@ -1,16 +1,17 @@
 //! Log lines people can read and machines can check: one logfmt line per event on stderr.
 //!
-//! `t=1732630000.123 node=Node3 term=4 role=Leader event=elected votes=3/5 after_ms=187`
+//! `t=1732630000.123456 node=Node3 term=4 role=Leader event=elected votes=3/5 after_ms=187`
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Seconds since the Unix epoch with milliseconds: `1732630000.123`.
+/// Seconds since the Unix epoch with microseconds: `1732630000.123456`. Election races on
+/// loopback are decided within a millisecond, so the logs that explain them need finer stamps.
 pub fn wall_clock() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
 }
 
 /// A value as logfmt wants it: bare when it can be, else quoted with `"` and `\` escaped.

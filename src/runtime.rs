@@ -42,6 +42,10 @@ pub struct Runtime {
     start: Instant,
     limits: RateLimit,
     campaign_started: Option<u64>,
+    /// How long after its deadline the last tick ran, in microseconds (logged on campaigns).
+    tick_late_us: u64,
+    /// How long the last step's write of the term and vote took, in microseconds (logged).
+    persist_us: u64,
 }
 
 pub fn run(cfg: NodeConfig) -> Exit {
@@ -82,6 +86,8 @@ impl Runtime {
             start: Instant::now(),
             limits: RateLimit::default(),
             campaign_started: None,
+            tick_late_us: 0,
+            persist_us: 0,
             cfg,
         };
         rt.log_start(bind, seed);
@@ -103,7 +109,9 @@ impl Runtime {
             }
             let now = self.now();
             let deadline = self.node.deadline();
-            if deadline.is_some_and(|d| now >= d) {
+            if let Some(d) = deadline.filter(|&d| now >= d) {
+                let late = self.start.elapsed().as_micros() as u64;
+                self.tick_late_us = late.saturating_sub(d * 1000);
                 if let Err(exit) = self.step(now, Input::Tick) {
                     return exit;
                 }
@@ -233,7 +241,9 @@ impl Runtime {
 
     fn apply(&mut self, now: u64, out: Output, leader_before: Option<usize>) -> Result<(), Exit> {
         if let Some(hard) = out.persist {
+            let t = Instant::now();
             self.persist(hard)?;
+            self.persist_us = t.elapsed().as_micros() as u64;
         }
         for (to, msg) in out.send {
             let Some(addr) = self.book.addr(to, now) else {
@@ -291,10 +301,18 @@ impl Runtime {
                 if matches!(role, Role::Follower | Role::Stopped) {
                     self.campaign_started = None;
                 }
-                self.line_as("become", term, role)
+                let mut line = self
+                    .line_as("become", term, role)
                     .kv("to", role.as_str())
-                    .kv("reason", reason)
-                    .emit();
+                    .kv("reason", reason);
+                if reason == "election-timeout" {
+                    // How late the timer fired: the kernel rounds socket timeouts up to its tick.
+                    line = line.kv("late_us", self.tick_late_us);
+                }
+                if role == Role::Candidate {
+                    line = line.kv("persist_us", self.persist_us);
+                }
+                line.emit();
             }
             Event::Elected { votes, .. } => {
                 let after = now.saturating_sub(self.campaign_started.take().unwrap_or(now));
@@ -311,12 +329,16 @@ impl Runtime {
                 reason,
             } => {
                 let kind = if pre { "pre-vote" } else { "vote" };
-                self.line(kind)
+                let mut line = self
+                    .line(kind)
                     .kv("candidate", &self.names[candidate])
                     .kv("for_term", term)
                     .kv("granted", granted)
-                    .kv("reason", reason)
-                    .emit();
+                    .kv("reason", reason);
+                if granted && !pre {
+                    line = line.kv("persist_us", self.persist_us);
+                }
+                line.emit();
             }
             Event::Term { from, to, role } => {
                 self.line_as("term", to, role).kv("from", from).emit();
