@@ -203,6 +203,9 @@ pub struct Node {
     last_heard: [Time; MAX_CLUSTER],
     /// Election timer (follower, candidates) or next heartbeat (leader).
     timer: Time,
+    /// Until then a timeout starts no campaign: we granted a pre-vote and the real request of
+    /// that pre-candidate is on its way (see `on_pre_vote_request`).
+    hold_until: Time,
     rng: Rng,
     out: Output,
 }
@@ -220,6 +223,7 @@ impl Node {
             votes: 0,
             last_heard: [0; MAX_CLUSTER],
             timer: now,
+            hold_until: 0,
             rng: Rng::new(seed),
             out: Output::default(),
         };
@@ -282,6 +286,8 @@ impl Node {
             } else {
                 now + self.cfg.heartbeat
             };
+        } else if now < self.hold_until {
+            self.timer = self.hold_until;
         } else if self.cfg.pre_vote {
             self.start_pre_vote(now);
         } else {
@@ -473,6 +479,11 @@ impl Node {
         }
         self.grant(from, term, true);
         self.send(from, Kind::PreVoteAck, term);
+        // Departs from §9.6, where a pre-vote changes nothing at the granter: for one heartbeat
+        // interval (a bound on the broadcast time) our own timeout waits, so that the real
+        // request this pre-candidate sends once it has a majority finds us still a voter, not a
+        // rival that timed out while that request was on disk or on the wire.
+        self.hold_until = now + self.cfg.heartbeat;
     }
 
     fn on_pre_vote_ack(&mut self, now: Time, from: NodeId, term: u64) {

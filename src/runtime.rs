@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! loop {
-//!     wait for a datagram, at most until the core's next deadline   (set_read_timeout)
+//!     wait for a datagram, at most until 10 ms before the core's next deadline (set_read_timeout)
+//!     within 10 ms of it: sleep precisely to it, then read what came meanwhile  (thread::sleep)
 //!     datagram -> json::parse -> message::classify -> Node::step
 //!     deadline passed                              -> Node::step(Tick)
 //!     Output: persist (fsync) -> send -> log
@@ -31,6 +32,19 @@ pub enum Exit {
 
 /// One line a second per kind of dropped input is plenty.
 const DROP_LOG_PERIOD_MS: u64 = 1000;
+
+/// The socket's receive timeout is the loop's clock, but Linux rounds it up to its tick and
+/// fires it one tick after that (up to 8 ms late at HZ=250), so timers that fall in one tick
+/// fire together and split votes. A wait therefore ends this much before the deadline, and a
+/// precise sleep (`nanosleep`, microseconds) covers the rest.
+const TIMER_SLACK: Duration = Duration::from_millis(10);
+/// The longest single socket wait: beyond 63 ticks (252 ms at HZ=250) the kernel's timer wheel
+/// rounds a timeout up to 8 ticks, so long waits are taken in pieces below that.
+const COARSE_MAX: Duration = Duration::from_millis(200);
+/// `set_read_timeout` rejects zero.
+const MIN_WAIT: Duration = Duration::from_millis(1);
+/// Datagrams read after a precise sleep before the tick runs.
+const DRAIN_MAX: usize = 64;
 
 pub struct Runtime {
     cfg: NodeConfig,
@@ -117,25 +131,67 @@ impl Runtime {
                 }
                 continue;
             }
-            let wait = deadline.map(|d| Duration::from_millis((d - now).max(1)));
-            if let Err(e) = self.socket.set_read_timeout(wait) {
-                return Exit::Io(format!("set_read_timeout: {e}"));
+            let left = deadline.map(|d| {
+                (self.start + Duration::from_millis(d)).saturating_duration_since(Instant::now())
+            });
+            let result = match left {
+                Some(left) if left <= TIMER_SLACK => self.sleep_then_drain(left, &mut buf),
+                _ => self.wait_for_datagram(left, &mut buf),
+            };
+            if let Err(exit) = result {
+                return exit;
             }
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, src)) => {
-                    if let Err(exit) = self.on_datagram(&buf[..n], src) {
-                        return exit;
-                    }
-                }
-                // A timeout, or a signal (e.g. the container was paused and resumed): look again.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) => {}
-                // e.g. ECONNREFUSED left by an ICMP "port unreachable" from a stopped peer.
-                Err(e) => self.drop_input("recv-error", &e.to_string(), None),
+        }
+    }
+
+    /// Waits for one datagram, at most until `TIMER_SLACK` before the deadline `left` from now.
+    fn wait_for_datagram(&mut self, left: Option<Duration>, buf: &mut [u8]) -> Result<(), Exit> {
+        let wait = left.map(|l| l.saturating_sub(TIMER_SLACK).clamp(MIN_WAIT, COARSE_MAX));
+        if let Err(e) = self.socket.set_read_timeout(wait) {
+            return Err(Exit::Io(format!("set_read_timeout: {e}")));
+        }
+        match self.socket.recv_from(buf) {
+            Ok((n, src)) => self.on_datagram(&buf[..n], src),
+            Err(e) => {
+                self.on_recv_error(e);
+                Ok(())
             }
+        }
+    }
+
+    /// The last part of a wait: a precise sleep to the deadline, then whatever arrived meanwhile
+    /// (it came before the deadline, so it is handled before the tick, as a precise timer would
+    /// have it). At most `DRAIN_MAX` datagrams, so a flood cannot hold the tick off.
+    fn sleep_then_drain(&mut self, left: Duration, buf: &mut [u8]) -> Result<(), Exit> {
+        std::thread::sleep(left);
+        self.socket
+            .set_nonblocking(true)
+            .map_err(|e| Exit::Io(format!("set_nonblocking: {e}")))?;
+        let mut result = Ok(());
+        for _ in 0..DRAIN_MAX {
+            match self.socket.recv_from(buf) {
+                Ok((n, src)) => result = self.on_datagram(&buf[..n], src),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => self.on_recv_error(e),
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        self.socket
+            .set_nonblocking(false)
+            .map_err(|e| Exit::Io(format!("set_nonblocking: {e}")))?;
+        result
+    }
+
+    fn on_recv_error(&mut self, e: std::io::Error) {
+        // A timeout, or a signal (e.g. the container was paused and resumed): look again.
+        if !matches!(
+            e.kind(),
+            ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+        ) {
+            // e.g. ECONNREFUSED left by an ICMP "port unreachable" from a stopped peer.
+            self.drop_input("recv-error", &e.to_string(), None);
         }
     }
 

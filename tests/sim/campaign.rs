@@ -1,6 +1,7 @@
 //! Random campaigns: each seed draws a configuration, a network and a schedule of faults, runs
 //! them, heals everything, and then demands a single agreed leader within a bound.
 
+use crate::host::Host;
 use crate::net::{chance, NetParams, PPM};
 use crate::world::{Ev, Fault, Setup, Who, World};
 use raft::raft::{Command, Config, NodeId, Rng, Time};
@@ -50,6 +51,7 @@ pub fn run(seed: u64, n: usize, trace: bool) -> (Result<Outcome, String>, String
         n,
         cfg: random_config(&mut rng, n),
         net: random_net(&mut rng),
+        host: Host::EXACT,
     };
     let horizon = 1_000 + rng.below(14_001);
     let plan = plan_faults(&mut rng, &setup, horizon);

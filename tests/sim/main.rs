@@ -16,6 +16,7 @@
 mod campaign;
 mod check;
 mod experiments;
+mod host;
 mod net;
 mod scenarios;
 mod world;

@@ -2,6 +2,7 @@
 //! election timeouts, 50 ms heartbeats, PreVote and CheckQuorum on) unless a test says otherwise,
 //! and a LAN with 1-15 ms links plus up to 2 ms jitter.
 
+use crate::host::Host;
 use crate::net::NetParams;
 use crate::world::{Fault, Setup, World};
 use raft::raft::{Command, Config, NodeId, Rng, Role, Time};
@@ -13,6 +14,7 @@ fn cluster_with(n: usize, cfg: Config) -> World {
         n,
         cfg,
         net: NetParams::lan(1, 15, 2),
+        host: Host::EXACT,
     };
     World::new(setup, Rng::new(SEED))
 }

@@ -6,6 +6,7 @@
 //! scheduled (a sequence number breaks ties), and nothing iterates a hash map.
 
 use crate::check::{Checker, Violation};
+use crate::host::Host;
 use crate::net::{Net, NetParams};
 use raft::raft::{
     Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Rng, Role, Time,
@@ -21,6 +22,8 @@ pub struct Setup {
     /// The configuration every node gets (its `id` and `cluster_size` are filled in).
     pub cfg: Config,
     pub net: NetParams,
+    /// Timer precision and disk time of every node.
+    pub host: Host,
 }
 
 /// A node named directly, or whoever leads when the fault starts (a random node if none does).
@@ -154,6 +157,8 @@ pub struct World {
     pub events: u64,
     /// The most recent `Event::Elected`: (time, node, term).
     pub last_elected: Option<(Time, NodeId, u64)>,
+    /// Candidacies so far (every `Became Candidate`), to count split or failed votes.
+    pub campaigns: u64,
     trace: Option<String>,
 }
 
@@ -174,6 +179,7 @@ impl World {
             episodes: Vec::new(),
             events: 0,
             last_elected: None,
+            campaigns: 0,
             trace: None,
         };
         for id in 0..setup.n {
@@ -396,13 +402,18 @@ impl World {
             return Ok(());
         }
         let disk = self.slots[id].disk;
+        let held = match out.persist {
+            Some(_) => self.setup.host.disk_delay(&mut self.rng),
+            None => 0,
+        };
         for &(to, msg) in &out.send {
             self.check.sent(id, disk, to, msg)?;
-            self.send(id, to, msg);
+            self.send(id, to, msg, held);
         }
         // Re-arm only on a new deadline: most steps keep it, and each re-arm leaves a stale
-        // tick in the queue.
-        if out.deadline != self.slots[id].deadline {
+        // tick in the queue. With a kernel tick the runtime re-arms its socket timeout after
+        // every datagram, and where the wheel puts the timer depends on when it was armed.
+        if out.deadline != self.slots[id].deadline || self.setup.host.tick > 0 {
             self.arm(id);
         }
         Ok(())
@@ -410,8 +421,13 @@ impl World {
 
     fn note_elected(&mut self, id: NodeId, out: &Output) {
         for ev in &out.events {
-            if let Event::Elected { term, .. } = *ev {
-                self.last_elected = Some((self.now, id, term));
+            match *ev {
+                Event::Elected { term, .. } => self.last_elected = Some((self.now, id, term)),
+                Event::Became {
+                    role: Role::Candidate,
+                    ..
+                } => self.campaigns += 1,
+                _ => {}
             }
         }
     }
@@ -426,11 +442,12 @@ impl World {
                 node: id,
                 gen: slot.gen,
             };
-            self.schedule(at.max(self.now), ev);
+            self.schedule(self.setup.host.wake(self.now, at), ev);
         }
     }
 
-    fn send(&mut self, from: NodeId, to: NodeId, msg: Msg) {
+    /// Sends a message that leaves `held` ms from now (after the step's write to disk).
+    fn send(&mut self, from: NodeId, to: NodeId, msg: Msg, held: Time) {
         if !self.net.is_up(from, to) {
             return;
         }
@@ -440,7 +457,7 @@ impl World {
             .into_iter()
             .flatten()
         {
-            self.schedule(self.now + delay, Ev::Deliver { from, to, msg });
+            self.schedule(self.now + held + delay, Ev::Deliver { from, to, msg });
         }
     }
 
