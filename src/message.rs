@@ -8,6 +8,7 @@
 //! | `VOTE_ACK`         | voter      | term of the vote     | null       | null        |
 //! | `PRE_VOTE_REQUEST` | pre-candidate | proposed term     | null       | null        |
 //! | `PRE_VOTE_ACK`     | voter      | proposed term        | null       | null        |
+//! | `TIMEOUT_NOW`      | leader stepping down | leader's term | null  | null        |
 //! | `LEADER_INFO`      | controller | any                  | any        | any         |
 //! | (its reply)        | node       | node's term          | `LEADER`   | leader or null |
 //! | `CONVERT_FOLLOWER`, `TIMEOUT`, `SHUTDOWN` | controller | any | any | any      |
@@ -72,6 +73,7 @@ pub fn classify(d: &Datagram, peers: &[String]) -> Result<Incoming, &'static str
         "VOTE_ACK" => Kind::VoteAck,
         "PRE_VOTE_REQUEST" => Kind::PreVoteRequest,
         "PRE_VOTE_ACK" => Kind::PreVoteAck,
+        "TIMEOUT_NOW" => Kind::TimeoutNow,
         _ => return Err("unknown-request"),
     };
     let sender = d.sender_name.as_deref().ok_or("no-sender")?;
@@ -94,6 +96,7 @@ pub fn request_name(kind: Kind) -> &'static str {
         Kind::VoteAck => "VOTE_ACK",
         Kind::PreVoteRequest => "PRE_VOTE_REQUEST",
         Kind::PreVoteAck => "PRE_VOTE_ACK",
+        Kind::TimeoutNow => "TIMEOUT_NOW",
     }
 }
 
@@ -166,6 +169,7 @@ mod tests {
             Kind::VoteAck,
             Kind::PreVoteRequest,
             Kind::PreVoteAck,
+            Kind::TimeoutNow,
         ];
         for kind in kinds {
             let msg = Msg { term: 9, kind };

@@ -17,6 +17,10 @@
 //! - §4.2.3 leader stickiness: a node that heard from a leader within the minimum election
 //!   timeout ignores (pre-)vote requests, except forced ones (§3.10 TimeoutNow, which is what the
 //!   controller's `TIMEOUT` becomes).
+//! - §3.10 leadership transfer: a leader told `CONVERT_FOLLOWER` steps down and sends
+//!   `TimeoutNow` to the follower it heard from last, which campaigns at once (forced).
+//! - Departure from §9.6: granting a pre-vote holds the granter's own timeout back for one
+//!   heartbeat interval, so the pre-candidate's real request does not meet a rival campaign.
 
 /// Milliseconds on the caller's monotonic clock.
 pub type Time = u64;
@@ -70,6 +74,8 @@ pub enum Kind {
     /// "Would you vote for me in `term`?" The receiver's own state does not change.
     PreVoteRequest,
     PreVoteAck,
+    /// §3.10 TimeoutNow: a leader stepping down asks its chosen successor to campaign at once.
+    TimeoutNow,
 }
 
 /// A message between nodes. For pre-votes `term` is the term the sender proposes to campaign in.
@@ -419,6 +425,7 @@ impl Node {
             Kind::AppendReply => self.last_heard[from] = now,
             Kind::VoteRequest { .. } => self.on_vote_request(now, from),
             Kind::VoteAck => self.on_vote_ack(now, from),
+            Kind::TimeoutNow => self.on_timeout_now(now, from),
             Kind::PreVoteRequest | Kind::PreVoteAck => {}
         }
     }
@@ -469,6 +476,25 @@ impl Node {
         }
     }
 
+    /// §3.10: "This request has the same effect as the target server's election timer firing":
+    /// a forced election, as the controller's `TIMEOUT` starts. Only a leader of our term (or a
+    /// later one) sends it; a leader never obeys one.
+    fn on_timeout_now(&mut self, now: Time, from: NodeId) {
+        if self.role == Role::Leader {
+            return self.ignore(from, "second-leader-claim");
+        }
+        self.start_election(now, true, "leadership-transfer");
+    }
+
+    /// §3.10: the successor is the follower that answered last, so the likeliest to be up and
+    /// connected; `None` when no peer answered within the minimum election timeout.
+    fn transfer_target(&self, now: Time) -> Option<NodeId> {
+        let me = self.cfg.id;
+        (0..self.cfg.cluster_size)
+            .filter(|&p| p != me && now.saturating_sub(self.last_heard[p]) < self.cfg.election_min)
+            .max_by_key(|&p| (self.last_heard[p], std::cmp::Reverse(p)))
+    }
+
     /// §9.6: grant when the proposed term is ahead of ours and we are not following a live leader.
     fn on_pre_vote_request(&mut self, now: Time, from: NodeId, term: u64) {
         if self.in_lease(now) {
@@ -507,28 +533,30 @@ impl Node {
                     self.event_became("shutdown");
                 }
             }
-            Command::ConvertFollower => {
-                let revived = self.role == Role::Stopped;
-                let was_leader = self.role == Role::Leader;
-                let leader = if was_leader || revived {
-                    None
-                } else {
-                    self.leader
-                };
-                let why = if revived {
-                    "revived"
-                } else {
-                    "convert-follower"
-                };
-                let contact = self.leader_contact;
-                self.become_follower(now, self.hard.term, leader, why);
-                self.leader_contact = contact; // being told is not hearing from the leader
-                if was_leader {
-                    // Give the others the first chance: wait one extra timeout range.
-                    self.timer += self.cfg.election_max - self.cfg.election_min + 1;
+            Command::ConvertFollower => match self.role {
+                Role::Leader => self.hand_over(now),
+                Role::Stopped => self.become_follower(now, self.hard.term, None, "revived"),
+                // Being told is not hearing from the leader: lease and timer stay as they are.
+                Role::Follower => {}
+                Role::PreCandidate | Role::Candidate => {
+                    let contact = self.leader_contact;
+                    self.become_follower(now, self.hard.term, None, "convert-follower");
+                    self.leader_contact = contact;
                 }
-            }
+            },
             Command::Timeout => self.start_election(now, true, "timeout-command"),
+        }
+    }
+
+    /// A leader told to become a follower hands leadership over (§3.10): it steps down, tells
+    /// its successor to campaign at once, and waits one extra timeout range itself, so that if
+    /// the successor does not win, another node gets the first chance in normal elections.
+    fn hand_over(&mut self, now: Time) {
+        let target = self.transfer_target(now);
+        self.become_follower(now, self.hard.term, None, "convert-follower");
+        self.timer += self.cfg.election_max - self.cfg.election_min + 1;
+        if let Some(t) = target {
+            self.send(t, Kind::TimeoutNow, self.hard.term);
         }
     }
 

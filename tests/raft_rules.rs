@@ -1300,17 +1300,25 @@ fn timeout_command_on_a_leader_starts_an_election_in_a_higher_term() {
     assert_eq!((node.role(), node.term()), (Role::Leader, 2));
 }
 
-/// `Command::ConvertFollower`: a follower in the current term with its timer restarted; "a leader
-/// converted waits one extra timeout range" so that another server gets the first chance.
+/// §3.10, leadership transfer: "the prior leader sends a TimeoutNow request to the target
+/// server". A leader told `CONVERT_FOLLOWER` becomes a follower of the same term (vote kept,
+/// nothing to persist), sends `TimeoutNow` to the follower that answered it last (the likeliest
+/// to be up and connected), and itself waits one extra timeout range, so that if that node does
+/// not win, another one gets the first chance.
 #[test]
-fn convert_follower_makes_a_leader_a_follower_of_the_same_term_that_waits_longer() {
-    let (mut node, elected, _) = leader(config(0, 3));
+fn convert_follower_on_a_leader_hands_leadership_to_the_follower_heard_last() {
+    let (mut node, elected, _) = leader(config(0, 5));
+    receive(&mut node, elected + 10, 3, 1, APPEND_REPLY);
+    receive(&mut node, elected + 12, 1, 1, APPEND_REPLY);
+    receive(&mut node, elected + 12, 4, 1, APPEND_REPLY);
     let now = elected + 20;
     let out = command(&mut node, now, Command::ConvertFollower);
     assert_eq!(node.role(), Role::Follower);
     assert_eq!(node.hard_state(), hard(1, Some(0)), "same term, vote kept");
     assert_eq!(node.leader(), None);
-    assert_eq!((out.send.len(), out.persist), (0, None));
+    assert_eq!(out.persist, None);
+    // 1 and 4 answered last, at the same time: the lower id wins the tie.
+    assert_eq!(out.send, vec![(1, msg(1, Kind::TimeoutNow))]);
     let deadline = out.deadline.unwrap();
     let range = MAX - MIN;
     assert!(
@@ -1319,20 +1327,111 @@ fn convert_follower_makes_a_leader_a_follower_of_the_same_term_that_waits_longer
     );
 }
 
-/// `Command::ConvertFollower` on a leader, seen from the cluster: its extra wait lets another
-/// server time out first and win.
+/// §3.10: a leader with no follower heard within the minimum election timeout has no successor
+/// worth naming; it steps down and normal elections follow.
 #[test]
-fn converted_leader_lets_another_node_win_the_next_election() {
+fn convert_follower_on_a_leader_that_heard_nobody_lately_names_no_successor() {
+    let (mut node, elected, _) = leader(config(0, 3));
+    let out = command(&mut node, elected + MIN, Command::ConvertFollower);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(out.send, vec![]);
+}
+
+/// §3.10: TimeoutNow "has the same effect as the target server's election timer firing": the
+/// target starts a forced election in the next term at once, without pre-votes and despite the
+/// lease it holds on the leader that sent it. A leader never obeys one (there is one leader per
+/// term, so only a forged message can reach it), and one from an earlier term is stale.
+#[test]
+fn timeout_now_makes_a_follower_campaign_at_once_and_leaves_a_leader_leading() {
+    let mut node = follower_of(config(1, 3), 0, 4, 100);
+    let out = receive(&mut node, 101, 0, 4, Kind::TimeoutNow);
+    assert_eq!(
+        (node.role(), node.hard_state()),
+        (Role::Candidate, hard(5, Some(1)))
+    );
+    assert_eq!(sent(&out, FORCED_VOTE, 5), vec![0, 2]);
+    assert_eq!(sent(&out, PRE_VOTE, 5), vec![]);
+
+    let mut stale = follower_of(config(1, 3), 0, 4, 100);
+    let out = receive(&mut stale, 101, 0, 3, Kind::TimeoutNow);
+    assert_eq!(
+        (stale.role(), stale.term(), out.send.len()),
+        (Role::Follower, 4, 0)
+    );
+
+    let (mut lead, now, _) = leader(config(0, 3));
+    let out = receive(&mut lead, now + 1, 1, 1, Kind::TimeoutNow);
+    assert_eq!(
+        (lead.role(), lead.term(), out.send.len()),
+        (Role::Leader, 1, 0)
+    );
+}
+
+/// `Command::ConvertFollower` on a leader, seen from the cluster: the successor wins in the same
+/// round trip (every message here is delivered at once), in the next term, and keeps leading.
+#[test]
+fn converted_leader_hands_over_to_another_node_at_once() {
     let mut cluster = Cluster::new(3, |c| c);
     cluster.run_until(1_000);
     let old = cluster.agreed_leader().unwrap();
     let term = cluster.nodes[old].term();
     cluster.step(old, Input::Command(Command::ConvertFollower));
-    assert_eq!(cluster.leaders(), vec![]);
-    cluster.run_until(2_000);
-    let new = cluster.agreed_leader().expect("a new leader");
+    let new = cluster.agreed_leader().expect("a new leader at once");
     assert_ne!(new, old);
     assert_eq!(cluster.nodes[new].term(), term + 1);
+    cluster.run_until(3_000);
+    assert_eq!(cluster.agreed_leader(), Some(new));
+}
+
+/// `Command::ConvertFollower` on a follower: nothing changes, in particular neither its lease nor
+/// its timer. Being told is not hearing from the leader: a follower of a leader that has gone
+/// silent still times out when it would have, however often it is told, and still grants
+/// pre-votes once the lease has run out.
+#[test]
+fn convert_follower_on_a_follower_renews_neither_lease_nor_timer() {
+    let mut node = follower_of(config(1, 5), 0, 4, 100);
+    let deadline = node.deadline().unwrap();
+    let mut now = 100;
+    while now + 10 < deadline {
+        now += 10;
+        let out = command(&mut node, now, Command::ConvertFollower);
+        assert_eq!(
+            (out.deadline, out.send.len(), out.persist),
+            (Some(deadline), 0, None)
+        );
+        assert_eq!((node.role(), node.leader()), (Role::Follower, Some(0)));
+    }
+    let lease_end = 100 + MIN;
+    command(&mut node, lease_end - 1, Command::ConvertFollower);
+    let pre_vote = receive(&mut node, lease_end, 2, 5, PRE_VOTE);
+    assert_eq!(
+        sent(&pre_vote, PRE_VOTE_ACK, 5),
+        vec![2],
+        "the lease ran out"
+    );
+    let mut fresh = follower_of(config(1, 5), 0, 4, 100);
+    let (at, out) = fire(&mut fresh);
+    assert_eq!(at, deadline, "told or not, the same deadline");
+    assert_eq!(sent(&out, PRE_VOTE, 5).len(), 4);
+}
+
+/// Figure 3.1 and Election Safety: there is at most one leader per term, so an AppendEntries of
+/// the leader's own term can only be forged or corrupted. The leader keeps leading, in the same
+/// term, and does not answer it.
+#[test]
+fn leader_receiving_an_append_of_its_own_term_stays_leader() {
+    let (mut node, now, _) = leader(config(0, 3));
+    let out = receive(&mut node, now + 1, 1, 1, APPEND);
+    assert_eq!(
+        (node.role(), node.term(), node.leader()),
+        (Role::Leader, 1, Some(0))
+    );
+    assert_eq!((out.send.len(), out.persist), (0, None));
+    assert_eq!(
+        tick(&mut node, now + HEARTBEAT).send.len(),
+        2,
+        "it goes on sending heartbeats"
+    );
 }
 
 /// `Command::ConvertFollower` on a candidate or pre-candidate: back to follower in the current

@@ -221,6 +221,8 @@ impl Checker {
             // A pre-vote proposes the next term without persisting anything.
             Kind::PreVoteRequest => msg.term == disk.term + 1,
             Kind::PreVoteAck => msg.term > disk.term,
+            // Only the term's leader hands leadership over, and only as it steps down.
+            Kind::TimeoutNow => msg.term == disk.term && self.leader_of(msg.term) == Some(id),
         };
         if ok {
             Ok(())

@@ -392,7 +392,12 @@ impl World {
             slot.disk = hard;
         }
         let crash = slot.crash_on_persist && out.persist.is_some();
-        let needs_pre_vote = self.setup.cfg.pre_vote && input != Input::Command(Command::Timeout);
+        let forced = match input {
+            Input::Command(cmd) => cmd == Command::Timeout,
+            Input::Receive { msg, .. } => msg.kind == Kind::TimeoutNow,
+            Input::Tick => false,
+        };
+        let needs_pre_vote = self.setup.cfg.pre_vote && !forced;
         self.check
             .after_step(id, &slot.node, slot.disk, &out.events, needs_pre_vote)?;
         self.note_elected(id, &out);
