@@ -18,6 +18,7 @@ mod check;
 mod experiments;
 mod host;
 mod net;
+mod props;
 mod scenarios;
 mod world;
 

@@ -8,6 +8,7 @@
 use crate::check::{Checker, Violation};
 use crate::host::Host;
 use crate::net::{Net, NetParams};
+use crate::props::{self, Props};
 use raft::raft::{
     Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Rng, Role, Time,
 };
@@ -138,6 +139,8 @@ struct Slot {
     /// Bumped whenever the pending tick becomes stale (new deadline, crash).
     gen: u64,
     deadline: Option<Time>,
+    /// When the pending tick fires (the deadline as the host's timers round it).
+    wake: Option<Time>,
     /// Messages that arrived while paused, in arrival order.
     inbox: Vec<(NodeId, Msg)>,
     crash_on_persist: bool,
@@ -159,6 +162,9 @@ pub struct World {
     pub last_elected: Option<(Time, NodeId, u64)>,
     /// Candidacies so far (every `Became Candidate`), to count split or failed votes.
     pub campaigns: u64,
+    props: Props,
+    /// When each directed link (`from * n + to`) last carried a message, for `props.rs`.
+    sent_at: Vec<Time>,
     trace: Option<String>,
 }
 
@@ -180,6 +186,8 @@ impl World {
             events: 0,
             last_elected: None,
             campaigns: 0,
+            props: Props::new(setup.n),
+            sent_at: vec![0; setup.n * setup.n],
             trace: None,
         };
         for id in 0..setup.n {
@@ -190,6 +198,7 @@ impl World {
                 status: Status::Up,
                 gen: 0,
                 deadline: None,
+                wake: None,
                 inbox: Vec::new(),
                 crash_on_persist: false,
             });
@@ -309,7 +318,9 @@ impl World {
             if let Some(Entry { at, ev, .. }) = self.queue.pop() {
                 self.now = at;
                 self.events += 1;
-                self.handle(ev).map_err(|v| format!("t={at} ms: {v}"))?;
+                self.handle(ev)
+                    .and_then(|()| self.quorum_props())
+                    .map_err(|v| format!("t={at} ms: {v}"))?;
                 if done(self) {
                     return Ok(Some(at));
                 }
@@ -372,7 +383,9 @@ impl World {
         let now = self.now;
         let slot = &mut self.slots[id];
         let was_stopped = slot.node.role() == Role::Stopped;
+        let before = (slot.node.term(), slot.node.leader());
         let out = slot.node.step(now, input);
+        let after = (slot.node.term(), slot.node.leader());
         // A deadline may be overdue after other inputs (a paused node reads its buffer before
         // its late tick), but a tick that does not move the timer forward would spin forever.
         if input == Input::Tick && out.deadline.is_some_and(|d| d <= now) {
@@ -400,6 +413,7 @@ impl World {
         let needs_pre_vote = self.setup.cfg.pre_vote && !forced;
         self.check
             .after_step(id, &slot.node, slot.disk, &out.events, needs_pre_vote)?;
+        self.step_props(id, input, before, after, &out)?;
         self.note_elected(id, &out);
         self.log(id, || format!("{} -> {}", what(), show_output(&out, crash)));
         if crash {
@@ -418,10 +432,96 @@ impl World {
         // Re-arm only on a new deadline: most steps keep it, and each re-arm leaves a stale
         // tick in the queue. With a kernel tick the runtime re-arms its socket timeout after
         // every datagram, and where the wheel puts the timer depends on when it was armed.
-        if out.deadline != self.slots[id].deadline || self.setup.host.tick > 0 {
+        let slot = &self.slots[id];
+        let moved = match (out.deadline, slot.wake) {
+            (Some(d), Some(w)) => self.setup.host.wake(self.now, d) != w,
+            (d, w) => d.is_some() != w.is_some(),
+        };
+        if out.deadline != slot.deadline || moved {
             self.arm(id);
         }
         Ok(())
+    }
+
+    /// The timed properties of `props.rs` that one step can break.
+    fn step_props(
+        &mut self,
+        id: NodeId,
+        input: Input,
+        before: (u64, Option<NodeId>),
+        after: (u64, Option<NodeId>),
+        out: &Output,
+    ) -> Result<(), Violation> {
+        let cfg = self.setup.cfg;
+        let from = match input {
+            Input::Receive { from, msg } => Some((from, msg.kind, msg.term)),
+            _ => None,
+        };
+        let step = props::Step {
+            id,
+            now: self.now,
+            from,
+            before,
+            after,
+            events: &out.events,
+        };
+        self.props.step(&step, cfg.check_quorum, cfg.election_min)?;
+        if cfg.check_quorum && props::lost_quorum(&out.events) {
+            let p = self.setup.net;
+            let d = p.delay_max + p.jitter + self.setup.host.disk_max + self.tick_slack();
+            let window = cfg.election_min + cfg.heartbeat + 2 * d;
+            self.props.stepped_down(id, self.now, window)?;
+        }
+        Ok(())
+    }
+
+    fn tick_slack(&self) -> Time {
+        if self.setup.host.tick > 0 {
+            props::TICK_SLACK
+        } else {
+            0
+        }
+    }
+
+    /// CheckQuorum seen from outside, after every event: see `props.rs`.
+    fn quorum_props(&mut self) -> Result<(), Violation> {
+        let cfg = self.setup.cfg;
+        if !cfg.check_quorum {
+            return Ok(());
+        }
+        let p = self.net.params;
+        let clean = p.loss_ppm == 0 && p.reorder_ppm == 0;
+        let bound = cfg.election_min + cfg.heartbeat + p.max_delay() + self.tick_slack();
+        let n = self.setup.n;
+        let majority = n / 2 + 1;
+        for id in 0..n {
+            let leading =
+                self.slots[id].status == Status::Up && self.slots[id].node.role() == Role::Leader;
+            let (mut reach, mut last_word) = (0, 0);
+            if leading {
+                reach = 1 + (0..n).filter(|&q| q != id && self.reaches(id, q)).count();
+            }
+            if leading && reach < majority {
+                last_word = (0..n)
+                    .filter(|&q| q != id && !self.reaches(id, q))
+                    .map(|q| self.sent_at[q * n + id])
+                    .max()
+                    .unwrap_or(0);
+            }
+            let now = self.now;
+            self.props
+                .quorum(id, now, leading, reach, majority, clean, last_word, bound)?;
+        }
+        Ok(())
+    }
+
+    /// `b` runs, is not stopped, and both links between `a` and `b` are up.
+    fn reaches(&self, a: NodeId, b: NodeId) -> bool {
+        let s = &self.slots[b];
+        s.status == Status::Up
+            && s.node.role() != Role::Stopped
+            && self.net.is_up(a, b)
+            && self.net.is_up(b, a)
     }
 
     fn note_elected(&mut self, id: NodeId, out: &Output) {
@@ -442,12 +542,13 @@ impl World {
         let slot = &mut self.slots[id];
         slot.gen += 1;
         slot.deadline = slot.node.deadline();
-        if let Some(at) = slot.deadline {
+        slot.wake = slot.deadline.map(|at| self.setup.host.wake(self.now, at));
+        if let Some(at) = slot.wake {
             let ev = Ev::Tick {
                 node: id,
                 gen: slot.gen,
             };
-            self.schedule(self.setup.host.wake(self.now, at), ev);
+            self.schedule(at, ev);
         }
     }
 
@@ -456,6 +557,7 @@ impl World {
         if !self.net.is_up(from, to) {
             return;
         }
+        self.sent_at[from * self.setup.n + to] = self.now + held;
         for delay in self
             .net
             .transit(from, to, &mut self.rng)
@@ -617,6 +719,7 @@ impl World {
         }
         slot.status = Status::Crashed;
         slot.gen += 1;
+        self.props.forget(id);
         slot.inbox.clear();
         slot.crash_on_persist = false;
         self.log(id, || "crash".into());
