@@ -5,6 +5,10 @@
 //!   the leader it follows less than `election_min` ago grants neither a pre-vote nor an
 //!   unforced vote (§4.2.3). So a node cut off for a while cannot win pre-votes from followers
 //!   of a healthy leader and depose it when the cut heals.
+//! - **Only heartbeats make a lease:** a follower refuses a (pre-)vote for its leader's lease
+//!   only within `election_min` of a heartbeat it accepted from that leader. Nothing else (a
+//!   controller command, a restart, a vote) extends it, so a silent leader's followers grant
+//!   pre-votes on time and failover is not held off.
 //! - **A leader without a majority steps down in time:** with CheckQuorum on, a leader that has
 //!   been unable to reach a majority (counting itself: peers that run, are not stopped, and have
 //!   both links to it up) no longer leads `election_min + heartbeat + max_delay` later (§6.2),
@@ -77,6 +81,27 @@ impl Props {
                         s.now - at
                     ));
                 }
+            }
+        }
+        let lease_refusal = s.events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Vote {
+                    granted: false,
+                    reason: "leader-lease",
+                    ..
+                }
+            )
+        });
+        if check_quorum && lease_refusal && s.before.1 != Some(s.id) {
+            let fresh = matches!(self.heard[s.id], Some((term, leader, at))
+                if (term, Some(leader)) == s.before && s.now < at + election_min);
+            if !fresh {
+                return Err(format!(
+                    "LEASE: n{} refused a vote for a lease on {:?} without a heartbeat from it \
+                     within {election_min} ms (last accepted: {:?})",
+                    s.id, s.before.1, self.heard[s.id]
+                ));
             }
         }
         if let Some((from, Kind::Append, term)) = s.from {

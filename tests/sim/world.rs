@@ -751,6 +751,9 @@ impl World {
         self.slots[id].status = Status::Up;
         self.log(id, || "resume".into());
         for (from, msg) in std::mem::take(&mut self.slots[id].inbox) {
+            if self.slots[id].status != Status::Up {
+                break; // it crashed while reading (after persisting): the rest is gone
+            }
             let what = || format!("recv {} from n{from} (buffered)", show_msg(msg));
             self.step(id, Input::Receive { from, msg }, what)?;
         }
