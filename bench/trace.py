@@ -47,6 +47,28 @@ def classify(rows):
     return "%d campaigns in terms %s" % (len(camps), ",".join(str(r["term"]) for r in camps))
 
 
+CATEGORIES = ("one campaign", "timers fired together (< 0.5 ms apart)",
+              "a second timer fired while the first campaign was under way (0.5-20 ms)",
+              "more than one campaign, timers further apart")
+
+
+def category(rows):
+    """Which of CATEGORIES a trial falls in: by the gap between the first two survivors' timers."""
+    camps = [r for r in rows if r["what"] == "Candidate"]
+    if len(camps) <= 1:
+        return CATEGORIES[0]
+    fired, seen = [], set()
+    for r in rows:
+        if r["what"] in ("PreCandidate", "Candidate") and r["reason"] == "election-timeout" \
+                and r["node"] not in seen:
+            seen.add(r["node"])
+            fired.append(r["t"])
+    if len(fired) < 2:
+        return CATEGORIES[3]
+    gap = (fired[1] - fired[0]) * 1000
+    return CATEGORIES[1] if gap < 0.5 else CATEGORIES[2] if gap < 20 else CATEGORIES[3]
+
+
 def render(rows, t0):
     lines = []
     for r in rows:

@@ -325,57 +325,44 @@ pub const LOOPBACK_HEADER: &str =
     "| timers | PreVote | trials | median | p99 | max | more than one campaign |\n\
                                    |---|---|---|---|---|---|---|";
 
-/// Failover on the loopback model, 2000 trials per row: the numbers to put beside `make bench`.
+/// Failover on the loopback model, 2000 trials per row (`SIM_TRIALS` to change): the numbers
+/// `make bench` puts beside its own. Exact timers are what the runtime's precise sleep gives;
+/// the 4 ms tick is what `SO_RCVTIMEO` alone gives. Besides the table, one `SIM key=value` line
+/// per row for the benchmark to read. Asserted: every trial elects a leader, and with exact
+/// timers at most 3 % of the trials need more than one campaign with PreVote on.
 #[test]
 fn loopback_failover() {
+    let trials = std::env::var("SIM_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     println!("{LOOPBACK_HEADER}");
-    for (tick, timers) in [(4, "kernel tick 4 ms"), (0, "precise")] {
+    let mut lines = Vec::new();
+    for (tick, timers) in [(0, "precise"), (4, "tick4")] {
         for pre_vote in [true, false] {
             let cfg = config(150, 300, 50, pre_vote, true);
-            let row = Row::measure("loopback", loopback(cfg, tick), 2000);
+            let row = Row::measure("loopback", loopback(cfg, tick), trials);
+            let on = if pre_vote { "on" } else { "off" };
+            let split = 100.0 * row.split as f64 / row.times.len() as f64;
+            let max = row.times.last().copied().unwrap_or(0);
+            let (p50, p90, p99) = (row.pct(50), row.pct(90), row.pct(99));
             println!(
-                "| {timers} | {} | {} | {} | {} | {} | {:.1} % |",
-                if pre_vote { "on" } else { "off" },
-                row.times.len(),
-                row.pct(50),
-                row.pct(99),
-                row.times.last().copied().unwrap_or(0),
-                100.0 * row.split as f64 / row.times.len() as f64
+                "| {timers} | {on} | {} | {p50} | {p99} | {max} | {split:.1} % |",
+                row.times.len()
             );
+            lines.push(format!(
+                "SIM timers={timers} prevote={on} n={} p50={p50} p90={p90} p99={p99} max={max} \
+                 split={split:.2}",
+                row.times.len()
+            ));
             assert_eq!(row.stuck + row.unstable, 0, "{timers}, PreVote {pre_vote}");
-        }
-    }
-}
-
-#[test]
-#[ignore]
-fn tmp_split_trace() {
-    let s = loopback(config(150, 300, 50, true, true), 4);
-    let mut shown = 0;
-    for seed in 0..200 {
-        let cfg = s.cfg;
-        let mut w = World::new(s, Rng::new(seed));
-        w.command(0, Command::Timeout).unwrap();
-        let Some((_, leader, term)) = w.lasting_agreement(5_000).unwrap() else {
-            continue;
-        };
-        let beat = w.deadline(leader).unwrap();
-        w.run_until(beat).unwrap();
-        let crash_at = beat + w.rng.below(cfg.heartbeat);
-        w.run_until(crash_at).unwrap();
-        w = w.with_trace();
-        w.crash(leader);
-        let c = w.campaigns;
-        w.run_until_or(crash_at + CAP, |w| {
-            w.last_elected.is_some_and(|(_, _, t)| t > term)
-        })
-        .unwrap();
-        if w.campaigns - c > 1 {
-            println!("seed {seed} crash at {crash_at}\n{}", w.take_trace());
-            shown += 1;
-            if shown == 3 {
-                break;
+            if tick == 0 && pre_vote {
+                assert!(
+                    split <= 3.0,
+                    "{split:.1} % of trials needed more than one campaign"
+                );
             }
         }
     }
+    println!("{}", lines.join("\n"));
 }
