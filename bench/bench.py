@@ -749,6 +749,22 @@ def failover_lines(r):
           "granted or refused and for whom, and how long a candidate's write of its term and vote "
           "took (`persist_us`). Every trial is in `build/bench/failover-trace-prevote-{on,off}.txt` "
           "(`bench/trace.py` reads any log folder the same way).", "",
+          "What made the tail, and what closed it (the runs before this design are in "
+          "`docs/before/BENCHMARKS.md`, same bench on the earlier binary):", "",
+          "- **The kernel's tick.** The runtime's clock is the socket's receive timeout. Linux "
+          "rounds it up to its 4 ms tick (HZ=250) and fires it one tick after that; above 252 ms "
+          "its timer wheel rounds to 32 ms buckets. Timers fired 0-36 ms late, and survivors whose "
+          "deadlines fell in one tick or bucket fired in the same microsecond: two campaigns, often "
+          "a split. Now a wait ends 10 ms early (and never spans more than 200 ms) and a precise "
+          "sleep covers the rest; what arrived meanwhile is read before the tick.",
+          "- **PreVote's gap.** A pre-candidate gets its pre-votes within a fraction of a "
+          "millisecond, then writes its term and vote to disk (1-10 ms here) before its real "
+          "request leaves. A pre-vote grant changed nothing at the granter, so a granter whose own "
+          "timer fired in that gap started a rival campaign for the same term: the collision window "
+          "was the disk write, not the network delay. Now a node that granted a pre-vote holds its "
+          "own timeout back for one heartbeat interval (a rule test in `tests/raft_rules.rs` says "
+          "why). Without PreVote the same gap remains (a candidate writes before it asks), which is "
+          "why PreVote off now has more split campaigns than PreVote on.", "",
           "PreVote | trials | " + " | ".join(trace.CATEGORIES) + " | timer late p50 / p99 / max ms "
           "| candidate's disk write p50 / p90 / max ms", "---|---" + "|---" * (len(trace.CATEGORIES) + 2)]
     for pv in (1, 0):
