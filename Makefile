@@ -33,7 +33,8 @@ help:
 build:
 	$(CARGO) build --release
 
-# A static binary for the FROM-scratch image; adds the musl target when it is missing.
+# The static binary on the host (the benchmark runs it; the image compiles its own in
+# Node/Dockerfile's builder stage); adds the musl target when it is missing.
 musl:
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL) || rustup target add $(MUSL)
 	$(CARGO) build --release --target $(MUSL)
