@@ -29,6 +29,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -188,45 +189,63 @@ def rust_recipe(tag):
 RECIPES = {"python": python_recipe, "rust": rust_recipe}
 
 
-def build_stand_in(image):
+def debstrap_cmd(recipe, suite):
+    """mmdebstrap writing the root filesystem as a tar stream to stdout (no docs, man, locales)."""
+    cmd = ["mmdebstrap", "--quiet", "--variant=minbase", "--include=" + ",".join(recipe["include"]),
+           "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
+           "--dpkgopt=path-exclude=/usr/share/locale/*",
+           "--dpkgopt=path-include=/usr/share/doc/*/copyright"]
+    return cmd + [f"--customize-hook={h}" for h in recipe["hooks"]] + [suite, "-"]
+
+
+def import_cmd(recipe, image):
+    note = f"{STAND_IN} for {image}, built on this machine by scripts/base_images.py: {recipe['what']}"
+    cmd = ["docker", "import", "--message", note]
+    for change in recipe["changes"]:
+        cmd += ["--change", change]
+    return cmd + ["-", image]
+
+
+def stream(producer, consumer):
+    """producer | consumer; returns (ok, the producer's stderr, the consumer's). The producer's
+    stderr goes to a file: a pipe could fill up and stall the tar stream."""
+    with tempfile.TemporaryFile() as log:
+        src = subprocess.Popen(producer, stdout=subprocess.PIPE, stderr=log)
+        dst = subprocess.run(consumer, stdin=src.stdout, capture_output=True, text=True)
+        src.stdout.close()
+        ok = src.wait() == 0 and dst.returncode == 0
+        log.seek(0)
+        return ok, log.read().decode(errors="replace"), dst
+
+
+def build_stand_in(image, why="not in the local image store and not pullable"):
     repo, tag = split_name(image)
     if repo not in RECIPES:
         raise Failure(f"{image}: not present, not pullable, and no stand-in recipe for {repo!r}")
     recipe = RECIPES[repo](tag)
-    print(f"{image}: not in the local image store and not pullable: building a local stand-in "
+    print(f"{image}: {why}: building a local stand-in "
           f"({recipe['what']}) ...", end="", flush=True)
     t0 = time.monotonic()
     need_mmdebstrap()
-    cmd = ["mmdebstrap", "--quiet", "--variant=minbase", "--include=" + ",".join(recipe["include"]),
-           "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
-           "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright"]
-    cmd += [f"--customize-hook={h}" for h in recipe["hooks"]]
-    cmd += [suite_of(tag), "-"]
-    note = f"{STAND_IN} for {image}, built on this machine by scripts/base_images.py: {recipe['what']}"
-    imp = ["docker", "import", "--message", note]
-    for change in recipe["changes"]:
-        imp += ["--change", change]
-    imp += ["-", image]
-    debstrap = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    importer = subprocess.run(imp, stdin=debstrap.stdout, capture_output=True, text=True)
-    debstrap.stdout.close()
-    err = debstrap.stderr.read().decode(errors="replace")
-    if debstrap.wait() != 0 or importer.returncode != 0:
+    ok, err, imported = stream(debstrap_cmd(recipe, suite_of(tag)), import_cmd(recipe, image))
+    if not ok:
         print(" failed")
-        if importer.returncode == 0:
+        if imported.returncode == 0:  # a partial root filesystem: never leave it under the name
             sh("docker", "image", "rm", image)
-        raise Failure(f"{image}: stand-in build failed: {(err or importer.stderr).strip()[-800:]}")
+        raise Failure(f"{image}: stand-in build failed: {(err or imported.stderr).strip()[-800:]}")
     size = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", image).stdout.strip() or 0)
     print(f" done in {time.monotonic() - t0:.0f} s ({size / 1e6:.0f} MB)", flush=True)
 
 
 def ensure(image, offline, rebuild):
     if present(image):
-        if not (rebuild and comment(image).startswith(STAND_IN)):
-            return
-    elif not offline and pull(image):
+        if rebuild and comment(image).startswith(STAND_IN):
+            build_stand_in(image, "a stand-in, rebuilt on request")
         return
-    build_stand_in(image)
+    if offline:
+        build_stand_in(image, "not in the local image store (offline: no pull)")
+    elif not pull(image):
+        build_stand_in(image)
 
 
 def main():
