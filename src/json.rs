@@ -491,6 +491,12 @@ struct OpenStack {
     len: usize,
 }
 
+// Below the top-level object, `MAX_DEPTH - 1` open containers must fit one bit each.
+const _: () = assert!(
+    MAX_DEPTH - 1 <= u32::BITS as usize,
+    "OpenStack::bits is too narrow"
+);
+
 impl OpenStack {
     fn push(&mut self, object: bool) -> Result<(), Error> {
         // The top-level object is one level of MAX_DEPTH; at most 31 more fit in `bits`.

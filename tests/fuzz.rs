@@ -12,7 +12,7 @@
 //! it gives at most 1024 bytes that decode again, to the same datagram and the same
 //! classification when nothing had to be cut. A failure prints the input and its seed.
 use raft::json::{emit, parse, Datagram, MAX_INPUT, MAX_OUTPUT};
-use raft::message::{classify, Incoming};
+use raft::message::{classify, Incoming, Reject};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -147,12 +147,12 @@ fn text_len(d: &Datagram) -> usize {
         .sum()
 }
 
-fn kind(r: &Result<Incoming, &'static str>) -> String {
+fn kind(r: &Result<Incoming, Reject>) -> String {
     match r {
         Ok(Incoming::Peer { msg, .. }) => format!("peer {:?}", msg.kind),
         Ok(Incoming::Control(c)) => format!("control {c:?}"),
         Ok(Incoming::LeaderInfo { .. }) => "leader-info".into(),
-        Err(why) => format!("dropped {why}"),
+        Err(why) => format!("dropped {}", why.as_str()),
     }
 }
 
