@@ -1523,3 +1523,25 @@ fn at_the_last_term_a_node_does_not_campaign_wrap_or_vote_twice() {
         assert!(out.send.is_empty() && out.persist.is_none(), "{out:?}");
     }
 }
+
+/// The contract of `raft::raft`: the core, not the runtime, says when a node starts following a
+/// leader, once per change of leader, after the step's other events; a node's own election is
+/// `Elected`, not this.
+#[test]
+fn following_a_new_leader_is_reported_once() {
+    let is_leader_event = |e: &Event| matches!(e, Event::Leader { .. });
+    let mut node = boot(config(1, 3));
+    let out = receive(&mut node, 10, 0, 1, APPEND);
+    assert_eq!(out.events.last(), Some(&Event::Leader { leader: 0 }));
+    let out = receive(&mut node, 20, 0, 1, APPEND);
+    assert!(!out.events.iter().any(is_leader_event), "{out:?}");
+    let out = receive(&mut node, 30, 2, 2, APPEND);
+    assert_eq!(out.events.last(), Some(&Event::Leader { leader: 2 }));
+    let out = command(&mut node, 40, Command::ConvertFollower);
+    assert!(!out.events.iter().any(is_leader_event), "{out:?}");
+
+    let (mut cand, now) = candidate(config(0, 3));
+    let out = receive(&mut cand, now, 1, 1, VOTE_ACK);
+    assert_eq!(cand.role(), Role::Leader);
+    assert!(!out.events.iter().any(is_leader_event), "{out:?}");
+}

@@ -1,6 +1,7 @@
 //! Named situations, each deterministic: a fixed seed, the paper's default timing (150-300 ms
 //! election timeouts, 50 ms heartbeats, PreVote and CheckQuorum on) unless a test says otherwise,
-//! and a LAN with 1-15 ms links plus up to 2 ms jitter.
+//! and a LAN with 1-15 ms links plus up to 2 ms jitter. `testdata/*.txt` tells the same stories
+//! step by step with zero-delay links; these check them against delays and timing bounds.
 
 use crate::net::NetParams;
 use crate::world::{Fault, Setup, World};
