@@ -1,8 +1,9 @@
 //! A tiny Raft leader-election node.
+//! Owns nothing but the module list; each module's doc says what it owns and must never do.
 //!
 //! | file            | concern                                                        |
 //! |-----------------|----------------------------------------------------------------|
-//! | `raft.rs`       | the election core: a sans-IO state machine (no clock, no I/O)  |
+//! | `raft.rs`       | the election core (sans-IO), its events and their canonical text |
 //! | `json.rs`       | the flat five-field JSON codec                                 |
 //! | `message.rs`    | which datagram means which core input, and back               |
 //! | `runtime.rs`    | the single-threaded UDP loop around the core                   |
