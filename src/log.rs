@@ -61,6 +61,11 @@ impl Line {
         self
     }
 
+    /// The line as it would be written (without the newline).
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     pub fn emit(self) {
         eprintln!("{}", self.0);
     }

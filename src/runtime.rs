@@ -324,20 +324,11 @@ impl Runtime {
             }
             _ => None,
         };
-        let mut line = match event.stamp() {
-            Some((term, role)) => self.line_as(event.name(), term, role),
-            None => self.line(event.name()),
-        };
-        for (key, value) in event.fields() {
-            line = match value {
-                Field::Node(id) => line.kv(key, self.names.get(id).map_or("?", |s| s.as_str())),
-                other => line.kv(key, other),
-            };
-        }
-        if let Some(held) = held {
-            line = line.kv("suppressed", held);
-        }
-        line.emit();
+        let (term, role) = event
+            .stamp()
+            .unwrap_or((self.node.term(), self.node.role()));
+        let line = self.line_as(event.name(), term, role);
+        event_fields(line, &event, &self.names, held).emit();
     }
 
     fn drop_input(&mut self, why: Dropped, detail: &str, src: Option<(SocketAddr, usize)>) {
@@ -431,6 +422,21 @@ impl Runtime {
     }
 }
 
+/// An event's fields after the line's stamp, members by name (`?` for an id outside the cluster),
+/// then `suppressed` when the line is rate-limited.
+fn event_fields(mut line: Line, event: &Event, names: &[String], held: Option<u64>) -> Line {
+    for (key, value) in event.fields() {
+        line = match value {
+            Field::Node(id) => line.kv(key, names.get(id).map_or("?", |s| s.as_str())),
+            other => line.kv(key, other),
+        };
+    }
+    match held {
+        Some(held) => line.kv("suppressed", held),
+        None => line,
+    }
+}
+
 /// The saved term and vote, and a warning worth logging, if any.
 fn load_hard_state(store: &Store, names: &[String]) -> Result<(HardState, Option<String>), Exit> {
     let loaded = store.load();
@@ -507,6 +513,86 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(crate::storage::FILE_NAME), text).unwrap();
         Store::new(dir)
+    }
+
+    /// The lines the Python suites parse, byte for byte after the time stamp.
+    #[test]
+    fn event_lines_keep_their_format() {
+        use crate::raft::{Cause, Disregard, Verdict};
+        let names: Vec<String> = ["Node1", "Node2", "Node3"].map(String::from).to_vec();
+        let cases = [
+            (
+                Event::Became {
+                    role: Role::Candidate,
+                    term: 1,
+                    cause: Cause::PreVoteWon,
+                },
+                None,
+                "node=Node1 term=1 role=Candidate event=become to=Candidate reason=pre-vote-won",
+            ),
+            (
+                Event::Elected {
+                    term: 1,
+                    votes: 2,
+                    of: 3,
+                    after_ms: 5,
+                },
+                None,
+                "node=Node1 term=1 role=Leader event=elected votes=2/3 after_ms=5",
+            ),
+            (
+                Event::Vote {
+                    candidate: 1,
+                    term: 4,
+                    pre: false,
+                    verdict: Verdict::Granted,
+                },
+                None,
+                "node=Node1 term=1 role=Leader event=vote candidate=Node2 for_term=4 granted=true reason=granted",
+            ),
+            (
+                Event::Vote {
+                    candidate: 2,
+                    term: 4,
+                    pre: true,
+                    verdict: Verdict::LeaderLease,
+                },
+                None,
+                "node=Node1 term=1 role=Leader event=pre-vote candidate=Node3 for_term=4 granted=false reason=leader-lease",
+            ),
+            (
+                Event::Term {
+                    from: 3,
+                    to: 4,
+                    role: Role::Follower,
+                },
+                None,
+                "node=Node1 term=4 role=Follower event=term from=3",
+            ),
+            (
+                Event::Ignored {
+                    from: 9,
+                    reason: Disregard::NotAPeer,
+                },
+                Some(2),
+                "node=Node1 term=1 role=Leader event=ignored from=? reason=not-a-peer suppressed=2",
+            ),
+            (
+                Event::Leader { leader: 2 },
+                None,
+                "node=Node1 term=1 role=Leader event=leader leader=Node3",
+            ),
+        ];
+        for (event, held, want) in cases {
+            let (term, role) = event.stamp().unwrap_or((1, Role::Leader));
+            let line = Line::new("node=Node1")
+                .kv("term", term)
+                .kv("role", role.as_str())
+                .kv("event", event.name());
+            let text = event_fields(line, &event, &names, held).into_string();
+            let (_, rest) = text.split_once(' ').unwrap_or_default();
+            assert_eq!(rest, want);
+        }
     }
 
     #[test]
