@@ -666,7 +666,8 @@ impl Node {
 
     /// Advance the state machine by one input at time `now`.
     pub fn step(&mut self, now: Time, input: Input) -> Output {
-        let leader_before = self.leader();
+        let (leader_before, term_before) = (self.leader(), self.hard.term);
+        let was_stopped = self.state == State::Stopped;
         match input {
             Input::Tick => self.tick(now),
             Input::Receive { from, msg } => self.receive(now, from, msg),
@@ -675,6 +676,13 @@ impl Node {
         let leader = self.leader();
         if let Some(l) = leader.filter(|&l| l != self.cfg.id && leader != leader_before) {
             self.out.events.push(Event::Leader { leader: l });
+        }
+        debug_assert!(self.hard.term >= term_before, "terms never decrease");
+        if was_stopped && !matches!(input, Input::Command(_)) {
+            // A stopped node is deaf and silent: only the controller wakes it.
+            debug_assert_eq!(self.state, State::Stopped);
+            debug_assert!(self.out.send.is_empty());
+            debug_assert!(self.out.persist.is_none());
         }
         self.check_invariants();
         let mut out = std::mem::take(&mut self.out);
@@ -1059,10 +1067,12 @@ impl Node {
                 debug_assert_eq!(self.hard.voted_for, Some(me));
             }
             State::Follower { leader: Some(c) } => {
-                debug_assert_ne!(c.leader, me);
+                debug_assert_ne!(c.leader, me, "a follower never follows itself");
                 debug_assert!(c.leader < self.cfg.cluster_size);
             }
-            _ => {}
+            State::Follower { leader: None } | State::PreCandidate(_) | State::Stopped => {
+                debug_assert!(self.leader().is_none());
+            }
         }
         if let State::PreCandidate(c) | State::Candidate(c) = &self.state {
             let members = u64::MAX >> (Votes::BITS - self.cfg.cluster_size);
