@@ -3,7 +3,8 @@
 //!
 //! | file            | concern                                                        |
 //! |-----------------|----------------------------------------------------------------|
-//! | `raft.rs`       | the election core (sans-IO), its events and their canonical text |
+//! | `raft.rs`       | the election core: a sans-IO state machine (no clock, no I/O)  |
+//! | `event.rs`      | what the core reports, and the canonical text of its values    |
 //! | `json.rs`       | the flat five-field JSON codec                                 |
 //! | `message.rs`    | which datagram means which core input, and back               |
 //! | `runtime.rs`    | the single-threaded UDP loop around the core                   |
@@ -16,6 +17,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod event;
 pub mod json;
 pub mod log;
 pub mod message;
