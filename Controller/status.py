@@ -14,18 +14,14 @@ Exit status: 0 when every node answered and all name the same leader, 1 otherwis
 2 on bad arguments.
 """
 
-from __future__ import annotations
-
 import argparse
-import os
 import sys
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import controller  # noqa: E402
-from controller import Answer  # noqa: E402
+import raftkit
+from controller import add_common_options
+from raftkit import Answer
 
 NO_ANSWER = "no answer"
 NO_LEADER = "(none)"
@@ -33,18 +29,12 @@ NO_LEADER = "(none)"
 
 def leader_of(answer: Answer) -> Optional[str]:
     """The leader an answer names, or ``None`` (no answer, or a null leader)."""
-    if answer.reply is None:
-        return None
-    value = answer.reply.get("value")
-    return value if isinstance(value, str) and value else None
+    return raftkit.leader_of(answer.reply)
 
 
 def agreed_leader(answers: Sequence[Answer]) -> Optional[str]:
     """The leader every node names, or ``None`` unless all answered and agree on one."""
-    leaders = {leader_of(a) for a in answers}
-    if len(leaders) != 1 or any(a.reply is None for a in answers):
-        return None
-    return leaders.pop()
+    return raftkit.agreed_leader({a.peer.name: a.reply for a in answers})
 
 
 def rows(answers: Sequence[Answer]) -> List[Tuple[str, str, str, str]]:
@@ -119,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="comma-separated 'Name' or 'Name=host:port' entries, as in the nodes' PEERS",
     )
-    controller.add_common_options(parser)
+    add_common_options(parser)
     return parser
 
 
@@ -129,14 +119,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.peers is not None:
         try:
-            peers = controller.parse_peers(args.peers, args.port)
+            peers = raftkit.parse_peers(args.peers, args.port)
         except ValueError as e:
             parser.error("--peers: %s" % e)
     else:
-        peers = controller.default_peers(args.nodes, args.port)
+        peers = raftkit.default_peers(args.nodes, args.port)
     try:
-        answers = controller.query_all(peers, bind=args.bind, timeout=args.timeout)
-    except controller.ControllerError as e:
+        answers = raftkit.query_all(peers, bind=args.bind, timeout=args.timeout)
+    except raftkit.ControllerError as e:
         print("%s: %s" % (parser.prog, e), file=sys.stderr)
         return 1
     print(format_table(answers))
