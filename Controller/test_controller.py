@@ -10,7 +10,6 @@ real nodes and runs only when ``RAFT_BIN`` names the node executable.
 """
 
 import contextlib
-import errno
 import functools
 import io
 import json
