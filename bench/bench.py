@@ -30,22 +30,20 @@ import tempfile
 import time
 from xml.sax.saxutils import escape
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-import timeline  # noqa: E402
+import cluster as docker_cluster
+import raftkit
+import timeline
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLIBC = os.path.join(ROOT, "target", "release", "raft")
 MUSL = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release", "raft")
-NODE_VARS = ("NODE_NAME", "PEERS", "CLUSTER_SIZE", "ELECTION_TIMEOUT_MS", "HEARTBEAT_MS", "DATA_DIR",
-             "PRE_VOTE", "CHECK_QUORUM", "SHUTDOWN_EXITS", "CONTROLLER_ALLOW", "SEED")
 HEARTBEAT_MS = 50
 # Ongaro, "Consensus: Bridging Theory and Practice" (2014), ch. 9: time to elect a new leader after
 # the leader crashes, 5 servers, 150-300 ms election timeouts. Reference figures, not ours.
 REFERENCE = [(171, "median 171"), (415, "p99 415"), (603, "max 603")]
 TARGETS = {"failover_median": 200, "failover_p99": 450, "first_leader": 1000, "rss_kib": 2048,
            "follower_cpu": 0.5, "binary_kib": 600, "image_kib": 1024, "prevote_ratio": 1.10}
-PROCS = set()  # every process started here: killed by pid on the way out
+PROCS = set()  # child processes other than nodes: killed by pid on the way out
 
 
 # ---- statistics ------------------------------------------------------------------------------
@@ -71,98 +69,35 @@ def mark(ok):
 
 # ---- a local cluster -------------------------------------------------------------------------
 
-class Cluster:
-    """N `raft node` processes on NET.1..NET.N:5555, logs and state in `folder`."""
+class Cluster(raftkit.LocalCluster):
+    """5 `raft node` processes on NET.1..NET.5:5555, node defaults unless `env` says otherwise;
+    logs and state in `folder`, whose new lines poll() parses."""
 
-    def __init__(self, exe, folder, n=5, net="127.0.77", **env):
-        self.exe, self.folder = exe, folder
-        self.names = ["Node%d" % k for k in range(1, n + 1)]
-        self.addr = {name: ("%s.%d" % (net, k), 5555) for k, name in enumerate(self.names, 1)}
-        base = {k: v for k, v in os.environ.items() if k not in NODE_VARS}
-        peers = ",".join("%s=%s:%d" % (m, *self.addr[m]) for m in self.names)
-        self.env = dict(base, PEERS=peers, **{k: str(v) for k, v in env.items()})
-        self.procs, self.offsets, self.events = {}, {}, []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("%s.100" % net, 0))
-
-    def log(self, name):
-        return os.path.join(self.folder, name + ".log")
-
-    def spawn(self, name):
-        with open(self.log(name), "ab") as log:
-            env = dict(self.env, NODE_NAME=name, DATA_DIR=os.path.join(self.folder, name))
-            p = subprocess.Popen([self.exe, "node"], env=env, stdin=subprocess.DEVNULL,
-                                 stdout=log, stderr=log)
-        PROCS.add(p)
-        self.procs[name] = p
-
-    def start(self):
-        for name in self.names:
-            self.spawn(name)
-        return self
+    def __init__(self, exe, folder, net="127.0.77", **env):
+        super().__init__(exe, 5, first=net + ".1", folder=folder, **env)
+        self.offsets, self.events = {}, []
 
     def kill9(self, name):
         """SIGKILL the node; returns the time the signal was sent. Its log gets a marker line."""
-        p = self.procs.pop(name)
-        t = time.time()
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait()
-        PROCS.discard(p)
+        t = self.kill(name)
         with open(self.log(name), "a") as f:
-            f.write("t=%.3f node=%s event=killed signal=9 source=bench\n" % (t, name))
+            f.write(raftkit.format_line([("t", "%.3f" % t), ("node", name), ("event", "killed"),
+                                         ("signal", 9), ("source", "bench")]) + "\n")
         return t
-
-    def stop(self):
-        for p in self.procs.values():
-            p.kill()
-            p.wait()
-            PROCS.discard(p)
-        self.procs = {}
-        self.sock.close()
 
     def send(self, name, request):
-        msg = {"sender_name": "Controller", "request": request, "term": None, "key": None,
-               "value": None}
+        """A controller request; returns the time it was sent."""
+        host, port = self.addr(name)
         t = time.time()
-        self.sock.sendto(json.dumps(msg).encode(), self.addr[name])
+        raftkit.send(request, name, port, host)
         return t
-
-    def leader_info(self, timeout=0.3):
-        """{name: (term, leader)} of the nodes that answered within `timeout`."""
-        self.sock.setblocking(False)
-        try:
-            while self.sock.recv(2048):  # drop late replies to an earlier round
-                pass
-        except BlockingIOError:
-            pass
-        for name in self.names:
-            self.send(name, "LEADER_INFO")
-        out, deadline = {}, time.monotonic() + timeout
-        while len(out) < len(self.names) and time.monotonic() < deadline:
-            self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            try:
-                r = json.loads(self.sock.recv(2048))
-                out[r["sender_name"]] = (r["term"], r["value"])
-            except (socket.timeout, ValueError, KeyError):
-                pass
-        return out
 
     def settled(self, without=None, timeout=10):
         """(leader, term) once every node (but `without`) names the same leader in the same term."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, p in self.procs.items():
-                if p.poll() is not None:
-                    with open(self.log(name)) as f:
-                        raise RuntimeError("%s exited (status %d): %s" % (name, p.returncode, f.read()[-300:]))
-            info = self.leader_info()
-            info.pop(without, None)
-            if len(info) == len(self.names) - (without is not None) and len(set(info.values())) == 1:
-                term, leader = next(iter(info.values()))
-                if leader:
-                    return leader, term
-            time.sleep(0.02)
-        raise RuntimeError("no agreed leader within %ss: %s" % (timeout, self.leader_info()))
+        names = [n for n in self.names if n != without]
+        same_term = lambda replies: len({r["term"] for r in replies.values()}) == 1  # noqa: E731
+        leader, _, replies = self.wait_leader(names, timeout=timeout, accept=same_term, interval=0.02)
+        return leader, next(iter(replies.values()))["term"]
 
     def poll(self):
         """Log lines written since the last call, parsed."""
@@ -176,7 +111,7 @@ class Cluster:
                 continue
             chunk = chunk[:chunk.rfind(b"\n") + 1]
             self.offsets[name] = self.offsets.get(name, 0) + len(chunk)
-            new += filter(None, map(timeline.parse_line, chunk.decode(errors="replace").splitlines()))
+            new += filter(None, map(raftkit.parse_line, chunk.decode(errors="replace").splitlines()))
         new.sort(key=lambda e: e["t"])
         self.events += new
         return new
@@ -433,13 +368,8 @@ def timeline_run(cfg, path):
 # ---- containers ------------------------------------------------------------------------------
 
 def docker_events(c, names, since=None):
-    """The parsed log lines of containers (`docker logs`, optionally --since a Unix time)."""
-    events = []
-    for n in names:
-        extra = ["--since", "%.3f" % since] if since else []
-        p = subprocess.run(["docker", "logs", *extra, c.container(n)], capture_output=True, text=True)
-        events += filter(None, map(timeline.parse_line, (p.stdout + p.stderr).splitlines()))
-    return sorted(events, key=lambda e: e["t"])
+    """The parsed log lines of containers (`docker logs`, optionally --since a Unix time), by time."""
+    return sorted((e for es in c.events(names, since).values() for e in es), key=lambda e: e["t"])
 
 
 def finished_at(run, container):
@@ -453,11 +383,7 @@ def containers(ups, kills):
     """Figures for the Docker image and a compose cluster (tests/docker/cluster.py's harness)."""
     if os.environ.get("BENCH_DOCKER", "1") == "0":
         return {"skipped": "BENCH_DOCKER=0"}
-    harness = os.path.join(ROOT, "tests", "docker")
-    if not os.path.exists(os.path.join(harness, "cluster.py")):
-        return {"skipped": "no container harness (tests/docker/cluster.py) in this tree"}
-    sys.path.insert(0, harness)
-    import cluster as dc  # noqa: E402
+    dc = docker_cluster
     if not dc.daemon_answers():
         return {"skipped": "no Docker daemon answers"}
     progress("  make image")
