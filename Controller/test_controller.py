@@ -1,12 +1,9 @@
-"""Tests for the controller scripts.
+"""Tests of raftkit and the controller scripts: ``python3 -m unittest discover -s Controller -v``.
 
-Run from the repository root::
-
-    python3 -m unittest discover -s Controller -p 'test_*.py' -v
-
-Most tests talk to fake nodes: UDP sockets on loopback, served by a thread, that record
-every datagram and answer LEADER_INFO like a node does.  ``RealClusterTests`` starts five
-real nodes and runs only when ``RAFT_BIN`` names the node executable.
+Most tests talk to fake nodes: UDP sockets on loopback, served by a thread, that record every
+datagram and answer LEADER_INFO like a node does. The log tests read lines the node wrote.
+``RealClusterTests`` starts five real nodes and runs only when ``RAFT_BIN`` names the node
+executable, as ``make python-test`` does.
 """
 
 import contextlib
@@ -48,14 +45,8 @@ def reference_bytes(request, template=raftkit.TEMPLATE_PATH):
 
 def expected_bytes(request, term=None, key=None, value=None):
     """The five fields in wire order, serialised with ``json.dumps``."""
-    msg = {
-        "sender_name": "Controller",
-        "request": request,
-        "term": term,
-        "key": key,
-        "value": value,
-    }
-    return json.dumps(msg).encode("utf-8")
+    return json.dumps({"sender_name": "Controller", "request": request, "term": term,
+                       "key": key, "value": value}).encode("utf-8")
 
 
 class FakeNode:
@@ -68,22 +59,11 @@ class FakeNode:
 
     def __init__(self, name, leader=None, term=1, host="127.0.0.1", port=0, silent=False,
                  noise=(), reply_name=None):
-        self.name = name
-        self.leader = leader
-        self.term = term
-        self.silent = silent
-        self.noise = list(noise)
-        self.reply_name = name if reply_name is None else reply_name
-        self.received = []
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self.sock.bind((host, port))
-            self.sock.settimeout(0.05)
-        except OSError:
-            self.sock.close()
-            raise
+        self.name, self.leader, self.term, self.silent = name, leader, term, silent
+        self.noise, self.reply_name = list(noise), name if reply_name is None else reply_name
+        self.received, self._cond, self._stop = [], threading.Condition(), threading.Event()
+        self.sock = raftkit.open_socket((host, port))
+        self.sock.settimeout(0.05)
         self.host, self.port = self.sock.getsockname()[:2]
         self._thread = threading.Thread(target=self._serve, name="fake-" + name, daemon=True)
         self._thread.start()
@@ -107,13 +87,8 @@ class FakeNode:
             msg = raftkit.decode(data)
             if self.silent or not msg or msg.get("request") != "LEADER_INFO":
                 continue
-            reply = {
-                "sender_name": self.reply_name,
-                "request": "LEADER_INFO",
-                "term": self.term,
-                "key": "LEADER",
-                "value": self.leader,
-            }
+            reply = {"sender_name": self.reply_name, "request": "LEADER_INFO", "term": self.term,
+                     "key": "LEADER", "value": self.leader}
             try:
                 for datagram in self.noise:
                     self.sock.sendto(datagram, addr)
@@ -140,15 +115,9 @@ class FakeNode:
 
 def run_script(script, *args):
     """Run ``Controller/<script>`` with this interpreter; the completed process."""
-    return subprocess.run(
-        [sys.executable, os.path.join(HERE, script)] + [str(a) for a in args],
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        universal_newlines=True,
-        timeout=60,
-    )
+    return subprocess.run([sys.executable, os.path.join(HERE, script)] + [str(a) for a in args],
+                          cwd=REPO_ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60)
 
 
 def call_main(main, *args, **kwargs):
@@ -208,22 +177,16 @@ class MessageTests(unittest.TestCase):
 
     def test_missing_or_bad_template_falls_back_to_five_nulls(self):
         with tempfile.TemporaryDirectory() as tmp:
-            cases = {
-                "missing.json": None,
-                "broken.json": "{not json",
-                "list.json": "[]",
-                "extra.json": json.dumps(dict.fromkeys(raftkit.FIELDS + ("extra",))),
-                "short.json": json.dumps(dict.fromkeys(raftkit.FIELDS[:4])),
-            }
+            cases = {"missing.json": None, "broken.json": "{not json", "list.json": "[]",
+                     "extra.json": json.dumps(dict.fromkeys(raftkit.FIELDS + ("extra",))),
+                     "short.json": json.dumps(dict.fromkeys(raftkit.FIELDS[:4]))}
             for name, text in cases.items():
                 path = os.path.join(tmp, name)
                 if text is not None:
                     with open(path, "w") as f:
                         f.write(text)
                 with self.subTest(template=name):
-                    self.assertEqual(
-                        raftkit.load_template(path), dict.fromkeys(raftkit.FIELDS)
-                    )
+                    self.assertEqual(raftkit.load_template(path), dict.fromkeys(raftkit.FIELDS))
 
     def test_request_names_are_case_and_dash_insensitive(self):
         for spelling in ("leader_info", "LEADER_INFO", "leader-info", " Leader-Info "):
@@ -250,14 +213,9 @@ class MessageTests(unittest.TestCase):
 
     def test_parse_peers(self):
         peers = raftkit.parse_peers(" Node1=127.0.0.11:5555, Node2 ,Node3=10.0.0.3,", 6000)
-        self.assertEqual(
-            peers,
-            [
-                raftkit.Peer("Node1", "127.0.0.11", 5555),
-                raftkit.Peer("Node2", "Node2", 6000),
-                raftkit.Peer("Node3", "10.0.0.3", 6000),
-            ],
-        )
+        self.assertEqual(peers, [raftkit.Peer("Node1", "127.0.0.11", 5555),
+                                 raftkit.Peer("Node2", "Node2", 6000),
+                                 raftkit.Peer("Node3", "10.0.0.3", 6000)])
         for bad in ("", ",", "=1.2.3.4:5", "A,A", "A=h:0", "A=h:x"):
             with self.assertRaises(ValueError, msg=bad):
                 raftkit.parse_peers(bad)
@@ -411,12 +369,8 @@ class CliTests(FakeNodeTestCase):
 
     def test_bind_option(self):
         node = self.fake("Node1")
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            probe.bind(("127.0.0.1", 0))
+        with raftkit.open_socket(("127.0.0.1", 0)) as probe:
             port = probe.getsockname()[1]
-        finally:
-            probe.close()
         code, _out, err = call_main(controller.main, "Node1", "--host", node.host,
                                     "--port", node.port, "--bind", "127.0.0.1:%d" % port,
                                     request="SHUTDOWN")
@@ -452,22 +406,11 @@ class CliTests(FakeNodeTestCase):
         self.assertIn("cannot resolve 'no-such-host.invalid'", err)
 
     def test_argument_errors_exit_2_with_usage(self):
-        cases = [
-            [],
-            ["leader_info"],
-            ["no_such_request", "Node1"],
-            ["leader info", "Node1"],
-            ["timeout", ""],
-            ["timeout", "Node1", "--port", "0"],
-            ["timeout", "Node1", "--port", "70000"],
-            ["timeout", "Node1", "--port", "x"],
-            ["timeout", "Node1", "--timeout", "0"],
-            ["timeout", "Node1", "--timeout", "-1"],
-            ["timeout", "Node1", "--timeout", "nan"],
-            ["timeout", "Node1", "--bind", "host:x"],
-            ["timeout", "Node1", "--term", "-1"],
-            ["timeout", "Node1", "--bogus"],
-        ]
+        cases = [[], ["leader_info"], ["no_such_request", "Node1"], ["leader info", "Node1"],
+                 ["timeout", ""]] + [["timeout", "Node1", *option] for option in (
+                     ("--port", "0"), ("--port", "70000"), ("--port", "x"), ("--timeout", "0"),
+                     ("--timeout", "-1"), ("--timeout", "nan"), ("--bind", "host:x"),
+                     ("--term", "-1"), ("--bogus",))]
         for args in cases:
             with self.subTest(args=args):
                 code, out, err = call_main(controller.main, *args)
