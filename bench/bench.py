@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmarks of the Raft election cluster: writes BENCHMARKS.md, failover.svg and timeline.svg.
 
-    make bench                        (python3 bench/bench.py, after building both binaries)
+    make bench                        (after building both binaries: PYTHONPATH=Controller:tests/docker
+                                      python3 bench/bench.py)
     BENCH_QUICK=1 make bench          about a minute; writes to build/bench unless BENCH_OUT is set
     BENCH_TRIALS=N                    trials per series (cold starts, each failover series)
     BENCH_QUIET_S=S                   length of the fault-free window (default 60 s)
@@ -619,7 +620,7 @@ def report(r):
     L += ["## Election timeline", "",
           "A scripted local run (%d leader terms): SHUTDOWN of the leader, revive, kill -9 of the "
           "new leader, restart, TIMEOUT to a follower, CONVERT_FOLLOWER to the leader. Drawn from "
-          "the node logs by `python3 bench/timeline.py LOGDIR -o timeline.svg`, which also reads "
+          "the node logs by `PYTHONPATH=Controller python3 bench/timeline.py LOGDIR -o timeline.svg`, which also reads "
           "saved `docker logs` output." % r["timeline_terms"], "", "![election timeline](timeline.svg)", ""]
     return "\n".join(L)
 

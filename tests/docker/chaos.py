@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Random faults against a throwaway compose cluster; safety checked from every node's log.
 
-    python3 tests/docker/chaos.py [--duration 120] [--nodes 5] [--seed N] [--converge 10]
+    PYTHONPATH=Controller python3 tests/docker/chaos.py [--duration 120] [--nodes 5] [--seed N] [--converge 10]
                                   [--timeline docs/chaos-timeline.svg]
 
 Faults (one at a time per node; at most a minority of the nodes faulty, except for short

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Elections that survive real networks: named scenarios against the real image.
 
-    python3 tests/docker/network.py      # after `make image`; run by `make docker-test`
+    PYTHONPATH=Controller python3 tests/docker/network.py      # after `make image`; run by `make docker-test`
 
 Each scenario runs in a throwaway 5-node compose project (cluster.py) and is judged by the
 nodes' LEADER_INFO answers and their own logs. Link faults use tc inside a container's network

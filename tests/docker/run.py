@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cluster scenarios against the real image, in throwaway compose projects.
 
-    python3 tests/docker/run.py          # after `make image`; `make docker-test` does both
+    PYTHONPATH=Controller python3 tests/docker/run.py          # after `make image`; `make docker-test` does both
 
 Without a Docker daemon it prints "docker tests skipped: no Docker daemon" and exits 0,
 unless CI=true.  Waits are bounded polls (15 s); measured times are printed, not asserted,
