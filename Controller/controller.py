@@ -22,7 +22,8 @@ from raftkit import (  # noqa: F401  (re-exported: scripts import them from here
     make_message, normalize_request, parse_hostport, parse_peers, parse_port, query_all, send)
 
 
-def _checked(parse, text, message=None):
+def checked_arg(parse, text, message=None):
+    """``parse(text)`` for argparse: a ``ValueError`` becomes a usage error (``message % text``)."""
     try:
         return parse(text)
     except ValueError as e:
@@ -30,14 +31,14 @@ def _checked(parse, text, message=None):
 
 
 def _timeout_arg(text: str) -> float:
-    seconds = _checked(float, text, "invalid timeout %r")
+    seconds = checked_arg(float, text, "invalid timeout %r")
     if not (seconds > 0 and math.isfinite(seconds)):
         raise argparse.ArgumentTypeError("timeout must be a positive number of seconds")
     return seconds
 
 
 def _term_arg(text: str) -> int:
-    term = _checked(int, text, "invalid term %r")
+    term = checked_arg(int, text, "invalid term %r")
     if term < 0:
         raise argparse.ArgumentTypeError("term must not be negative")
     return term
@@ -45,9 +46,9 @@ def _term_arg(text: str) -> int:
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """``--port``, ``--bind`` and ``--timeout`` (shared by every script)."""
-    parser.add_argument("--port", type=lambda t: _checked(parse_port, t), default=PORT,
+    parser.add_argument("--port", type=lambda t: checked_arg(parse_port, t), default=PORT,
                         help="node UDP port (default %(default)s)")
-    parser.add_argument("--bind", type=lambda t: _checked(parse_hostport, t), default=("", 0),
+    parser.add_argument("--bind", type=lambda t: checked_arg(parse_hostport, t), default=("", 0),
                         metavar="HOST:PORT",
                         help="local address to send from (default: an ephemeral port on all "
                         "interfaces; 'Controller:5555' behaves exactly like the reference controller)")
