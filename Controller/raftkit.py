@@ -400,6 +400,20 @@ def format_line(pairs: Iterable[Tuple[str, object]]) -> str:
 
 # ---- local processes ------------------------------------------------------------------------
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_kib(pid: int) -> Dict[str, int]:
+    """``VmRSS`` and ``VmHWM`` of a process, in KiB (Linux ``/proc``)."""
+    with open("/proc/%d/status" % pid) as f:
+        pairs = (line.split(":", 1) for line in f if line.startswith(("VmRSS:", "VmHWM:")))
+        return {k: int(v.split()[0]) for k, v in pairs}
+
+
 #: The node's configuration variables: a LocalCluster sets them itself unless told to inherit.
 NODE_VARS = ("NODE_NAME", "PEERS", "CLUSTER_SIZE", "ELECTION_TIMEOUT_MS", "HEARTBEAT_MS",
              "DATA_DIR", "PRE_VOTE", "CHECK_QUORUM", "SHUTDOWN_EXITS", "CONTROLLER_ALLOW", "SEED")

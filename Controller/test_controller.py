@@ -614,6 +614,28 @@ class AgreementTests(unittest.TestCase):
             raftkit.wait_for_leader(lambda: {"A": self.reply("A")}, timeout=0, want="B")
 
 
+class LocalClusterTests(unittest.TestCase):
+    def test_addresses_and_environment(self):
+        with mock.patch.dict(os.environ, {"PRE_VOTE": "0", "HOME_OF_TEST": "x"}):
+            c = raftkit.LocalCluster("/bin/false", 3, first="127.0.9.254", HEARTBEAT_MS=40)
+            inherited = raftkit.LocalCluster("/bin/false", 1, folder=c.folder, inherit=True)
+        self.addCleanup(c.stop)
+        self.assertEqual(c.env["PEERS"], "Node1=127.0.9.254:5555,Node2=127.0.9.255:5555,"
+                                         "Node3=127.0.10.0:5555")
+        self.assertEqual(c.addr("Node3"), ("127.0.10.0", 5555))
+        self.assertEqual((c.env["HEARTBEAT_MS"], c.env["HOME_OF_TEST"]), ("40", "x"))
+        self.assertNotIn("PRE_VOTE", c.env)
+        self.assertEqual(inherited.env["PRE_VOTE"], "0")
+
+    @unittest.skipUnless(os.path.exists("/proc/self/stat"), "needs Linux /proc")
+    def test_process_figures(self):
+        mem = raftkit.memory_kib(os.getpid())
+        self.assertEqual(sorted(mem), ["VmHWM", "VmRSS"])
+        self.assertGreater(mem["VmRSS"], 0)
+        self.assertGreaterEqual(mem["VmHWM"], mem["VmRSS"])
+        self.assertGreater(raftkit.cpu_seconds(os.getpid()), 0)
+
+
 # ---- a real cluster -------------------------------------------------------------------------
 
 RAFT_BIN = os.path.abspath(os.environ["RAFT_BIN"]) if os.environ.get("RAFT_BIN") else ""

@@ -234,22 +234,6 @@ def controller_moves(cfg, trials):
     return res
 
 
-def proc_stat(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
-
-
-def proc_mem(pid):
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0])
-    return out
-
-
 def snmp_udp():
     with open("/proc/net/snmp") as f:
         rows = [line.split() for line in f if line.startswith("Udp:")]
@@ -259,11 +243,10 @@ def snmp_udp():
 def resources(c, seconds):
     """CPU (% of one core) and memory per node over `seconds` of whatever the cluster is doing."""
     pids = {name: p.pid for name, p in c.procs.items()}
-    hz = os.sysconf("SC_CLK_TCK")
-    before, t = {n: proc_stat(p) for n, p in pids.items()}, time.monotonic()
+    before, t = {n: raftkit.cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
     time.sleep(seconds)
-    after, dt = {n: proc_stat(p) for n, p in pids.items()}, time.monotonic() - t
-    return {n: dict(cpu=100.0 * (after[n] - before[n]) / hz / dt, **proc_mem(p))
+    after, dt = {n: raftkit.cpu_seconds(p) for n, p in pids.items()}, time.monotonic() - t
+    return {n: dict(cpu=100.0 * (after[n] - before[n]) / dt, **raftkit.memory_kib(p))
             for n, p in pids.items()}
 
 

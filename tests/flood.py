@@ -51,15 +51,7 @@ def agreed(c, timeout=10.0):
 
 
 def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return raftkit.memory_kib(pid)["VmRSS"]
 
 
 def socket_drops(addr):
@@ -273,12 +265,12 @@ def main():
               f"{max(map(len, datagrams))} bytes", flush=True)
         rss0 = {n: rss_kib(p.pid) for n, p in c.procs.items()}
         lines0 = {n: len(read_log(c.log(n))) for n in NAMES}
-        drops0, cpu0 = socket_drops(c.addr(target)), cpu_seconds(c.procs[target].pid)
+        drops0, cpu0 = socket_drops(c.addr(target)), raftkit.cpu_seconds(c.procs[target].pid)
 
         sent, sent_bytes, errors, secs, silent = flood(c, a, rng, target, datagrams)
         drops = socket_drops(c.addr(target))
         time.sleep(0.5)
-        cpu = cpu_seconds(c.procs[target].pid) - cpu0
+        cpu = raftkit.cpu_seconds(c.procs[target].pid) - cpu0
         print(f"  sent {sent} datagrams ({sent_bytes / 1e6:.1f} MB) in {secs:.1f} s = {sent / secs:.0f}/s, "
               f"{errors} send errors; the kernel dropped "
               f"{'?' if drops is None or drops0 is None else drops - drops0} at {target}'s socket (buffer full)")
