@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 
+import logcheck
 import raftkit
 from raftkit import PORT, Failure  # noqa: F401  (the suites' names for them)
 
@@ -107,7 +108,8 @@ def expect(cond, msg):
 
 
 def with_cluster(nodes, scenarios):
-    """A fresh cluster: the first election, then each (name, fn(cluster)); removed afterwards."""
+    """A fresh cluster: the first election, each (name, fn(cluster)), then the safety of every
+    node's whole log; removed afterwards."""
     c = Cluster(nodes)
     print(f"== {nodes} nodes, compose project {c.id}", flush=True)
     try:
@@ -118,6 +120,7 @@ def with_cluster(nodes, scenarios):
             else:  # no cluster to speak of: fail the rest now rather than wait 15 s on each
                 RESULTS.append(False)
                 print(f"FAIL {nodes} nodes: {name}: not run, no first leader")
+        check(f"{nodes} nodes: the logs (one leader per term, terms never go down)", logs_are_safe, c)
     finally:
         c.down()
 
@@ -130,6 +133,14 @@ def first_election(c):
     print(f"   {c.n} nodes: {leader} agreed {secs:.2f} s after `up -d` returned "
           f"({time.monotonic() - t0:.2f} s including `up`), term {replies[leader]['term']}")
     expect(secs <= 5.0, f"leader agreed only after {secs:.2f} s")
+
+
+def logs_are_safe(c):
+    """logcheck on every node's whole log (all runs of its container): no violation."""
+    violations, stats = logcheck.check({n: c.logs(n) for n in c.names})
+    expect(not violations, f"{len(violations)} violations: " + "; ".join(violations[:5]))
+    print(f"   {stats['elections']} elections, terms up to {stats['max_term']}, "
+          f"{stats['restarts']} node restarts: no violation")
 
 
 def summary():
