@@ -397,9 +397,7 @@ def containers(ups, kills):
         c.up()
         c.wait_leader()
         time.sleep(2)
-        stats = dc.run("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
-                       *[c.container(n) for n in c.names + ["Controller"]]).stdout
-        out["memory"] = {line.split()[0][len(c.id) + 1:]: line.split()[1] for line in stats.splitlines()}
+        out["memory"] = {n: usage.split()[0] for n, usage in c.memory().items()}
         for i in range(kills):
             leader, _, _ = c.wait_leader()
             time.sleep(random.uniform(0.1, 0.1 + HEARTBEAT_MS / 1000))

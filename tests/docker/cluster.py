@@ -231,6 +231,14 @@ class Cluster:
         return {n: list(filter(None, map(raftkit.parse_line, self.logs(n, since))))
                 for n in names or self.names}
 
+    def memory(self):
+        """{Node1.., Controller: `docker stats --no-stream` memory usage ("1.2MiB / 7.6GiB")}."""
+        names = self.names + ["Controller"]
+        p = run("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
+                *map(self.container, names))
+        usage = dict(line.split(" ", 1) for line in p.stdout.splitlines())
+        return {n: usage.get(self.container(n), "?") for n in names}
+
     # ---- LEADER_INFO ----------------------------------------------------------------------------
     def ask(self, names=None, wait=0.3):
         """LEADER_INFO to each node from one ephemeral host socket: {name: reply dict or None}."""

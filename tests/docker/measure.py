@@ -55,11 +55,9 @@ def main():
         c.up()
         c.wait_leader()
         time.sleep(2)  # let the health checks start before sampling memory
-        stats = run("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
-                    *[c.container(n) for n in c.names + ["Controller"]]).stdout
         print("memory per container (docker stats --no-stream):")
-        for line in stats.splitlines():
-            print("  " + line.replace(c.id + "-", ""))
+        for name, usage in c.memory().items():
+            print(f"  {name} {usage}")
         failover = []
         for i in range(a.kills):
             leader, _, _ = c.wait_leader()
