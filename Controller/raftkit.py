@@ -3,9 +3,9 @@
 Owns the wire format (the five-field message built from ``Message.json``), the controller socket
 (bind, send, ``recvfrom(1024)``, LEADER_INFO to every node from one socket, polling until the
 nodes agree), the nodes' logfmt lines (parsed exactly as ``src/log.rs`` writes them), and N
-``raft node`` processes on loopback with their CPU time and memory. Used by the Controller scripts, the tests, the flood, the
-Docker suites and the bench. It never prints, never exits and never reaches past the addresses
-it is given: callers decide what to say and where to send.
+``raft node`` processes on loopback with their CPU time and memory. Used by the Controller
+scripts, the tests, the flood, the Docker suites and the bench. It never prints, never exits and
+never reaches past the addresses it is given: callers decide what to say and where to send.
 """
 
 import ipaddress
