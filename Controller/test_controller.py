@@ -724,12 +724,9 @@ class RealClusterTests(unittest.TestCase):
     def wait_for_agreement(self, patience, names=None, accept=lambda leader, replies: True,
                            what="the nodes to agree on a leader"):
         """Wait until ``names`` (default all) agree on a leader ``accept`` likes."""
-        def ask():
-            self.cluster.check_alive()
-            return self.cluster.ask(names, timeout=0.25)
         try:
-            return raftkit.wait_for_leader(
-                ask, patience, accept=lambda r: accept(raftkit.agreed_leader(r), r),
+            return self.cluster.wait_leader(
+                names, timeout=patience, accept=lambda r: accept(raftkit.agreed_leader(r), r),
                 interval=POLL_INTERVAL)
         except raftkit.Failure as e:
             self.fail("still waiting for %s: %s" % (what, e))
