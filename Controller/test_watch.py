@@ -3,30 +3,27 @@ import io
 import json
 import os
 import socket
-import sys
 import threading
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import controller  # noqa: E402
-import watch  # noqa: E402
+import raftkit
+import watch
 
 
 def answer(name, value, term):
     reply = {"sender_name": name, "request": "LEADER_INFO", "term": term, "key": "LEADER",
              "value": value}
-    return controller.Answer(controller.Peer(name, "127.0.0.1"), reply=reply)
+    return raftkit.Answer(raftkit.Peer(name, "127.0.0.1"), reply=reply)
 
 
 class Summary(unittest.TestCase):
     def test_counts_leaders_and_the_highest_term(self):
         answers = [answer("Node1", "Node2", 3), answer("Node2", "Node2", 4), answer("Node3", None, 4),
-                   controller.Answer(controller.Peer("Node4", "127.0.0.1"), error="unreachable")]
+                   raftkit.Answer(raftkit.Peer("Node4", "127.0.0.1"), error="unreachable")]
         self.assertEqual(watch.summary(answers), "leaders=Node2:2,none:1 max_term=4 answered=3/4")
 
     def test_no_answer_at_all(self):
-        nobody = [controller.Answer(controller.Peer("Node1", "127.0.0.1"))]
+        nobody = [raftkit.Answer(raftkit.Peer("Node1", "127.0.0.1"))]
         self.assertEqual(watch.summary(nobody), "leaders= max_term=0 answered=0/1")
 
 
@@ -60,7 +57,7 @@ class Watch(unittest.TestCase):
         node.start()
         out = io.StringIO()
         try:
-            watch.watch([controller.Peer("Node1", "127.0.0.1", node.port)], 0.05, out=out, rounds=5,
+            watch.watch([raftkit.Peer("Node1", "127.0.0.1", node.port)], 0.05, out=out, rounds=5,
                         timeout=5.0)
         finally:
             node.sock.close()
@@ -69,7 +66,7 @@ class Watch(unittest.TestCase):
                          ["leaders=Node1:1 max_term=1 answered=1/1",
                           "leaders=Node2:1 max_term=2 answered=1/1"])
         self.assertTrue(all(ln.startswith("t=") for ln in lines))
-        self.assertTrue(node.sources and all(src[1] != controller.PORT for src in node.sources))
+        self.assertTrue(node.sources and all(src[1] != raftkit.PORT for src in node.sources))
 
     def test_peers_come_from_the_environment(self):
         args = watch.argparse.Namespace(peers=None, nodes=5)

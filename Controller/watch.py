@@ -19,13 +19,11 @@ import sys
 import time
 from collections import Counter
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import controller  # noqa: E402
+import raftkit
 
 
 def summary(answers):
-    """`leaders=Node3:4,none:1 max_term=4 answered=5/5` for a list of controller.Answer."""
+    """`leaders=Node3:4,none:1 max_term=4 answered=5/5` for a list of raftkit.Answer."""
     replies = [a.reply for a in answers if a.reply is not None]
     leaders = Counter(r.get("value") if isinstance(r.get("value"), str) and r.get("value")
                       else "none" for r in replies)
@@ -49,8 +47,8 @@ def watch(peers, interval, out=sys.stdout, rounds=None, timeout=None):
         n += 1
         t0 = time.monotonic()
         try:
-            now = summary(controller.query_all(peers, timeout=timeout or interval))
-        except controller.ControllerError as e:
+            now = summary(raftkit.query_all(peers, timeout=timeout or interval))
+        except raftkit.ControllerError as e:
             now = "error=%r" % str(e)
         if now != last:
             print("%s %s" % (stamp(), now), file=out, flush=True)
@@ -61,8 +59,8 @@ def watch(peers, interval, out=sys.stdout, rounds=None, timeout=None):
 def peers_from(args):
     spec = args.peers or os.environ.get("PEERS", "")
     if spec.strip():
-        return controller.parse_peers(spec)
-    return controller.default_peers(args.nodes)
+        return raftkit.parse_peers(spec)
+    return raftkit.default_peers(args.nodes)
 
 
 def main(argv=None):

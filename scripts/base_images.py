@@ -3,7 +3,7 @@
 
     python3 scripts/base_images.py              # each FROM image: present, else pull, else a stand-in
     python3 scripts/base_images.py --offline    # no pull: a stand-in for every missing one
-    python3 scripts/base_images.py --list       # the names, one a line
+    python3 scripts/base_images.py --list [DOCKERFILE...]   # the names, one a line
     python3 scripts/base_images.py --offline --rebuild   # replace existing stand-ins
 
 The names come from the FROM lines of Node/Dockerfile and Controller/Dockerfile (the one source
@@ -61,9 +61,9 @@ def from_images(text):
     return out
 
 
-def base_images(root=ROOT):
+def base_images(root=ROOT, files=DOCKERFILES):
     out = []
-    for rel in DOCKERFILES:
+    for rel in files:
         for image in from_images((root / rel).read_text(encoding="utf-8")):
             if image not in out:
                 out.append(image)
@@ -253,8 +253,11 @@ def main():
     p.add_argument("--offline", action="store_true", help="do not try to pull; build stand-ins")
     p.add_argument("--rebuild", action="store_true", help="rebuild existing stand-ins too")
     p.add_argument("--list", action="store_true", help="print the base images and stop")
+    p.add_argument("dockerfiles", nargs="*", help=f"with --list (default: {', '.join(DOCKERFILES)})")
     a = p.parse_args()
-    images = base_images()
+    if a.dockerfiles and not a.list:
+        p.error("Dockerfiles are named with --list only")
+    images = base_images(ROOT, a.dockerfiles or DOCKERFILES)
     if a.list:
         print("\n".join(images))
         return 0

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The course's own flow, as a grader meets it: a fresh copy of the tree and `docker-compose up --build`.
 
-    python3 tests/docker/course.py           # run by `make docker-test`, after `make image`
-    python3 tests/docker/course.py --cold    # the same, with the build cache of both images missed
+    PYTHONPATH=Controller python3 tests/docker/course.py          # after `make image`; `make docker-test`
+    PYTHONPATH=Controller python3 tests/docker/course.py --cold   # the build cache of both images missed
 
 1. A fresh copy (the tracked and untracked, not ignored, files: a clone of the working tree, with
    its uncommitted changes) gets `docker-compose up --build` (`docker compose` when v2 exists),
@@ -37,11 +37,8 @@ import tempfile
 import time
 from datetime import datetime
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
-from cluster import ROOT, Cluster, Failure, compose_cmd, preflight, run, shielded  # noqa: E402
-from run import RESULTS, check, expect  # noqa: E402
-from base_images import from_images  # noqa: E402
+from cluster import (RESULTS, ROOT, Cluster, Failure, check, compose_cmd, expect, main_guard, preflight,
+                     run, shielded, summary)
 
 LOCK = "/tmp/raft-docker.lock"
 NAMES = [f"Node{i}" for i in range(1, 6)]
@@ -197,7 +194,7 @@ def controller_shell(s):
     p = s.exec("sh", "-c", "python --version; ls")
     expect(p.stdout.startswith("Python 3."), f"`python --version` printed {p.stdout[:40]!r}")
     for name in ("convert_follower_node1.py", "leader_info.py", "timeout.py", "shutdown.py",
-                 "convert_follower.py", "status.py", "watch.py", "controller.py", "Message.json"):
+                 "convert_follower.py", "status.py", "watch.py", "controller.py", "raftkit.py", "Message.json"):
         expect(name in p.stdout.split(), f"{name} is not in the Controller's working directory")
     print(f"   docker exec Controller sh: {p.stdout.split()[1]}, scripts and Message.json in place")
 
@@ -384,7 +381,9 @@ print("%d passed, %d failed" % (sum(RESULTS), 4 - sum(RESULTS)), flush=True)
 
 
 def course_dockerfile():
-    (base,) = from_images((ROOT / "Controller" / "Dockerfile").read_text(encoding="utf-8"))
+    """FROM the Python base our Controller/Dockerfile names (scripts/base_images.py reads it)."""
+    (base,) = run(sys.executable, str(ROOT / "scripts" / "base_images.py"), "--list",
+                  str(ROOT / "Controller" / "Dockerfile")).stdout.split()
     return f'FROM {base}\nWORKDIR /code\nCOPY . .\nCMD ["python", "-u", "grader.py"]\n'
 
 
@@ -430,10 +429,8 @@ def main():
     hold_lock()
     fresh_clone(a.cold)
     course_style(a.cold)
-    passed = sum(RESULTS)
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main_guard(main, "the course's projects")

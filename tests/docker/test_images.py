@@ -1,11 +1,14 @@
 """The images' sources, checked without Docker: base image names, build contexts, the template."""
+import importlib.util
 import pathlib
+import subprocess
 import sys
 import unittest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import base_images  # noqa: E402
+_spec = importlib.util.spec_from_file_location("base_images", ROOT / "scripts" / "base_images.py")
+base_images = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(base_images)
 
 
 class BaseImageNames(unittest.TestCase):
@@ -27,6 +30,13 @@ class BaseImageNames(unittest.TestCase):
         self.assertEqual([ln for ln in final.splitlines() if ln.startswith("COPY")],
                          ["COPY --from=build /src/target/x86_64-unknown-linux-musl/release/raft /raft"])
         self.assertIn("cargo build --release --locked --offline --target x86_64-unknown-linux-musl", text)
+
+    def test_list_names_the_images_of_given_dockerfiles(self):
+        out = subprocess.run([sys.executable, str(ROOT / "scripts" / "base_images.py"), "--list",
+                              str(ROOT / "Controller" / "Dockerfile")], capture_output=True,
+                             text=True, check=True).stdout.split()
+        self.assertEqual(len(out), 1)
+        self.assertTrue(out[0].startswith("python:"), out)
 
     def test_tags_name_their_suite_and_version(self):
         self.assertEqual(base_images.split_name("python:3.11-slim-bookworm"),
@@ -50,7 +60,7 @@ class BuildContexts(unittest.TestCase):
 
     def test_controller_scripts_are_in_its_context(self):
         for name in ("convert_follower_node1.py", "leader_info.py", "timeout.py", "shutdown.py",
-                     "convert_follower.py", "status.py", "watch.py", "controller.py"):
+                     "convert_follower.py", "status.py", "watch.py", "controller.py", "raftkit.py"):
             self.assertTrue((ROOT / "Controller" / name).is_file(), name)
         text = (ROOT / "Controller" / "Dockerfile").read_text()
         self.assertIn('CMD ["python", "-u", "watch.py"]', text)
