@@ -21,7 +21,7 @@
 //! node's own bookkeeping, so a node that gets its lease or its quorum count wrong is caught.
 
 use crate::check::Violation;
-use raft::raft::{Event, Kind, NodeId, Role, Time};
+use raft::raft::{Cause, Event, Kind, NodeId, Role, Time, Verdict};
 
 /// The longest a kernel tick can delay a timer in the host model (a level-1 bucket at HZ=250).
 pub const TICK_SLACK: Time = 40;
@@ -63,10 +63,15 @@ impl Props {
         check_quorum: bool,
         election_min: Time,
     ) -> Result<(), Violation> {
-        let grants = s
-            .events
-            .iter()
-            .any(|e| matches!(e, Event::Vote { granted: true, .. }));
+        let grants = s.events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Vote {
+                    verdict: Verdict::Granted,
+                    ..
+                }
+            )
+        });
         if let (true, true, Some((_, kind, _))) = (check_quorum, grants, s.from) {
             let unforced = matches!(
                 kind,
@@ -87,8 +92,7 @@ impl Props {
             matches!(
                 e,
                 Event::Vote {
-                    granted: false,
-                    reason: "leader-lease",
+                    verdict: Verdict::LeaderLease,
                     ..
                 }
             )
@@ -178,7 +182,7 @@ pub fn lost_quorum(events: &[Event]) -> bool {
             e,
             Event::Became {
                 role: Role::Follower,
-                reason: "lost-quorum",
+                cause: Cause::LostQuorum,
                 ..
             }
         )
