@@ -684,8 +684,10 @@ def failover_lines(r):
           "granted or refused and for whom, and how long a candidate's write of its term and vote "
           "took (`persist_us`). Every trial is in `build/bench/failover-trace-prevote-{on,off}.txt` "
           "(`bench/trace.py` reads any log folder the same way).", "",
-          "What made the tail, and what closed it (the runs before this design are in "
-          "`docs/before/BENCHMARKS.md`, same bench on the earlier binary):", "",
+          "What made the tail, and what closed it. Before this design (timers on the kernel's "
+          "tick, no pre-vote hold), `make bench` measured with PreVote on: after `SHUTDOWN` median "
+          "162 ms, p99 413, max 567, after `kill -9` 159 / 397 / 456 (n=100 each), and 32 of 200 "
+          "failovers with more than one campaign; PreVote off: p99 224 / 236, 12 of 200.", "",
           "- **The kernel's tick.** The runtime's clock is the socket's receive timeout. Linux "
           "rounds it up to its 4 ms tick (HZ=250) and fires it one tick after that; above 252 ms "
           "its timer wheel rounds to 32 ms buckets. Timers fired 0-36 ms late, and survivors whose "

@@ -5,7 +5,9 @@ import unittest
 import xml.etree.ElementTree as ET
 
 import bench
+import floor
 import timeline
+import trace
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -110,6 +112,51 @@ class Pictures(unittest.TestCase):
         bars = [r for r in root.iter(SVG + "rect") if r.get("height") not in (None, "100%", "10")]
         self.assertEqual(len(bars), 5)  # 4 kill values in 3 bins, 2 shutdown values in 2 bins
         self.assertLess(len(doc), 10000)
+
+
+# One failover trial: Node2 and Node3 fire 0.2 ms apart, both pass their pre-vote, Node3 wins.
+TRIAL = """\
+t=10.000000 node=Node1 event=killed signal=9 source=bench
+t=10.150000 node=Node2 term=3 role=PreCandidate event=become to=PreCandidate reason=election-timeout late_us=80
+t=10.150200 node=Node3 term=3 role=PreCandidate event=become to=PreCandidate reason=election-timeout late_us=70
+t=10.150300 node=Node4 term=3 role=Follower event=pre-vote candidate=Node2 for_term=4 granted=true reason=granted
+t=10.151000 node=Node3 term=4 role=Candidate event=become to=Candidate reason=pre-vote-won persist_us=900
+t=10.151100 node=Node2 term=4 role=Candidate event=become to=Candidate reason=pre-vote-won persist_us=950
+t=10.151500 node=Node4 term=4 role=Follower event=vote candidate=Node3 for_term=4 granted=true reason=granted persist_us=400
+t=10.151600 node=Node3 term=4 role=Leader event=elected votes=3/5 after_ms=1
+"""
+
+
+class Traces(unittest.TestCase):
+    def rows(self):
+        events = sorted(filter(None, map(timeline.parse_line, TRIAL.splitlines())), key=lambda e: e["t"])
+        return trace.trial(events, 10.0, 10.1516, "Node1")
+
+    def test_a_trial_lists_timers_votes_and_the_winner(self):
+        rows = self.rows()
+        self.assertEqual([r["what"] for r in rows], ["PreCandidate", "PreCandidate", "pre-vote", "Candidate",
+                                                     "Candidate", "vote", "elected"])
+        text = trace.render(rows, 10.0)
+        self.assertIn("150.000 Node2 -> PreCandidate@3 (election-timeout) late 0.08 ms", text[0])
+        self.assertIn("Node4 vote GRANT for Node3@4 (granted) after 0.40 ms on disk", text[5])
+
+    def test_timers_fired_together_are_named_so(self):
+        self.assertEqual(trace.category(self.rows()), trace.CATEGORIES[1])
+        self.assertIn("2 candidates in term 4", trace.classify(self.rows()))
+        one = [r for r in self.rows() if r["node"] != "Node2"]
+        self.assertEqual(trace.category(one), trace.CATEGORIES[0])
+
+
+class Floor(unittest.TestCase):
+    def test_the_floor_is_the_first_of_four_timers_after_the_heartbeat_phase(self):
+        f = floor.floor(20000, seed=1)
+        self.assertTrue(145 <= f["p50"] <= 157, f)
+        self.assertTrue(225 <= f["p99"] <= 245, f)
+        self.assertLessEqual(f["max"], 300)
+        self.assertGreaterEqual(min(f["p50"], f["p90"]), 100)
+        ticked = floor.floor(20000, seed=1, tick=4)
+        self.assertGreater(ticked["same_tick"], 0.02)
+        self.assertEqual(f["same_tick"], 0)
 
 
 if __name__ == "__main__":
