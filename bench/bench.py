@@ -847,6 +847,7 @@ def main():
     r["simulator"] = simulator(200 if quick else 2000)
     if only_failover:
         r["seconds"], r["load_end"] = time.monotonic() - t, loadavg()
+        write_histogram(r, out)
         with open(os.path.join(out, "BENCHMARKS.md"), "w") as f:
             f.write(report_failover_only(r))
         progress("bench: wrote %s/BENCHMARKS.md (failover only) in %.0f s"
@@ -866,11 +867,7 @@ def main():
         r["containers"] = {"skipped": "the container run failed: %s: %s" % (type(e).__name__, e)}
         progress("  " + r["containers"]["skipped"])
     r["seconds"], r["load_end"] = time.monotonic() - t, loadavg()
-    raw = r["failover"][1]["raw"]
-    with open(os.path.join(out, "failover.svg"), "w") as f:
-        f.write(histogram_svg({"kill -9, %d trials" % len(raw["kill"]): raw["kill"],
-                               "SHUTDOWN, %d trials" % len(raw["shutdown"]): raw["shutdown"]},
-                              REFERENCE, "Leader failover: 5 local nodes, 150-300 ms timeouts, PreVote on"))
+    write_histogram(r, out)
     with open(os.path.join(out, "BENCHMARKS.md"), "w") as f:
         f.write(report(r))
     raw_dir = os.path.join(ROOT, "build", "bench")
@@ -880,6 +877,15 @@ def main():
     progress("bench: wrote %s/BENCHMARKS.md, failover.svg, timeline.svg in %.0f s"
              % (os.path.relpath(out, ROOT), time.monotonic() - t))
     return 0
+
+
+def write_histogram(r, out):
+    """failover.svg: the PreVote-on failover times, kill -9 and SHUTDOWN side by side."""
+    raw = r["failover"][1]["raw"]
+    with open(os.path.join(out, "failover.svg"), "w") as f:
+        f.write(histogram_svg({"kill -9, %d trials" % len(raw["kill"]): raw["kill"],
+                               "SHUTDOWN, %d trials" % len(raw["shutdown"]): raw["shutdown"]},
+                              REFERENCE, "Leader failover: 5 local nodes, 150-300 ms timeouts, PreVote on"))
 
 
 def cleanup():
