@@ -9,6 +9,9 @@
 //!     Output: persist (fsync) -> send -> log
 //! }
 //! ```
+//! With a cluster key, node datagrams pass `auth::Guard::open` between the source check and the
+//! core, and `auth::Guard::seal` on the way out; the guard's announcements share the wait.
+use crate::auth::{self, Guard, Verdict};
 use crate::config::NodeConfig;
 use crate::json;
 use crate::log::{clip, Line, RateLimit};
@@ -42,6 +45,8 @@ pub struct Runtime {
     start: Instant,
     limits: RateLimit,
     campaign_started: Option<u64>,
+    /// Present when a cluster key is configured.
+    guard: Option<Guard>,
 }
 
 pub fn run(cfg: NodeConfig) -> Exit {
@@ -73,6 +78,7 @@ impl Runtime {
         let book = AddressBook::new(&targets, bind.is_ipv4());
         let seed = node_seed(cfg.seed, &cfg.name);
         let node = Node::new(cfg.core(), hard, seed, 0);
+        let guard = make_guard(&cfg, &names)?;
         let rt = Runtime {
             names,
             node,
@@ -82,6 +88,7 @@ impl Runtime {
             start: Instant::now(),
             limits: RateLimit::default(),
             campaign_started: None,
+            guard,
             cfg,
         };
         rt.log_start(bind, seed);
@@ -109,7 +116,9 @@ impl Runtime {
                 }
                 continue;
             }
-            let wait = deadline.map(|d| Duration::from_millis((d - now).max(1)));
+            self.send_hellos(now);
+            let deadline = earliest(deadline, self.guard.as_ref().and_then(Guard::deadline));
+            let wait = deadline.map(|d| Duration::from_millis(d.saturating_sub(now).max(1)));
             if let Err(e) = self.socket.set_read_timeout(wait) {
                 return Exit::Io(format!("set_read_timeout: {e}"));
             }
@@ -139,6 +148,10 @@ impl Runtime {
                 return Ok(());
             }
         };
+        if self.guard.is_some() && d.request.as_deref() == Some(auth::HELLO) {
+            self.on_hello(&d, src, bytes.len());
+            return Ok(());
+        }
         match message::classify(&d, &self.names) {
             Err(reason) => {
                 let request = clip(d.request.as_deref().unwrap_or("null"));
@@ -153,6 +166,9 @@ impl Runtime {
                         &self.names[from].clone(),
                         Some((src, bytes.len())),
                     );
+                    return Ok(());
+                }
+                if !self.authentic(from, &d, src, bytes.len()) {
                     return Ok(());
                 }
                 self.step(now, Input::Receive { from, msg })
@@ -241,8 +257,11 @@ impl Runtime {
                 self.drop_output("no-address", &name);
                 continue;
             };
-            let bytes = json::emit(&message::encode(&self.cfg.name, msg));
-            if let Err(e) = self.socket.send_to(&bytes, addr) {
+            let mut d = message::encode(&self.cfg.name, msg);
+            if let Some(guard) = &mut self.guard {
+                guard.seal(to, &mut d);
+            }
+            if let Err(e) = self.socket.send_to(&json::emit(&d), addr) {
                 self.drop_output("send-error", &format!("{}: {e}", self.names[to]));
             }
         }
@@ -263,6 +282,55 @@ impl Runtime {
         };
         save(store, hard, &self.names)
             .map_err(|e| Exit::Io(format!("cannot persist to {}: {e}", store.path().display())))
+    }
+
+    // ---- authentication (with a cluster key) ------------------------------------------------
+
+    /// The guard's verdict on a node datagram from peer `from`; a rejection is logged.
+    fn authentic(&mut self, from: usize, d: &json::Datagram, src: SocketAddr, len: usize) -> bool {
+        let now = self.now();
+        let Some(guard) = &mut self.guard else {
+            return true;
+        };
+        match guard.open(from, d, now) {
+            Verdict::Deliver => true,
+            Verdict::Hello => false,
+            Verdict::Drop(why) => {
+                let detail = format!("{} {}", self.names[from], why.explain());
+                self.drop_input(why.as_str(), &detail, Some((src, len)));
+                false
+            }
+        }
+    }
+
+    /// An `AUTH_HELLO`: from a configured peer at its own address, then through the guard.
+    fn on_hello(&mut self, d: &json::Datagram, src: SocketAddr, len: usize) {
+        let sender = d.sender_name.as_deref().unwrap_or("");
+        let Some(from) = self.names.iter().position(|n| n == sender) else {
+            self.drop_input("unknown-sender", &clip(sender), Some((src, len)));
+            return;
+        };
+        let now = self.now();
+        if !self.book.matches(from, src, now) {
+            self.drop_input("untrusted-source", sender, Some((src, len)));
+            return;
+        }
+        self.authentic(from, d, src, len);
+    }
+
+    fn send_hellos(&mut self, now: u64) {
+        let Some(guard) = &mut self.guard else { return };
+        if guard.deadline().is_none_or(|t| t > now) {
+            return;
+        }
+        for (to, d) in guard.due_hellos(now) {
+            let Some(addr) = self.book.addr(to, now) else {
+                continue; // not resolved yet; the next announcement will try again
+            };
+            if let Err(e) = self.socket.send_to(&json::emit(&d), addr) {
+                self.drop_output("send-error", &format!("{}: {e}", self.names[to]));
+            }
+        }
     }
 
     // ---- logging -----------------------------------------------------------------------------
@@ -408,6 +476,12 @@ impl Runtime {
                 hard.voted_for.map_or("none", |i| self.names[i].as_str()),
             )
             .kv("seed", seed)
+            .kv(
+                "auth",
+                self.guard
+                    .as_ref()
+                    .map_or("off".to_string(), |g| format!("hmac-sha256 epoch={:x}", g.epoch())),
+            )
             .emit();
         if self.store.is_none() {
             self.line("warning")
@@ -417,6 +491,39 @@ impl Runtime {
                 )
                 .emit();
         }
+    }
+}
+
+/// The message guard when a cluster key is configured: keys read, this start's epoch saved.
+fn make_guard(cfg: &NodeConfig, names: &[String]) -> Result<Option<Guard>, Exit> {
+    let Some(src) = &cfg.cluster_key else {
+        return Ok(None);
+    };
+    let current = auth::keyfile::load(src).map_err(Exit::Config)?;
+    let previous = match &cfg.cluster_key_previous {
+        Some(p) => Some(auth::keyfile::load(p).map_err(Exit::Config)?),
+        None => None,
+    };
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let dir = cfg.data_dir.as_deref().map(std::path::Path::new);
+    let epoch = auth::epoch::next(dir, now_us).map_err(Exit::State)?;
+    let keys = auth::Keys::new(&current, previous.as_deref());
+    Ok(Some(Guard::new(
+        keys,
+        names.to_vec(),
+        cfg.id,
+        epoch,
+        cfg.heartbeat,
+        0,
+    )))
+}
+
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
     }
 }
 

@@ -21,6 +21,7 @@
 //! the epoch). The argument is in README.md ("Threat model").
 pub mod epoch;
 pub mod hmac;
+pub mod keyfile;
 pub mod sha256;
 
 use crate::json::Datagram;
@@ -78,6 +79,16 @@ impl Reject {
             Reject::StaleEpoch => "stale-epoch",
             Reject::OldBoot => "old-boot",
             Reject::Replay => "replay",
+        }
+    }
+
+    /// The `detail=` of its log line: what the reason means for the operator.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Reject::BadMac => "no tag that verifies under this node's cluster key(s): a different key, or forged",
+            Reject::StaleEpoch => "from an earlier start of the sender",
+            Reject::OldBoot => "made before this node's current start (or the sender has not learned it yet)",
+            Reject::Replay => "already delivered or older than one delivered",
         }
     }
 }
