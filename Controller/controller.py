@@ -84,9 +84,11 @@ class Answer(NamedTuple):
 
 
 def normalize_request(request: str) -> str:
-    """Return the canonical spelling of a request: ``leader-info`` -> ``LEADER_INFO``.
+    """Return the protocol constant a command-line spelling names: ``leader-info`` -> ``LEADER_INFO``.
 
-    Raises ``ValueError`` for an empty name or one containing whitespace.
+    Only the command line is lenient: what goes on the wire is always the exact constant, since
+    nodes match request names byte for byte. Raises ``ValueError`` for an empty name or one
+    containing whitespace.
     """
     name = str(request).strip().upper().replace("-", "_")
     if not name or any(c.isspace() for c in name):
@@ -154,13 +156,8 @@ def decode(data: bytes) -> Optional[dict]:
 
 
 def is_reply_to(msg: Optional[dict], request: str) -> bool:
-    """True when ``msg`` is a JSON object answering ``request``."""
-    if not isinstance(msg, dict) or not isinstance(msg.get("request"), str):
-        return False
-    try:
-        return normalize_request(msg["request"]) == request
-    except ValueError:
-        return False
+    """True when ``msg`` is a JSON object answering ``request`` (the exact constant)."""
+    return isinstance(msg, dict) and msg.get("request") == request
 
 
 # ---- addresses ------------------------------------------------------------------------------

@@ -186,7 +186,7 @@ impl Runtime {
                 if !self.controller_allowed(src) {
                     return Ok(());
                 }
-                let request = message::canonical(d.request.as_deref().unwrap_or(""));
+                let request = d.request.clone().unwrap_or_default();
                 let now = self.now();
                 // Every request is obeyed; a flood of them is not written out line by line.
                 if let Some(held) = self.limits.allow(&request, now, 100) {
