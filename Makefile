@@ -73,6 +73,7 @@ net-tools:
 flood:
 	$(CARGO) build --profile checked
 	$(PYTHON) tests/flood.py --bin target/checked/raft
+	$(PYTHON) tests/flood.py --bin target/checked/raft --key
 
 # The decoder and classifier on FUZZ_ITERS random inputs (an ignored test, optimised build).
 fuzz:

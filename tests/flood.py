@@ -14,8 +14,17 @@ Last, when run as root, one APPEND_RPC with term 2^64-1 whose source address is 
 peer's (raw socket): a peer's word is trusted, so the cluster moves to that term and can elect
 nobody after it, but no node may crash, stop answering, or let its term go down (wrap).
 
+With --key (CLUSTER_KEY on every node), a fifth of the flood is node messages carrying made-up
+or altered tags, sent as root from the peers' own addresses (raw socket), so they pass the
+source check and meet the MAC; then the term-2^64-1 forgery must change nothing; then the
+cluster's own traffic, captured on `lo` (AF_PACKET), is replayed from the original senders'
+addresses, first to everyone while the leader lives (nothing may change), then after the
+leader is killed, its heartbeats again and again (a new leader must still be elected).
+
 Asserted: every process is still alive, every node answers LEADER_INFO after the flood, the
-cluster agrees on a leader, and the target's VmRSS grew by less than 1 MiB. Reported: whether
+cluster agrees on a leader, and the target's VmRSS grew by less than 1 MiB; with --key also
+that the flood caused no election and left leader and term as they were (the keyed run sends
+no 64 KiB datagrams: see `main`). Reported: whether
 the leader and the term stayed the same (timing-sensitive under load, so not asserted), the
 log lines written during the flood, and what the kernel dropped at the target's socket.
 Standard library only; every process is stopped and the folder removed, also on failure.
@@ -166,22 +175,113 @@ KINDS = [  # (generator, share in %)
 ]
 
 
-def pool(rng, size=20000):
-    gens = [g for g, share in KINDS for _ in range(share)]
+def pool(rng, size=20000, oversized_too=True):
+    gens = [g for g, share in KINDS for _ in range(share) if oversized_too or g is not oversized]
     return [rng.choice(gens)(rng) for _ in range(size)]
 
 
-def spoofed(src, dst, payload):
+def spoofed(src, dst, payload, raw=None):
     """One UDP datagram to dst whose IP source is src (raw socket, needs root)."""
     import struct
     udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload  # checksum 0: none
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0,
                      socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
+    if raw is not None:
+        raw.sendto(ip + udp, (dst[0], 0))
+        return
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as r:
         r.sendto(ip + udp, (dst[0], 0))
 
 
-def forged_last_term(ctl, procs, failures):
+def tagged(rng):
+    """(sender, a node message in its name with a made-up `value` tag), for the keyed flood."""
+    h = lambda bits: "%x" % rng.getrandbits(bits)
+    value = rng.choice([
+        '"%s.%s.%s.%032x"' % (h(52), h(20), h(52), rng.getrandbits(128)),
+        '"%x.%x.%x.%032x"' % (2**64 - 1, 2**64 - 1, 2**64 - 1, rng.getrandbits(128)),
+        '"%s.%s.%s.%s"' % (h(52), h(20), h(52), h(rng.choice([64, 120, 200]))),
+        '"..."', "null", '"%s"' % ("f" * rng.randrange(200)), "1", '["x"]',
+    ])
+    req = rng.choice(["APPEND_RPC", "VOTE_REQUEST", "PRE_VOTE_REQUEST", "VOTE_ACK", "APPEND_REPLY",
+                      "PRE_VOTE_ACK", "AUTH_HELLO"])
+    term = rng.choice([HUGE, str(rng.randrange(100)), str(2**63)])
+    sender = rng.choice(NAMES)
+    return sender, ('{"sender_name": "%s", "request": "%s", "term": %s, "key": %s, "value": %s}'
+                    % (sender, req, term, rng.choice(["null", '"TRANSFER"']), value)).encode()
+
+
+class Capture:
+    """The cluster's own datagrams on `lo`, as (src, dst, payload), via an AF_PACKET socket."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.05)
+        self.cluster = {h for h, _ in ADDRS.values()}
+
+    def collect(self, seconds):
+        import struct
+        got, t_end = [], time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            try:
+                frame = self.sock.recv(65535)
+            except socket.timeout:
+                continue
+            ip = frame[14:]  # loopback frames carry a 14-byte Ethernet header
+            if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != socket.IPPROTO_UDP:
+                continue
+            ihl = (ip[0] & 15) * 4
+            src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+            sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
+            if src in self.cluster and dst in self.cluster and sport == 5555 == dport:
+                got.append(((src, sport), (dst, dport), bytes(ip[ihl + 8:])))
+        return got
+
+
+def replayed(ctl, procs, folder, failures):
+    """Captured traffic replayed from the senders' own addresses changes nothing; the dead
+    leader's replayed heartbeats keep nobody from electing another."""
+    leader, term = agreed(ctl)
+    cap = Capture()
+    traffic = cap.collect(1.5)
+    by_sender = {}
+    for src, dst, payload in traffic:
+        by_sender.setdefault(src[0], []).append((src, dst, payload))
+    heartbeats = [t for t in by_sender.get(ADDRS[leader][0], []) if b"APPEND_RPC" in t[2]]
+    print(f"  captured {len(traffic)} node datagrams on lo ({len(heartbeats)} heartbeats of {leader})")
+    if not heartbeats:
+        failures.append("nothing captured on lo: the replay test did not run")
+        return
+    marks = {n: len(read_log(os.path.join(folder, f"{n}.log"))) for n in NAMES}
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
+        for _ in range(3):
+            for src, dst, payload in traffic:
+                spoofed(src, dst, payload, raw)
+        time.sleep(1.0)
+        after = agreed(ctl)
+        print(f"  every captured datagram replayed 3 times: (leader, term) {(leader, term)} -> {after}")
+        if after != (leader, term):
+            failures.append(f"replayed traffic moved the cluster: {(leader, term)} -> {after}")
+            for n in NAMES:
+                for ln in read_log(os.path.join(folder, f"{n}.log"), marks[n])[:12]:
+                    print(f"    {ln}")
+        procs[leader].kill()
+        procs[leader].wait()
+        t_end = time.monotonic() + 3.0
+        while time.monotonic() < t_end:
+            for src, dst, payload in heartbeats:
+                spoofed(src, dst, payload, raw)
+            time.sleep(0.01)
+    rest = [n for n in NAMES if n != leader]
+    replies = {n: ask(ctl, n, wait=1.0) for n in rest}
+    named = {(r or {}).get("value") for r in replies.values()}
+    print(f"  {leader} killed, its heartbeats replayed for 3 s: the others now name {sorted(map(str, named))}")
+    if len(named) != 1 or None in named or leader in named:
+        failures.append(f"after {leader} died under replayed heartbeats: {replies}")
+
+
+def forged_last_term(ctl, procs, failures, keyed=False):
+    before = agreed(ctl)
     terms0 = {n: (ask(ctl, n) or {}).get("term", 0) for n in NAMES}
     msg = ('{"sender_name": "Node2", "request": "APPEND_RPC", "term": %s, "key": null, "value": null}'
            % HUGE).encode()
@@ -198,6 +298,8 @@ def forged_last_term(ctl, procs, failures):
             failures.append(f"after the forged term, {n} does not answer")
         elif r["term"] < terms0[n]:
             failures.append(f"after the forged term, {n}'s term went down {terms0[n]} -> {r['term']}")
+    if keyed and agreed(ctl) != before:
+        failures.append(f"with a key, the forged term moved the cluster: {before} -> {agreed(ctl)}")
 
 
 def read_log(path, since=None):
@@ -213,7 +315,9 @@ def main():
     ap.add_argument("--rate", type=int, default=8000, help="datagrams per second")
     ap.add_argument("--target", default="leader", help="leader, follower or a node name")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--key", action="store_true", help="run the cluster with a CLUSTER_KEY")
     a = ap.parse_args()
+    root = os.geteuid() == 0
     rng = random.Random(a.seed)
     folder = tempfile.mkdtemp(prefix="raft-flood-")
     procs, failures = {}, []
@@ -222,6 +326,8 @@ def main():
         for n in NAMES:
             os.makedirs(os.path.join(folder, n))
             env = dict(os.environ, NODE_NAME=n, PEERS=PEERS, DATA_DIR=os.path.join(folder, n))
+            if a.key:
+                env["CLUSTER_KEY"] = "flood test key"
             log = open(os.path.join(folder, f"{n}.log"), "w")
             procs[n] = subprocess.Popen([a.bin, "node"], env=env, stderr=log, stdout=log)
         ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -232,7 +338,12 @@ def main():
         target = {"leader": leader, "follower": next(n for n in NAMES if n != leader)}.get(a.target, a.target)
         print(f"flood: 5 nodes on 127.0.9.1-5, {leader} leads term {term}; "
               f"{a.count} datagrams at {target} ({ADDRS[target][0]}), {a.rate}/s", flush=True)
-        datagrams = pool(rng)
+        # The keyed run leaves out the 64 KiB datagrams (the plain run has them; they never get as
+        # far as the MAC): two of them fill a socket's default receive buffer, and the heartbeat
+        # replies the kernel then drops would cost an election that says nothing about keys.
+        datagrams = pool(rng, oversized_too=not a.key)
+        keyed_pool = [tagged(rng) for _ in range(4000)] if a.key and root else []
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) if keyed_pool else None
         print(f"  pool of {len(datagrams)} distinct datagrams, {min(map(len, datagrams))}-"
               f"{max(map(len, datagrams))} bytes", flush=True)
         rss0 = {n: rss_kib(p.pid) for n, p in procs.items()}
@@ -250,7 +361,12 @@ def main():
             for _ in range(min(batch, a.count - sent)):
                 d = datagrams[rng.randrange(len(datagrams))]
                 try:
-                    out.sendto(d, ADDRS[target])
+                    sender, tagged_d = keyed_pool[rng.randrange(len(keyed_pool))] if keyed_pool else (target, d)
+                    if sender != target and rng.randrange(5) == 0:
+                        d = tagged_d  # from the named peer's own address: it meets the MAC
+                        spoofed(ADDRS[sender], ADDRS[target], d, raw)
+                    else:
+                        out.sendto(d, ADDRS[target])
                     sent_bytes += len(d)
                 except OSError:
                     errors += 1
@@ -305,8 +421,13 @@ def main():
             odd = [ln for ln in ls if not ln.startswith("t=")]
             if odd:
                 failures.append(f"{n} wrote non-log output: {odd[:3]}")
-        if os.geteuid() == 0 and not dead:
-            forged_last_term(ctl, procs, failures)
+        if a.key and (elections or (after_leader, after_term) != (leader, term)):
+            failures.append(f"with a key the flood caused {elections} elections, "
+                            f"({leader}, {term}) -> ({after_leader}, {after_term})")
+        if root and not dead:
+            forged_last_term(ctl, procs, failures, keyed=a.key)
+            if a.key:
+                replayed(ctl, procs, folder, failures)
             for n in NAMES:
                 odd = [ln for ln in read_log(os.path.join(folder, f"{n}.log")) if not ln.startswith("t=")]
                 if odd:
