@@ -55,6 +55,7 @@ docker-test:
 	$(PYTHON) -m unittest discover -s tests/docker -p 'test_*.py'
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools; fi
 	$(PYTHON) tests/docker/run.py
+	$(PYTHON) tests/docker/keyed.py
 	$(PYTHON) tests/docker/network.py
 	$(PYTHON) tests/docker/chaos.py --duration 25 --nodes 5
 
