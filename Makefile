@@ -8,7 +8,7 @@ MUSL    := x86_64-unknown-linux-musl
 BIN     := target/$(MUSL)/release/raft
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
-        up down logs status image bench bench-test chaos flood fuzz net-tools sim-adversary
+        up down logs status image bench bench-auth bench-test chaos flood fuzz net-tools sim-adversary
 
 help:
 	@echo "make up        build the binary and image, start a $(NODES)-node cluster, show the leader"
@@ -16,7 +16,7 @@ help:
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
 	@echo "make sim-adversary  SEEDS=100000 runs of a replaying, forging adversary against a keyed cluster"
-	@echo "make down | logs | status | image | bench"
+	@echo "make down | logs | status | image | bench | bench-auth (what a cluster key costs)"
 	@echo "  up NODES=7   any cluster size (compose file in build/docker-compose.7.yml); down removes any size"
 	@echo "  image        $(IMAGE): FROM scratch + the static musl binary (< 1 MiB)"
 	@echo "  status       leader table as seen by every node (docker exec Node1 /raft status)"
@@ -146,6 +146,12 @@ status:
 # BENCH_QUICK=1: a one-minute smoke run into build/bench; BENCH_TRIALS=N, BENCH_QUIET_S=S.
 bench: build musl
 	$(PYTHON) bench/bench.py
+
+# Failover p50/p99 (TRIALS of SHUTDOWN and of kill -9, default 100), idle CPU and memory, with and
+# without CLUSTER_KEY, on five local processes (about 8 minutes).
+TRIALS ?= 100
+bench-auth: build
+	$(PYTHON) bench/auth_cost.py --trials $(TRIALS)
 
 bench-test:
 	$(PYTHON) -m unittest discover -s bench -v
