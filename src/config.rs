@@ -422,7 +422,10 @@ mod tests {
                 ],
                 "CONTROLLER_ALLOW",
             ),
-            (&[("NODE_NAME", "Node1"), ("CLUSTER_KEY", " ")], "CLUSTER_KEY"),
+            (
+                &[("NODE_NAME", "Node1"), ("CLUSTER_KEY", " ")],
+                "CLUSTER_KEY",
+            ),
             (
                 &[("NODE_NAME", "Node1"), ("CLUSTER_KEY_FILE", "")],
                 "CLUSTER_KEY_FILE",

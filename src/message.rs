@@ -211,7 +211,10 @@ mod tests {
 
     #[test]
     fn verbs_map_to_the_constants_and_nothing_else() {
-        assert_eq!(request_for_verb("convert-follower"), Some("CONVERT_FOLLOWER"));
+        assert_eq!(
+            request_for_verb("convert-follower"),
+            Some("CONVERT_FOLLOWER")
+        );
         assert_eq!(request_for_verb("leader-info"), Some("LEADER_INFO"));
         assert_eq!(request_for_verb("TIMEOUT"), None);
         for (_, request) in CONTROL_VERBS {

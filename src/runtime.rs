@@ -478,9 +478,9 @@ impl Runtime {
             .kv("seed", seed)
             .kv(
                 "auth",
-                self.guard
-                    .as_ref()
-                    .map_or("off".to_string(), |g| format!("hmac-sha256 epoch={:x}", g.epoch())),
+                self.guard.as_ref().map_or("off".to_string(), |g| {
+                    format!("hmac-sha256 epoch={:x}", g.epoch())
+                }),
             )
             .emit();
         if self.store.is_none() {

@@ -141,10 +141,7 @@ impl Mac {
                 sealed.push(emit(&d));
             }
         }
-        let genuine = sealed
-            .iter()
-            .map(|b| covered(&parse(b).unwrap()))
-            .collect();
+        let genuine = sealed.iter().map(|b| covered(&parse(b).unwrap())).collect();
         Mac {
             guard,
             sealed,
@@ -162,7 +159,10 @@ impl Mac {
         let v = self.guard.open(from, d, 1);
         if v == Verdict::Deliver {
             let c = covered(d);
-            assert!(self.genuine.contains(&c), "delivered a made-up datagram: {d:?}");
+            assert!(
+                self.genuine.contains(&c),
+                "delivered a made-up datagram: {d:?}"
+            );
             assert!(self.delivered.insert(c), "delivered twice: {d:?}");
         }
         Some(v)
@@ -316,7 +316,10 @@ fn run(iters: u64, seed: u64) {
         .filter(|(k, _)| k.contains("BadMac"))
         .map(|(_, n)| n)
         .sum();
-    assert!(delivered > 0 && bad_mac > 100, "the MAC path was not exercised");
+    assert!(
+        delivered > 0 && bad_mac > 100,
+        "the MAC path was not exercised"
+    );
 }
 
 /// A quick pass in the ordinary suite, so the generator stays honest.

@@ -492,7 +492,11 @@ fn without_a_key_a_forgery_from_a_peers_own_address_moves_the_term_as_documented
     forge_from_peer_address(&mut c, victim);
     let start = Instant::now();
     while c.term_of(leader) != u64::MAX {
-        assert!(start.elapsed() < PATIENCE, "the forged term was not taken\n{}", c.logs());
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the forged term was not taken\n{}",
+            c.logs()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -507,7 +511,12 @@ fn a_node_with_a_different_key_cannot_join_vote_or_lead_and_says_why() {
     let term = c.term_of(leader);
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(c.agreed_leader(&four), leader, "the four keep their leader");
-    assert_eq!(c.term_of(leader), term, "the outsider moved no term\n{}", c.logs());
+    assert_eq!(
+        c.term_of(leader),
+        term,
+        "the outsider moved no term\n{}",
+        c.logs()
+    );
     let (_, named) = c.leader_info(5).expect("the outsider answers LEADER_INFO");
     assert_eq!(named, None, "the outsider follows nobody\n{}", c.logs());
     let outsider = log_of(&c, 5);
@@ -523,7 +532,10 @@ fn a_rolling_key_rotation_keeps_a_leader_throughout() {
     let mut c = Cluster::start_with(15, 3, &[("CLUSTER_KEY", "old key")]);
     c.agreed_leader(&c.all());
     // Step 1: each node in turn restarts with the new key, still accepting the old one.
-    let both = [("CLUSTER_KEY", "new key"), ("CLUSTER_KEY_PREVIOUS", "old key")];
+    let both = [
+        ("CLUSTER_KEY", "new key"),
+        ("CLUSTER_KEY_PREVIOUS", "old key"),
+    ];
     for k in 1..=3 {
         c.kill(k);
         c.start_node_env(k, &both);
@@ -541,7 +553,12 @@ fn a_rolling_key_rotation_keeps_a_leader_throughout() {
     c.kill(follower);
     c.start_node_env(follower, &[("CLUSTER_KEY", "old key")]);
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(c.leader_info(follower).and_then(|(_, l)| l), None, "{}", c.logs());
+    assert_eq!(
+        c.leader_info(follower).and_then(|(_, l)| l),
+        None,
+        "{}",
+        c.logs()
+    );
     assert!(log_of(&c, follower).contains("reason=bad-mac"));
 }
 

@@ -38,7 +38,10 @@ mod tests {
         };
         assert_eq!(load(&file("k", b"s3cret\n")), Ok(b"s3cret".to_vec()));
         let empty = load(&file("e", b" \n\t")).unwrap_err();
-        assert!(empty.starts_with("CLUSTER_KEY_FILE: the key is empty"), "{empty}");
+        assert!(
+            empty.starts_with("CLUSTER_KEY_FILE: the key is empty"),
+            "{empty}"
+        );
         let missing = KeySource::File {
             var: "CLUSTER_KEY_FILE",
             path: dir.join("absent").display().to_string(),

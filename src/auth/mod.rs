@@ -85,9 +85,13 @@ impl Reject {
     /// The `detail=` of its log line: what the reason means for the operator.
     pub fn explain(self) -> &'static str {
         match self {
-            Reject::BadMac => "no tag that verifies under this node's cluster key(s): a different key, or forged",
+            Reject::BadMac => {
+                "no tag that verifies under this node's cluster key(s): a different key, or forged"
+            }
             Reject::StaleEpoch => "from an earlier start of the sender",
-            Reject::OldBoot => "made before this node's current start (or the sender has not learned it yet)",
+            Reject::OldBoot => {
+                "made before this node's current start (or the sender has not learned it yet)"
+            }
             Reject::Replay => "already delivered or older than one delivered",
         }
     }
@@ -180,7 +184,15 @@ impl Guard {
         let peer = &self.peers[to];
         let seen = peer.epoch;
         let key = self.key(peer.key);
-        let tag = tag(key, &self.names[self.me], &self.names[to], d, self.epoch, self.counter, seen);
+        let tag = tag(
+            key,
+            &self.names[self.me],
+            &self.names[to],
+            d,
+            self.epoch,
+            self.counter,
+            seen,
+        );
         let seal = Seal {
             epoch: self.epoch,
             counter: self.counter,

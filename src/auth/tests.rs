@@ -124,7 +124,13 @@ fn a_wrong_key_or_no_tag_is_bad_mac() {
     let mut other = guard(1, 200, b"other key", None);
     let d = sealed(&mut a, 1, &append("Node1", 3));
     assert_eq!(other.open(0, &d, 1), Verdict::Drop(Reject::BadMac));
-    for v in [None, Some(""), Some("1.2.3"), Some("1.2.3.zz"), Some("x.y.z.w.v")] {
+    for v in [
+        None,
+        Some(""),
+        Some("1.2.3"),
+        Some("1.2.3.zz"),
+        Some("x.y.z.w.v"),
+    ] {
         let mut x = d.clone();
         x.value = v.map(String::from);
         assert_eq!(other.open(0, &x, 1), Verdict::Drop(Reject::BadMac));
@@ -176,7 +182,7 @@ fn announcements_repeat_with_backoff_until_the_peer_shows_it_knows_us() {
     assert!(a.due_hellos(49).is_empty());
     assert_eq!(a.due_hellos(50).len(), 2);
     assert_eq!(a.deadline(), Some(150)); // 50 + 100: doubled
-    // Node2 learns Node1's epoch and answers with a datagram Node1 delivers: no more to Node2.
+                                         // Node2 learns Node1's epoch and answers with a datagram Node1 delivers: no more to Node2.
     for (to, d) in a.due_hellos(150) {
         if to == 1 {
             assert_eq!(b.open(0, &d, 150), Verdict::Hello);
@@ -197,11 +203,21 @@ fn announcements_repeat_with_backoff_until_the_peer_shows_it_knows_us() {
 fn a_replayed_announcement_changes_nothing() {
     let mut a = guard(0, 100, b"k", None);
     let mut b = guard(1, 200, b"k", None);
-    let hello_old: Datagram = a.due_hellos(0).into_iter().find(|(to, _)| *to == 1).unwrap().1;
+    let hello_old: Datagram = a
+        .due_hellos(0)
+        .into_iter()
+        .find(|(to, _)| *to == 1)
+        .unwrap()
+        .1;
     assert_eq!(b.open(0, &hello_old, 0), Verdict::Hello);
     // Node1 restarts; its new announcement is heard; then the old one is replayed.
     let mut a2 = guard(0, 150, b"k", None);
-    let hello_new = a2.due_hellos(0).into_iter().find(|(to, _)| *to == 1).unwrap().1;
+    let hello_new = a2
+        .due_hellos(0)
+        .into_iter()
+        .find(|(to, _)| *to == 1)
+        .unwrap()
+        .1;
     assert_eq!(b.open(0, &hello_new, 1), Verdict::Hello);
     assert_eq!(b.open(0, &hello_old, 2), Verdict::Drop(Reject::StaleEpoch));
     // Node2 still addresses the new incarnation.
@@ -219,9 +235,19 @@ fn rotation_a_node_with_the_new_key_speaks_the_old_one_to_a_peer_that_does() {
     // Node1 restarted with the new key (old one still accepted); Node2 has only the old one.
     let mut a = guard(0, 100, b"new", Some(b"old"));
     let mut b = guard(1, 200, b"old", None);
-    let hello_a = a.due_hellos(0).into_iter().find(|(to, _)| *to == 1).unwrap().1;
+    let hello_a = a
+        .due_hellos(0)
+        .into_iter()
+        .find(|(to, _)| *to == 1)
+        .unwrap()
+        .1;
     assert_eq!(b.open(0, &hello_a, 0), Verdict::Drop(Reject::BadMac));
-    let hello_b = b.due_hellos(0).into_iter().find(|(to, _)| *to == 0).unwrap().1;
+    let hello_b = b
+        .due_hellos(0)
+        .into_iter()
+        .find(|(to, _)| *to == 0)
+        .unwrap()
+        .1;
     assert_eq!(a.open(1, &hello_b, 0), Verdict::Hello);
     // From now on Node1 signs for Node2 with the old key.
     let d = sealed(&mut a, 1, &append("Node1", 2));

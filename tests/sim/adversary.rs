@@ -57,10 +57,21 @@ pub struct Report {
 }
 
 enum Ev {
-    Tick { node: NodeId, gen: u64 },
-    Datagram { to: NodeId, bytes: Vec<u8>, injected: bool },
-    Crash { node: NodeId },
-    Restart { node: NodeId },
+    Tick {
+        node: NodeId,
+        gen: u64,
+    },
+    Datagram {
+        to: NodeId,
+        bytes: Vec<u8>,
+        injected: bool,
+    },
+    Crash {
+        node: NodeId,
+    },
+    Restart {
+        node: NodeId,
+    },
     Inject,
 }
 

@@ -235,7 +235,11 @@ fn adversary_changes_nothing_with_a_key() {
     let start = Instant::now();
     match adversary::campaign(0, ADVERSARY_SEEDS) {
         Ok(summary) => println!("{summary} in {:.1} s", start.elapsed().as_secs_f64()),
-        Err(f) => panic!("{} seeds failed:\n{}", f.len(), f[..f.len().min(20)].join("\n")),
+        Err(f) => panic!(
+            "{} seeds failed:\n{}",
+            f.len(),
+            f[..f.len().min(20)].join("\n")
+        ),
     }
 }
 
@@ -256,7 +260,10 @@ fn adversary_takes_over_without_a_key() {
         delivered += u64::from(r.injected_delivered > 0);
     }
     assert_eq!(delivered, seeds, "forgeries reach the core without a key");
-    assert!(moved >= seeds * 9 / 10, "term 2^64-1 in only {moved}/{seeds} seeds");
+    assert!(
+        moved >= seeds * 9 / 10,
+        "term 2^64-1 in only {moved}/{seeds} seeds"
+    );
 }
 
 /// A keyed run without the adversary still elects and keeps a leader through crashes.
@@ -313,5 +320,9 @@ fn adversary_long() {
         failures.len(),
         start.elapsed().as_secs_f64()
     );
-    assert!(failures.is_empty(), "{}", failures[..failures.len().min(20)].join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{}",
+        failures[..failures.len().min(20)].join("\n")
+    );
 }
