@@ -228,6 +228,17 @@ class MessageTests(unittest.TestCase):
             with self.assertRaises(ValueError):
                 controller.normalize_request(bad)
 
+    def test_the_wire_carries_the_exact_constant(self):
+        for spelling in ("leader-info", "convert_follower", "Timeout", "SHUTDOWN"):
+            msg = controller.make_message(spelling, "Controller")
+            self.assertIn(msg["request"], controller.REQUESTS, spelling)
+            self.assertEqual(msg["request"], msg["request"].upper())
+        reply = {"sender_name": "Node1", "request": "LEADER_INFO", "term": 1, "key": "LEADER",
+                 "value": "Node1"}
+        self.assertTrue(controller.is_reply_to(reply, "LEADER_INFO"))
+        for near in ("leader_info", "Leader_Info", " LEADER_INFO", "LEADER-INFO", None, 5):
+            self.assertFalse(controller.is_reply_to(dict(reply, request=near), "LEADER_INFO"), near)
+
     def test_decode(self):
         self.assertEqual(controller.decode(b'{"a": 1}'), {"a": 1})
         for junk in (b"", b"not json", b"[1, 2]", b"\xff\xfe", b'"text"'):
