@@ -460,7 +460,7 @@ fn forge_from_peer_address(c: &mut Cluster, k: usize) {
 
 #[test]
 fn with_a_key_a_forgery_from_a_peers_own_address_changes_no_term_or_leader() {
-    let mut c = Cluster::start_with(12, 5, &[KEY]);
+    let mut c = Cluster::start_with(211, 5, &[KEY]);
     let leader = c.agreed_leader(&c.all());
     let term = c.term_of(leader);
     let victim = others(&c, leader)[0];
@@ -486,7 +486,7 @@ fn with_a_key_a_forgery_from_a_peers_own_address_changes_no_term_or_leader() {
 
 #[test]
 fn without_a_key_a_forgery_from_a_peers_own_address_moves_the_term_as_documented() {
-    let mut c = Cluster::start(13, 5);
+    let mut c = Cluster::start(212, 5);
     let leader = c.agreed_leader(&c.all());
     let victim = others(&c, leader)[0];
     forge_from_peer_address(&mut c, victim);
@@ -503,7 +503,7 @@ fn without_a_key_a_forgery_from_a_peers_own_address_moves_the_term_as_documented
 
 #[test]
 fn a_node_with_a_different_key_cannot_join_vote_or_lead_and_says_why() {
-    let mut c = Cluster::start_with(14, 5, &[KEY]);
+    let mut c = Cluster::start_with(213, 5, &[KEY]);
     c.kill(5);
     c.start_node_env(5, &[("CLUSTER_KEY", "some other key")]);
     let four = [1, 2, 3, 4];
@@ -529,7 +529,7 @@ fn a_node_with_a_different_key_cannot_join_vote_or_lead_and_says_why() {
 
 #[test]
 fn a_rolling_key_rotation_keeps_a_leader_throughout() {
-    let mut c = Cluster::start_with(15, 3, &[("CLUSTER_KEY", "old key")]);
+    let mut c = Cluster::start_with(214, 3, &[("CLUSTER_KEY", "old key")]);
     c.agreed_leader(&c.all());
     // Step 1: each node in turn restarts with the new key, still accepting the old one.
     let both = [
@@ -578,7 +578,7 @@ fn an_empty_or_unreadable_key_is_exit_2_with_one_line() {
         let out = Command::new(env!("CARGO_BIN_EXE_raft"))
             .arg("node")
             .env("NODE_NAME", "Node1")
-            .env("PEERS", "Node1=127.0.16.1:5555")
+            .env("PEERS", "Node1=127.0.215.1:5555")
             .env(var, &value)
             .output()
             .unwrap();
