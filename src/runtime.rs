@@ -476,11 +476,12 @@ impl Runtime {
                 hard.voted_for.map_or("none", |i| self.names[i].as_str()),
             )
             .kv("seed", seed)
+            .kv("auth", self.guard.as_ref().map_or("off", |_| "hmac-sha256"))
             .kv(
-                "auth",
-                self.guard.as_ref().map_or("off".to_string(), |g| {
-                    format!("hmac-sha256 epoch={:x}", g.epoch())
-                }),
+                "epoch",
+                self.guard
+                    .as_ref()
+                    .map_or("none".to_string(), |g| format!("{:x}", g.epoch())),
             )
             .emit();
         if self.store.is_none() {

@@ -118,7 +118,7 @@ def keyed_start(c):
     c.up()
     leader, secs, _ = c.wait_leader()
     logs = run("docker", "logs", c.container(leader)).stderr
-    expect('auth="hmac-sha256' in logs, "the start line does not say the key is on")
+    expect("auth=hmac-sha256" in logs, "the start line does not say the key is on")
     print(f"   {c.n} nodes with CLUSTER_KEY_FILE (a compose secret): {leader} leads after {secs:.2f} s")
 
 
