@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A cluster with a cluster key (a compose secret), attacked from inside its own network.
 
-    python3 tests/docker/keyed.py        # after `make image`; part of `make docker-test`
+    PYTHONPATH=Controller:tests/docker python3 tests/docker/keyed.py   # after `make image`; part of `make docker-test`
 
 The attacks run as root in a peer's own network namespace (`nsenter -n`), with a raw socket, so
 every forged or replayed datagram carries a real member's source address and passes the source
@@ -21,11 +21,9 @@ import shutil
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, Failure, preflight, run  # noqa: E402
+from cluster import Cluster, check, expect, logs_are_safe, main_guard, preflight, run, summary
 
 HUGE = 2**64 - 1
-RESULTS = []
 
 # Sends datagrams with any IPv4 source (raw socket): argv = json [[src_ip, dst_ip, payload_b64], ...],
 # repeat count, pause between rounds in seconds.
@@ -66,26 +64,6 @@ while time.monotonic() < end:
         out.append([src, dst, base64.b64encode(ip[ihl + 8:]).decode()])
 print(json.dumps(out))
 """
-
-
-def check(name, fn, *args):
-    print(f"-- {name}", flush=True)
-    t0 = time.monotonic()
-    try:
-        fn(*args)
-        ok, why = True, ""
-    except Failure as e:
-        ok, why = False, str(e)
-    except Exception as e:  # noqa: BLE001 - a broken scenario is a failed one
-        ok, why = False, f"{type(e).__name__}: {e}"
-    RESULTS.append(ok)
-    print(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - t0:.1f} s){'' if ok else ': ' + why}",
-          flush=True)
-
-
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg)
 
 
 def in_netns(c, name, script, *args):
@@ -202,10 +180,10 @@ def main():
     c = Cluster(5, key="docker test cluster key")
     print(f"== 5 nodes with a cluster key, compose project {c.id}", flush=True)
     try:
-        check("keyed: first election", keyed_start, c)
-        if RESULTS[-1]:
+        if check("keyed: first election", keyed_start, c):
             check("keyed: forgery at term 2^64-1 from a peer's own address", forged_from_a_peer, c)
             check("keyed: replayed capture, and a paused leader's heartbeats", replayed_traffic, c)
+        check("keyed: the logs (one leader per term, terms never go down)", logs_are_safe, c)
     finally:
         c.down()
     u = Cluster(3)
@@ -214,14 +192,8 @@ def main():
         check("no key: the same forgery moves the term, as documented", unkeyed_forgery, u)
     finally:
         u.down()
-    passed = sum(RESULTS)
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; clusters removed")
-        sys.exit(130)
+    main_guard(main)
