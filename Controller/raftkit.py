@@ -413,7 +413,8 @@ def memory_kib(pid: int) -> Dict[str, int]:
 
 #: The node's configuration variables: a LocalCluster sets them itself unless told to inherit.
 NODE_VARS = ("NODE_NAME", "PEERS", "CLUSTER_SIZE", "ELECTION_TIMEOUT_MS", "HEARTBEAT_MS",
-             "DATA_DIR", "PRE_VOTE", "CHECK_QUORUM", "SHUTDOWN_EXITS", "CONTROLLER_ALLOW", "SEED")
+             "DATA_DIR", "PRE_VOTE", "CHECK_QUORUM", "SHUTDOWN_EXITS", "CONTROLLER_ALLOW", "SEED",
+             "CLUSTER_KEY", "CLUSTER_KEY_FILE", "CLUSTER_KEY_PREVIOUS", "CLUSTER_KEY_PREVIOUS_FILE")
 
 
 class LocalCluster:
