@@ -8,7 +8,8 @@ MUSL    := x86_64-unknown-linux-musl
 BIN     := target/$(MUSL)/release/raft
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
-        up down logs status image bench bench-test chaos flood fuzz net-tools
+        up down logs status image bench bench-test chaos flood fuzz net-tools \
+        swarm-up swarm-down swarm-test
 
 help:
 	@echo "make up        build the binary and image, start a $(NODES)-node cluster, show the leader"
@@ -20,6 +21,8 @@ help:
 	@echo "  image        $(IMAGE): FROM scratch + the static musl binary (< 1 MiB)"
 	@echo "  status       leader table as seen by every node (docker exec Node1 /raft status)"
 	@echo "  docker-test  cluster scenarios in throwaway projects; skipped without a Docker daemon"
+	@echo "make swarm-up  the cluster as a Docker Swarm stack (STACK=$(STACK)); swarm-down removes it"
+	@echo "  swarm-test   a throwaway stack on this host's swarm (or a single-node one made for the test)"
 	@echo "make chaos     random faults against a throwaway cluster for DURATION=$(DURATION) s, safety checked from the logs"
 	@echo "make flood     100,000 hostile datagrams at one node of a loopback cluster (part of make test)"
 	@echo "make fuzz      FUZZ_ITERS=$(FUZZ_ITERS) random inputs through the decoder and classifier"
@@ -56,6 +59,7 @@ docker-test:
 	$(PYTHON) tests/docker/run.py
 	$(PYTHON) tests/docker/network.py
 	$(PYTHON) tests/docker/chaos.py --duration 25 --nodes 5
+	$(PYTHON) tests/docker/stack.py
 
 # Random faults for DURATION seconds; the node logs stay in build/chaos/.
 chaos:
@@ -130,6 +134,24 @@ logs:
 
 status:
 	$(STATUS)
+
+# ---- swarm -------------------------------------------------------------------
+# A stack on the swarm this host manages (a single-node one on loopback is made when there is
+# none). No registry: every host of the swarm needs the image already (see README).
+STACK    ?= raft
+SFILE    := $(if $(filter 5,$(NODES)),docker-stack.yml,build/docker-stack.$(NODES).yml)
+SGENERATE = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose.py --swarm --nodes $(NODES) --image $(IMAGE) -o $(SFILE))
+
+swarm-up: image
+	@$(SGENERATE)
+	$(PYTHON) scripts/swarm.py up --stack $(STACK) --file $(SFILE) --nodes $(NODES)
+
+swarm-down:
+	$(PYTHON) scripts/swarm.py down --stack $(STACK)
+
+swarm-test:
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
+	$(PYTHON) tests/docker/stack.py
 
 # ---- benchmarks ----------------------------------------------------------------
 # Writes docs/BENCHMARKS.md, docs/failover.svg and docs/timeline.svg (about 6 minutes).
