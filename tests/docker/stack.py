@@ -9,7 +9,8 @@ on loopback and leaves it at the end (also on failure or SIGTERM). Deploys a thr
 Swarm's own commands: `docker kill` of the leader's task, `docker service scale`, a rolling
 `docker service update --force` of every node one at a time. The cluster is watched by a
 controller container attached to the overlay network (alias Controller), like a course's.
-Every node's log, across all its tasks, is checked as `make chaos` does (logcheck.py).
+Every node's log, across all its tasks, is checked as `make chaos` does (logcheck.py), and
+kept in build/stack/.
 Skipped without a Docker daemon (failed under CI=true); ends with "N passed, M failed".
 """
 import argparse
@@ -336,9 +337,10 @@ def rolling_update(s):
     """docker service update --force of every node in turn: at most one election per leader
     restart, the leaderless time measured from the old leader's stop to the next election."""
     t0 = time.time()
-    restarts, gaps = 0, []
+    restarts, gaps, first = 0, [], None
     for name in s.names:
         leader, term, _ = s.wait_agreed(timeout=20)
+        first = term if first is None else first
         old = s.running(name)
         run("docker", "service", "update", "--force", "--detach", s.service(name), timeout=60)
         s.wait_new_task(name, old)
@@ -352,14 +354,21 @@ def rolling_update(s):
     won = s.events("elected", t0)
     print(f"   {s.n} services updated one at a time in {t_end - t0:.1f} s: {restarts} leader "
           f"restart(s), {len(won)} election(s), leaderless {', '.join(f'{g * 1000:.0f}' for g in gaps)} ms; "
-          f"now {leader} in term {term}")
+          f"terms {first} -> {term}, now led by {leader}")
     FIGURES.append(("rolling update: elections / leader restarts", [len(won), restarts]))
     FIGURES.append(("rolling update: leaderless (ms)", [g * 1000 for g in gaps]))
     expect(len(won) <= restarts, f"{len(won)} elections for {restarts} leader restart(s)")
 
 
 def logs_are_safe(s):
-    violations, stats = logcheck.check(s.logs())
+    logs = s.logs()
+    folder = ROOT / "build" / "stack"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name, lines in logs.items():
+        (folder / f"{name}.log").write_text("\n".join(lines) + "\n")
+    violations, stats = logcheck.check(logs)
+    print(f"   logs in {folder.relative_to(ROOT)}/")
     print(f"   {stats['elections']} elections, {stats['restarts']} restarts, max term {stats['max_term']}")
     expect(not violations, "\n   ".join(violations[:10]))
 
