@@ -114,7 +114,7 @@ class Stack:
         out = {n: None for n in self.names}
         for line in p.stdout.splitlines():
             f = line.split()
-            if len(f) == 3 and f[0] in out:
+            if len(f) == 3 and f[0] in out and f[1:] != ["no", "answer"]:
                 out[f[0]] = (None if f[1] == "-" else f[1], f[2])
         return out
 
@@ -294,8 +294,8 @@ def kill_leader(s, rounds):
         new_ip = s.ip(cid)
         s.wait_agreed(timeout=20, want=new_leader)
         rejoins.append(time.time() - t_kill)
-        expect(s.start_term(cid) == term,
-               f"{leader} restarted at term {s.start_term(cid)}, its volume had {term}")
+        loaded = s.start_term(cid)
+        expect(loaded == term, f"{leader} restarted at term {loaded}, its volume had {term}")
         late = s.events("elected", won[0]["t"] + 0.001)
         expect(not late, f"{len(late)} election(s) after {leader} came back: {late}")
         terms = {v[1] for v in s.status().values() if v}
@@ -342,12 +342,13 @@ def rolling_update(s):
         leader, term, _ = s.wait_agreed(timeout=20)
         first = term if first is None else first
         old = s.running(name)
+        t_update = time.time()
         run("docker", "service", "update", "--force", "--detach", s.service(name), timeout=60)
         s.wait_new_task(name, old)
         if name == leader:
             restarts += 1
             stop = s.finished_at(old)
-            won = s.events("elected", stop - 0.5, wait=2.0)
+            won = s.events("elected", t_update, wait=2.0)
             expect(won, f"no election after {name} (leader) was updated")
             gaps.append(won[0]["t"] - stop)
     leader, term, t_end = s.wait_agreed(timeout=20)
