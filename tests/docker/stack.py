@@ -256,6 +256,7 @@ def deploy_and_elect(s):
     t_run = time.time()
     leader, term, t_agreed = s.wait_agreed(timeout=15)
     elected = s.events("elected", t0, wait=2.0)
+    expect(elected, "a leader is agreed but no node logged event=elected")
     print(f"   {s.n} tasks running {t_run - t0:.2f} s after `stack deploy`; {leader} (term {term}) "
           f"agreed {t_agreed - t_run:.2f} s later ({t_agreed - t0:.2f} s after deploy; elected at "
           f"+{elected[-1]['t'] - t0:.2f} s)")
