@@ -107,7 +107,8 @@ volumes:""")
 # ---- swarm --------------------------------------------------------------------------------------
 # What a stack needs that compose does not, and why:
 #  - endpoint_mode dnsrr: a service name then resolves to its task's own address, the address its
-#    datagrams come from; the default (a virtual IP) would fail every node's source check.
+#    datagrams come from; the default adds a virtual IP, which needs the kernel's IPVS and is
+#    not where any datagram comes from (README, "Several machines").
 #  - one service per node, pinned by a node label: the name NodeK must always mean one task, and
 #    that task must stay on the host whose volume holds NodeK's term and vote.
 #  - stop-first updates and rollbacks: two tasks of one node at once would share one vote.
