@@ -26,8 +26,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "scripts"))
+TOP = os.path.dirname(os.path.dirname(HERE))
+sys.path[:0] = [HERE, os.path.join(TOP, "scripts"), os.path.join(TOP, "Controller")]  # + raftkit
 import logcheck  # noqa: E402
 import swarm as sw  # noqa: E402  (scripts/swarm.py)
 from cluster import IMAGE, ROOT, Failure, preflight, run, shielded  # noqa: E402
