@@ -30,10 +30,25 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [HERE, os.path.join(TOP, "scripts"), os.path.join(TOP, "Controller")]  # + raftkit
 import logcheck  # noqa: E402
 import swarm as sw  # noqa: E402  (scripts/swarm.py)
-from cluster import IMAGE, ROOT, Failure, preflight, run, shielded  # noqa: E402
+from cluster import CONTROLLER_IMAGE, IMAGE, ROOT, Failure, preflight, run, shielded  # noqa: E402
 
 RESULTS = []
 FIGURES = []
+
+# As the course's script does it, on the stack network: its own name bound, the nodes by name.
+COURSE_CONTROLLER = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("Controller", 5555))
+s.settimeout(2)
+msg = {"sender_name": "Controller", "request": "LEADER_INFO", "term": None, "key": None, "value": None}
+out = {"_me": [socket.gethostbyname("Controller"), s.getsockname()[1]]}
+for name in json.loads(sys.argv[1]):
+    s.sendto(json.dumps(msg).encode(), (name, 5555))
+    data, addr = s.recvfrom(1024)
+    out[name] = [json.loads(data.decode()), list(addr), socket.gethostbyname(name)]
+print(json.dumps(out))
+"""
 
 
 def check(name, fn, *args):
@@ -89,12 +104,21 @@ class Stack:
             sw.deploy(self.id, self.file)
 
     def start_controller(self):
-        """A course-style controller beside the stack: `docker run --network <net>`, answering to
-        the name Controller on that network (an alias: the container name must be unique)."""
+        """Our controller beside the stack (`docker run --network <net>`), asked with
+        `docker exec … /raft status`; the name Controller stays free for the course's."""
         with shielded():
-            run("docker", "run", "-d", "--name", self.ctl, "--hostname", "Controller",
-                "--network", self.net, "--network-alias", "Controller", IMAGE, "watch",
+            run("docker", "run", "-d", "--name", self.ctl, "--network", self.net, IMAGE, "watch",
                 "--cluster-size", str(self.n))
+
+    def course_controller(self):
+        """The course's way: a Python container `docker run --network <net>` named Controller
+        (an alias here: container names are global), binding ("Controller", 5555), sending to
+        ("NodeK", 5555) by name and reading with recvfrom(1024). Returns {name: [reply, addr]}."""
+        with shielded():
+            p = run("docker", "run", "--rm", "--name", f"{self.id}-course", "--hostname", "Controller",
+                    "--network", self.net, "--network-alias", "Controller", CONTROLLER_IMAGE,
+                    "python", "-c", COURSE_CONTROLLER, json.dumps(self.names), timeout=60)
+        return json.loads(p.stdout.strip().splitlines()[-1]), p
 
     def down(self):
         with shielded():
@@ -132,12 +156,6 @@ class Stack:
             if time.monotonic() - t0 > timeout:
                 raise Failure(f"no agreed leader among {among} within {timeout:.0f} s: {seen}")
             time.sleep(0.1)
-
-    def leader_info(self, name):
-        """LEADER_INFO to NAME from a socket bound to Controller:5555, as the course's script does."""
-        p = run("docker", "exec", self.ctl, "/raft", "leader-info", name, "--bind", "Controller:5555",
-                "--timeout-ms", "1000", timeout=30)
-        return json.loads(p.stdout.strip().splitlines()[-1])
 
     # ---- tasks -------------------------------------------------------------------------------
     def tasks(self, name):
@@ -265,14 +283,20 @@ def deploy_and_elect(s):
 
 
 def course_controller(s):
-    """LEADER_INFO from a controller on the overlay network, bound to its own Controller:5555."""
+    """LEADER_INFO from a course-style Python controller on the overlay network, bound to its own
+    Controller:5555: every node answers it, from the address its name resolves to."""
     leader, term, _ = s.wait_agreed()
+    got, _ = s.course_controller()
+    me = got.pop("_me")
     for name in s.names:
-        reply = s.leader_info(name)
-        expect(reply.get("sender_name") == name and reply.get("key") == "LEADER"
-               and reply.get("value") == leader,
+        reply, addr, resolved = got[name]
+        expect(reply.get("sender_name") == name and reply.get("request") == "LEADER_INFO"
+               and reply.get("key") == "LEADER" and reply.get("value") == leader,
                f"{name} answered {reply}, expected LEADER={leader}")
-    print(f"   5/5 replies to Controller:5555 name {leader} (term {term})")
+        expect(addr == [resolved, 5555], f"{name} answered from {addr}, its name is {resolved}")
+    expect(me[1] == 5555, f"the controller's socket is {me}, not Controller:5555")
+    print(f"   from Controller = {me[0]}:{me[1]}: {len(got)}/{s.n} name {leader} (term {term}), "
+          "each from the address its name resolves to")
 
 
 def kill_leader(s, rounds):
@@ -386,7 +410,7 @@ def summary():
 def scenarios(s, kills):
     if not check("stack deploy: one agreed leader within 5 s of all tasks running", deploy_and_elect, s):
         return
-    check("LEADER_INFO from a controller on the overlay network (Controller:5555)", course_controller, s)
+    check("LEADER_INFO from a course-style Python controller on the overlay network (Controller:5555)", course_controller, s)
     check(f"kill the leader's task x{kills}: new leader < 1 s, task restarted, rejoins at its term",
           kill_leader, s, kills)
     check("docker service scale a follower to 0 and back: no election", scale_follower, s)
