@@ -11,19 +11,23 @@ BIN     := target/$(MUSL)/release/raft
 export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
-        up down logs status image base-images offline-images bench bench-test chaos flood fuzz net-tools
+        up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools \
+        swarm-up swarm-down swarm-test sim-adversary
 
 help:
 	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader"
 	@echo "make test      every test: format, lints, unit, loopback processes, Python controller, Docker"
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
-	@echo "make down | logs | status | image | bench"
+	@echo "make sim-adversary  SEEDS=100000 runs of a replaying, forging adversary against a keyed cluster"
+	@echo "make down | logs | status | image | bench | bench-auth (what a cluster key costs)"
 	@echo "  up NODES=7   any cluster size (compose file in build/docker-compose.7.yml); down removes any size"
 	@echo "  image        $(IMAGE) (FROM scratch + the static musl binary, < 1 MiB) and $(CONTROLLER_IMAGE)"
 	@echo "  base-images  the Dockerfiles' FROM images: present, else pulled, else built here (offline-images)"
 	@echo "  status       leader table as seen by every node (docker exec Node1 /raft status)"
 	@echo "  docker-test  cluster scenarios in throwaway projects; skipped without a Docker daemon"
+	@echo "make swarm-up  the cluster as a Docker Swarm stack (STACK=$(STACK)); swarm-down removes it"
+	@echo "  swarm-test   a throwaway stack on this host's swarm (or a single-node one made for the test)"
 	@echo "make chaos     random faults against a throwaway cluster for DURATION=$(DURATION) s, safety checked from the logs"
 	@echo "make flood     100,000 hostile datagrams at one node of a loopback cluster (part of make test)"
 	@echo "make fuzz      FUZZ_ITERS=$(FUZZ_ITERS) random inputs through the decoder and classifier"
@@ -61,9 +65,11 @@ docker-test:
 	$(PYTHON) -m unittest discover -s tests/docker -p 'test_*.py'
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools; fi
 	$(PYTHON) tests/docker/run.py
+	$(PYTHON) tests/docker/keyed.py
 	$(PYTHON) tests/docker/network.py
 	$(PYTHON) tests/docker/chaos.py --duration 25 --nodes 5
 	$(PYTHON) tests/docker/course.py
+	$(PYTHON) tests/docker/stack.py
 
 # Random faults for DURATION seconds; the node logs stay in build/chaos/.
 chaos:
@@ -80,6 +86,7 @@ net-tools:
 flood:
 	$(CARGO) build --profile checked
 	$(PYTHON) tests/flood.py --bin target/checked/raft
+	$(PYTHON) tests/flood.py --bin target/checked/raft --key
 
 # The decoder and classifier on FUZZ_ITERS random inputs (an ignored test, optimised build).
 fuzz:
@@ -95,6 +102,16 @@ START   ?= 0
 sim:
 	SIM_SEEDS=$(SEEDS) SIM_START=$(START) $(if $(THREADS),SIM_THREADS=$(THREADS)) \
 	  $(CARGO) test --profile checked --test sim campaign_long -- --ignored --nocapture
+
+# The adversary of tests/sim/adversary.rs against a keyed cluster, SEEDS runs (default 100,000;
+# `make unit` runs 1,000): no injected datagram may reach a core, and crash-free runs must be
+# identical step for step to the same seed without the adversary. The checked profile (debug
+# assertions, overflow checks) at opt-level 3, in its own target folder: SHA-256 at the size-
+# optimised level of the image would double the time.
+sim-adversary:
+	CARGO_PROFILE_CHECKED_OPT_LEVEL=3 CARGO_TARGET_DIR=target/sim-fast \
+	SIM_SEEDS=$(SEEDS) SIM_START=$(START) $(if $(THREADS),SIM_THREADS=$(THREADS)) \
+	  $(CARGO) test --profile checked --test sim adversary_long -- --ignored --nocapture
 
 # ---- run ---------------------------------------------------------------------
 local: build
@@ -152,11 +169,35 @@ logs:
 status:
 	$(STATUS)
 
+# ---- swarm -------------------------------------------------------------------
+# A stack on the swarm this host manages (a single-node one on loopback is made when there is
+# none). No registry: every host of the swarm needs the image already (see README).
+STACK    ?= raft
+SFILE    := $(if $(filter 5,$(NODES)),docker-stack.yml,build/docker-stack.$(NODES).yml)
+SGENERATE = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose.py --swarm --nodes $(NODES) --image $(IMAGE) -o $(SFILE))
+
+swarm-up: image
+	@$(SGENERATE)
+	$(PYTHON) scripts/swarm.py up --stack $(STACK) --file $(SFILE) --nodes $(NODES)
+
+swarm-down:
+	$(PYTHON) scripts/swarm.py down --stack $(STACK)
+
+swarm-test:
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
+	RAFT_IMAGE=$(IMAGE) $(PYTHON) tests/docker/stack.py
+
 # ---- benchmarks ----------------------------------------------------------------
 # Writes docs/BENCHMARKS.md, docs/failover.svg and docs/timeline.svg (about 6 minutes).
 # BENCH_QUICK=1: a one-minute smoke run into build/bench; BENCH_TRIALS=N, BENCH_QUIET_S=S.
 bench: build musl
 	$(PYTHON) bench/bench.py
+
+# Failover p50/p99 (TRIALS of SHUTDOWN and of kill -9, default 100), idle CPU and memory, with and
+# without CLUSTER_KEY, on five local processes (about 8 minutes).
+TRIALS ?= 100
+bench-auth: build
+	$(PYTHON) bench/auth_cost.py --trials $(TRIALS)
 
 bench-test:
 	$(PYTHON) -m unittest discover -s bench -v
