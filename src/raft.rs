@@ -188,6 +188,21 @@ pub struct Output {
     pub deadline: Option<Time>,
 }
 
+/// A read-only picture of a node at one instant, for the controller's `STATUS` request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub role: Role,
+    pub term: u64,
+    pub voted_for: Option<NodeId>,
+    pub leader: Option<NodeId>,
+    /// Milliseconds until the timer fires: the election timeout, or a leader's next heartbeat;
+    /// `None` when stopped (no timer runs).
+    pub timer_ms: Option<u64>,
+    /// Milliseconds since this node last heard from its leader: 0 when it leads, `None` when it
+    /// knows no leader.
+    pub heard_ms: Option<u64>,
+}
+
 /// One Raft node's election state.
 #[derive(Clone, Debug)]
 pub struct Node {
@@ -248,6 +263,23 @@ impl Node {
     }
     pub fn deadline(&self) -> Option<Time> {
         (self.role != Role::Stopped).then_some(self.timer)
+    }
+
+    /// What the node is doing at `now`; changes nothing.
+    pub fn status(&self, now: Time) -> Status {
+        let heard_ms = match self.leader {
+            Some(l) if l == self.cfg.id => Some(0),
+            Some(_) => Some(now.saturating_sub(self.leader_contact)),
+            None => None,
+        };
+        Status {
+            role: self.role,
+            term: self.hard.term,
+            voted_for: self.hard.voted_for,
+            leader: self.leader,
+            timer_ms: self.deadline().map(|d| d.saturating_sub(now)),
+            heard_ms,
+        }
     }
 
     /// Advance the state machine by one input at time `now`.

@@ -166,6 +166,15 @@ impl Runtime {
                 }
                 Ok(())
             }
+            Ok(Incoming::Status { reply_shaped }) => {
+                let from_peer = (0..self.names.len()).any(|i| self.book.known(i, src));
+                if reply_shaped && from_peer {
+                    self.drop_input("status-reply", "from a peer", Some((src, bytes.len())));
+                } else if self.controller_allowed(src) {
+                    self.answer_status(src);
+                }
+                Ok(())
+            }
             Ok(Incoming::Control(cmd)) => {
                 if !self.controller_allowed(src) {
                     return Ok(());
@@ -219,6 +228,26 @@ impl Runtime {
                 .kv("request", "LEADER_INFO")
                 .kv("from", src)
                 .kv("leader", leader.as_deref().unwrap_or("null"))
+                .kv("suppressed", held)
+                .emit();
+        }
+    }
+
+    /// `STATUS`: the core's read-only picture, sent back; a dashboard asks many times a second.
+    fn answer_status(&mut self, src: SocketAddr) {
+        let now = self.now();
+        let st = self.node.status(now);
+        let range = (self.cfg.election_min, self.cfg.election_max);
+        let value = message::status_value(&st, &self.names, range);
+        let reply = message::status_reply(&self.cfg.name, st.term, value);
+        if let Err(e) = self.socket.send_to(&json::emit(&reply), src) {
+            self.drop_input("send-error", &e.to_string(), Some((src, 0)));
+        }
+        let key = format!("status-{}", src.ip());
+        if let Some(held) = self.limits.allow(&key, now, 60 * DROP_LOG_PERIOD_MS) {
+            self.line("request")
+                .kv("request", "STATUS")
+                .kv("from", src)
                 .kv("suppressed", held)
                 .emit();
         }
