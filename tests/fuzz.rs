@@ -152,6 +152,7 @@ fn kind(r: &Result<Incoming, &'static str>) -> String {
         Ok(Incoming::Peer { msg, .. }) => format!("peer {:?}", msg.kind),
         Ok(Incoming::Control(c)) => format!("control {c:?}"),
         Ok(Incoming::LeaderInfo { .. }) => "leader-info".into(),
+        Ok(Incoming::Status { .. }) => "status".into(),
         Err(why) => format!("dropped {why}"),
     }
 }
