@@ -108,21 +108,25 @@ class ClusterStateTests(unittest.TestCase):
 
     def test_timeline_segments_mark_who_led_which_term_and_the_gaps(self):
         s = self.s
-        s.observe("Node1", status("Leader", term=1), 0.0)
         for t in (0.0, 0.1, 0.2):
+            s.observe("Node1", status("Leader", term=1), t)
             s.end_round(t)
-        s.observe("Node2", status("Candidate", term=2), 0.9)  # Node1 silent since 0.0
-        s.end_round(0.9)
+        s.end_round(0.3)  # Node1's answer is late: it still leads (fresh_s 0.15)
+        s.observe("Node2", status("Candidate", term=2), 0.5)  # Node1 silent since 0.2
+        s.end_round(0.5)
+        s.end_round(0.6)
+        s.observe("Node2", status("Leader", term=2), 0.8)
+        s.end_round(0.8)
+        s.observe("Node2", status("Leader", term=2), 1.0)
         s.end_round(1.0)
-        s.observe("Node2", status("Leader", term=2), 1.1)
-        s.end_round(1.1)
-        s.end_round(1.5)
-        self.assertEqual(s.timeline, [["Node1", 1, 0.0, 0.9], [None, None, 0.9, 1.1],
-                                      ["Node2", 2, 1.1, 1.5]])
-        snap = s.snapshot(1.5)
-        self.assertEqual(snap["timeline"][1], {"leader": None, "term": None, "from_s": 0.6,
-                                               "to_s": 0.4})
-        self.assertEqual((snap["leader"], snap["term"], snap["round"]), ("Node2", 2, 7))
+        self.assertEqual(s.timeline, [["Node1", 1, 0.0, 0.2], [None, None, 0.2, 0.8],
+                                      ["Node2", 2, 0.8, 1.0]])
+        snap = s.snapshot(1.0)
+        self.assertEqual(snap["timeline"][1], {"leader": None, "term": None, "from_s": 0.8,
+                                               "to_s": 0.2})
+        self.assertEqual((snap["leader"], snap["term"], snap["round"]), ("Node2", 2, 8))
+        self.assertTrue(snap["nodes"][0]["reachable"] is False and s.reachable("Node1", 0.7),
+                        "the card waits stale_s; the timeline does not")
 
     def test_timeline_keeps_only_the_window(self):
         s = self.s
@@ -229,7 +233,7 @@ class PollerOverUdpTests(unittest.TestCase):
                      Peer("Node3", "127.0.0.1", 9)]  # nobody there
             wire = dashboard.Wire(peers)
             wire.refresh()
-            state = dashboard.ClusterState([p.name for p in peers])
+            state = dashboard.ClusterState([p.name for p in peers], fresh_s=0.5)
             poller = dashboard.Poller(wire, state, period_s=0.2)
             poller.round()
             now = time.monotonic()

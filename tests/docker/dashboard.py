@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""The dashboard in a real browser against a real cluster, in a throwaway compose project.
+
+    python3 tests/docker/dashboard.py      # after `make image`; `make docker-test` does both
+
+Starts five nodes, runs Controller/dashboard.py on the host (it asks the nodes at their container
+addresses on the project's own bridge network), opens the page in headless Chromium through
+chromedriver, and checks what a demonstrator sees: five cards and one leader; TIMEOUT on a
+follower makes that card the leader within 2 s; SHUTDOWN and Revive; `docker kill` of the leader
+shows it unreachable and another leader within 2 s; the page loads nothing from elsewhere and
+the buttons reach only the node they are on. Screenshots go to build/dashboard*.png.
+
+Skipped (exit 0) without a Docker daemon or without chromium and chromedriver (Debian:
+`apt-get install chromium chromium-driver`), failing instead under CI=true. Prints the update
+rate seen in the browser, the dashboard's CPU and memory, and the kill-to-new-leader time.
+"""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser import Browser, free_port  # noqa: E402
+from cluster import ROOT, Cluster, Failure, preflight, run  # noqa: E402
+
+SUITE = "dashboard tests"
+RESULTS = []
+SHOTS = ROOT / "build"
+LIMIT_S = 2.0
+
+CARDS_JS = """return [...document.querySelectorAll('.card')].map(c =>
+  [c.dataset.node, c.dataset.role, c.dataset.reachable === 'true']);"""
+# When each card last changed what it shows (epoch ms, the page's own clock: same machine).
+SINCE_JS = """return Object.fromEntries([...document.querySelectorAll('.card')].map(c =>
+  [c.dataset.node, Number(c.dataset.since)]));"""
+
+
+def check(name, fn, *args):
+    print(f"-- {name}", flush=True)
+    t0 = time.monotonic()
+    try:
+        fn(*args)
+        ok, why = True, ""
+    except Failure as e:
+        ok, why = False, str(e)
+    except Exception as e:  # noqa: BLE001 - a broken scenario is a failed one, keep going
+        ok, why = False, f"{type(e).__name__}: {e}"
+    RESULTS.append(ok)
+    print(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - t0:.1f} s){'' if ok else ': ' + why}",
+          flush=True)
+    return ok
+
+
+def expect(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def cards(b):
+    """{node: (role, reachable)} as the page shows them."""
+    return {n: (role, up) for n, role, up in b.js(CARDS_JS)}
+
+
+def wait_page(b, pred, timeout, what):
+    """Poll the page until pred(cards) holds; seconds it took (Failure after timeout)."""
+    t0 = time.monotonic()
+    while True:
+        seen = cards(b)
+        if pred(seen):
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise Failure(f"{what}: not within {timeout:.1f} s; page shows {seen}")
+        time.sleep(0.02)
+
+
+def leaders(seen):
+    return [n for n, (role, up) in seen.items() if up and role == "Leader"]
+
+
+def node_requests(c, name, request):
+    """How many `request` lines node `name` logged (controller requests are logged, rate-limited)."""
+    logs = run("docker", "logs", c.container(name), check=False).stderr
+    return logs.count(f"event=request request={request} ")
+
+
+class Dash:
+    """Controller/dashboard.py on the host, on a free loopback port, watching the cluster."""
+
+    def __init__(self, c):
+        self.port = free_port()
+        peers = ",".join(f"{n}={c.ip(n)}:5555" for n in c.names)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "Controller" / "dashboard.py"), "--peers", peers,
+             "--addr", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.t0 = time.monotonic()
+
+    def usage(self):
+        """(CPU % of one core since start, resident memory in MiB) from /proc."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime + stime
+        cpu = 100.0 * ticks / os.sysconf("SC_CLK_TCK") / (time.monotonic() - self.t0)
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            rss = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+        return cpu, rss / 1024
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---- scenarios --------------------------------------------------------------------------------
+def five_cards_one_leader(c, b, d):
+    leader, _, _ = c.wait_leader()
+    b.get(d.url)
+    secs = wait_page(b, lambda s: len(s) == 5 and all(up for _, up in s.values())
+                     and leaders(s) == [leader], 10, "five reachable cards, one leader")
+    print(f"   five cards, {leader} the one leader, {secs:.2f} s after the page opened")
+
+
+def update_rate(c, b, d):
+    time.sleep(2.5)
+    rate = float(b.js("return document.body.dataset.rate || '0';"))
+    print(f"   update rate seen in the browser: {rate:.1f} updates/s")
+    expect(rate >= 10, f"only {rate:.1f} updates/s")
+
+
+def timeout_a_follower(c, b, d):
+    seen = cards(b)
+    (leader,) = leaders(seen)
+    follower = next(n for n in c.names if n != leader)
+    before = {n: node_requests(c, n, "TIMEOUT") for n in c.names}
+    b.js("document.addEventListener('click', () => { window.clickedAt = Date.now(); }, true);")
+    t0 = time.monotonic()
+    b.click(f'.card[data-node="{follower}"] button[data-action="TIMEOUT"]')
+    wait_page(b, lambda s: leaders(s) == [follower], LIMIT_S, f"{follower} leads after TIMEOUT")
+    secs = time.monotonic() - t0
+    since = b.js(SINCE_JS)
+    on_screen = (max(since[follower], since[leader]) - b.js("return window.clickedAt;")) / 1000
+    print(f"   click TIMEOUT on {follower}: its card is the only leader {on_screen:.3f} s after the "
+          f"click event ({secs:.2f} s by the WebDriver round trips)")
+    expect(on_screen <= LIMIT_S, f"{on_screen:.2f} s from click to leader")
+    time.sleep(0.3)  # the node's log line
+    after = {n: node_requests(c, n, "TIMEOUT") for n in c.names}
+    got = [n for n in c.names if after[n] != before[n]]
+    expect(got == [follower], f"TIMEOUT reached {got}, not just {follower}")
+
+
+def shutdown_and_revive(c, b, d):
+    (leader,) = leaders(cards(b))
+    follower = next(n for n in reversed(c.names) if n != leader)
+    b.click(f'.card[data-node="{follower}"] button[data-action="SHUTDOWN"]')
+    wait_page(b, lambda s: s[follower] == ("Stopped", True), LIMIT_S, f"{follower} Stopped")
+    b.click(f'.card[data-node="{follower}"] button[data-action="REVIVE"]')
+    wait_page(b, lambda s: s[follower] == ("Follower", True), LIMIT_S, f"{follower} revived")
+    print(f"   SHUTDOWN {follower}: card Stopped; Revive (CONVERT_FOLLOWER): Follower again")
+
+
+def kill_the_leader(c, b, d):
+    (leader,) = leaders(cards(b))
+    container = c.container(leader)
+    t0 = time.monotonic()
+    t_kill = time.time() * 1000
+    killed = []
+    kill = threading.Thread(target=lambda: killed.append(
+        run("docker", "kill", container, check=False).returncode))
+    kill.start()
+    try:
+        wait_page(b, lambda s: not s[leader][1] and len(leaders(s)) == 1, LIMIT_S + 3,
+                  f"{leader} unreachable and another leader")
+        secs = time.monotonic() - t0
+    finally:
+        kill.join()
+    expect(killed == [0], f"docker kill {container} failed")
+    new = leaders(cards(b))[0]
+    since = b.js(SINCE_JS)
+    on_screen = (max(since[leader], since[new]) - t_kill) / 1000
+    print(f"   docker kill {leader}: card unreachable and {new} the leader on screen {on_screen:.3f} s "
+          f"after `docker kill` was started ({secs:.2f} s by the WebDriver round trips)")
+    b.screenshot(str(SHOTS / "dashboard.png"))
+    print(f"   screenshot: {SHOTS / 'dashboard.png'}")
+    gaps = b.js("return document.querySelectorAll('#timeline [data-gap]').length;")
+    print(f"   timeline: {gaps} leaderless gap(s) marked")
+    expect(on_screen <= LIMIT_S, f"{on_screen:.2f} s from docker kill to the new leader on screen")
+
+
+def narrow_window(c, b, d):
+    b._s("POST", "/window/rect", {"width": 420, "height": 1000})
+    time.sleep(0.5)
+    over = b.js("return document.documentElement.scrollWidth - window.innerWidth;")
+    b.screenshot(str(SHOTS / "dashboard-narrow.png"))
+    print(f"   420 px wide: {over} px of horizontal overflow; screenshot {SHOTS / 'dashboard-narrow.png'}")
+    expect(over <= 0, f"{over} px wider than a 420 px window")
+
+
+def only_its_own_origin(c, b, d):
+    urls = b.js("return [location.href, ...performance.getEntriesByType('resource').map(e => e.name)];")
+    foreign = [u for u in urls if not u.startswith(d.url)]
+    print(f"   the page fetched {len(urls)} URLs, all from {d.url}")
+    expect(not foreign, f"the page fetched {foreign}")
+
+
+def main():
+    stop = preflight(SUITE)
+    if stop is not None:
+        return stop
+    _, missing = Browser.find()
+    if missing:
+        if os.environ.get("CI") == "true":
+            print(f"{SUITE} FAILED: {missing} not installed (CI=true)")
+            return 1
+        print(f"{SUITE} skipped: {missing} not installed (apt-get install chromium chromium-driver)")
+        return 0
+    c = Cluster(5)
+    print(f"== 5 nodes, compose project {c.id}", flush=True)
+    d = b = None
+    try:
+        c.up()
+        c.wait_leader()
+        d = Dash(c)
+        b = Browser(width=1600, height=1150)
+        if check("five cards, one leader", five_cards_one_leader, c, b, d):
+            for name, fn in [("update rate", update_rate), ("TIMEOUT on a follower", timeout_a_follower),
+                             ("SHUTDOWN and Revive", shutdown_and_revive),
+                             ("docker kill of the leader", kill_the_leader),
+                             ("the page talks only to its server", only_its_own_origin),
+                             ("narrow window", narrow_window)]:
+                check(name, fn, c, b, d)
+        cpu, rss = d.usage()
+        print(f"   dashboard process: {cpu:.1f} % of one core on average, {rss:.1f} MiB resident")
+    finally:
+        if b:
+            b.close()
+        if d:
+            d.close()
+        c.down()
+    passed = sum(RESULTS)
+    print(f"{SUITE}: {passed} passed, {len(RESULTS) - passed} failed")
+    return 0 if RESULTS and passed == len(RESULTS) else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; cluster removed")
+        sys.exit(130)
