@@ -1,5 +1,6 @@
 # One binary, one image, one cluster.  `make up` starts it, `make test` proves it.
 NODES   ?= 5
+DASHBOARD_PORT ?= 8080
 DURATION ?= 120
 FUZZ_ITERS ?= 1000000
 CARGO   ?= cargo
@@ -8,7 +9,7 @@ MUSL    := x86_64-unknown-linux-musl
 BIN     := target/$(MUSL)/release/raft
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
-        up down logs status image bench bench-test chaos flood fuzz net-tools
+        up down logs status image bench bench-test chaos flood fuzz net-tools browser-tools dashboard
 
 help:
 	@echo "make up        build the binary and image, start a $(NODES)-node cluster, show the leader"
@@ -20,6 +21,7 @@ help:
 	@echo "  image        $(IMAGE): FROM scratch + the static musl binary (< 1 MiB)"
 	@echo "  status       leader table as seen by every node (docker exec Node1 /raft status)"
 	@echo "  docker-test  cluster scenarios in throwaway projects; skipped without a Docker daemon"
+	@echo "make dashboard the live dashboard on the host for a running cluster: http://127.0.0.1:$(DASHBOARD_PORT)/"
 	@echo "make chaos     random faults against a throwaway cluster for DURATION=$(DURATION) s, safety checked from the logs"
 	@echo "make flood     100,000 hostile datagrams at one node of a loopback cluster (part of make test)"
 	@echo "make fuzz      FUZZ_ITERS=$(FUZZ_ITERS) random inputs through the decoder and classifier"
@@ -52,15 +54,21 @@ python-test: build
 # Then the network scenarios (tc in the containers' namespaces) and 25 s of chaos.
 docker-test:
 	$(PYTHON) -m unittest discover -s tests/docker -p 'test_*.py'
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools; fi
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools browser-tools; fi
 	$(PYTHON) tests/docker/run.py
 	$(PYTHON) tests/docker/network.py
 	$(PYTHON) tests/docker/chaos.py --duration 25 --nodes 5
+	$(PYTHON) tests/docker/dashboard.py
 
 # Random faults for DURATION seconds; the node logs stay in build/chaos/.
 chaos:
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools; fi
 	$(PYTHON) tests/docker/chaos.py --duration $(DURATION) --nodes $(NODES) --timeline docs/chaos-timeline.svg
+
+# Headless Chromium and its WebDriver for the dashboard's browser test (Debian's packages).
+browser-tools:
+	@(command -v chromium >/dev/null && command -v chromedriver >/dev/null) || \
+	  (apt-get update && apt-get install -y chromium chromium-driver)
 
 # tc (iproute2) and nsenter for the link faults; a fresh machine may lack them.
 net-tools:
@@ -130,6 +138,12 @@ logs:
 
 status:
 	$(STATUS)
+
+# The dashboard on the host's loopback, asking the running cluster's nodes at their container
+# addresses on the `raft` network (the host reaches them over the bridge, not by name).
+dashboard:
+	$(PYTHON) Controller/dashboard.py --port $(DASHBOARD_PORT) --peers "$$(for i in $$(seq $(NODES)); do \
+	  printf 'Node%s=%s:5555,' $$i "$$(docker inspect -f '{{with index .NetworkSettings.Networks "raft"}}{{.IPAddress}}{{end}}' Node$$i)"; done)"
 
 # ---- benchmarks ----------------------------------------------------------------
 # Writes docs/BENCHMARKS.md, docs/failover.svg and docs/timeline.svg (about 6 minutes).
