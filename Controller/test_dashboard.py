@@ -61,7 +61,8 @@ class StatusParsingTests(unittest.TestCase):
                                "election_ms": [150, 300]})
 
     def test_none_means_absent(self):
-        value = "role=Stopped term=2 voted_for=none leader=none timer_ms=none heard_ms=none election_ms=10-20"
+        value = ("role=Stopped term=2 voted_for=none leader=none timer_ms=none heard_ms=none "
+                 "election_ms=10-20")
         got = dashboard.parse_status({"request": "STATUS", "value": value})
         self.assertEqual((got["voted_for"], got["leader"], got["timer_ms"], got["heard_ms"]),
                          (None, None, None, None))
@@ -212,7 +213,8 @@ class FakeStatusNode:
             except socket.timeout:
                 continue
             if json.loads(data).get("request") == "STATUS":
-                value = "role=%s term=7 voted_for=none leader=none timer_ms=9 heard_ms=none election_ms=150-300" % self.role
+                value = ("role=%s term=7 voted_for=none leader=none timer_ms=9 heard_ms=none "
+                         "election_ms=150-300" % self.role)
                 reply = {"sender_name": self.answer_as, "request": "STATUS", "term": 7,
                          "key": "STATUS", "value": value}
                 self.skt.sendto(json.dumps(reply).encode(), src)

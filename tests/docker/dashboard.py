@@ -123,6 +123,8 @@ def five_cards_one_leader(c, b, d):
     secs = wait_page(b, lambda s: len(s) == 5 and all(up for _, up in s.values())
                      and leaders(s) == [leader], 10, "five reachable cards, one leader")
     print(f"   five cards, {leader} the one leader, {secs:.2f} s after the page opened")
+    error = b.js("return document.body.dataset.error || null;")
+    expect(error is None, f"the page's script failed: {error}")
 
 
 def update_rate(c, b, d):
@@ -192,11 +194,14 @@ def kill_the_leader(c, b, d):
 
 
 def narrow_window(c, b, d):
+    error = b.js("return document.body.dataset.error || null;")
+    expect(error is None, f"the page's script failed: {error}")
     b._s("POST", "/window/rect", {"width": 420, "height": 1000})
     time.sleep(0.5)
     over = b.js("return document.documentElement.scrollWidth - window.innerWidth;")
     b.screenshot(str(SHOTS / "dashboard-narrow.png"))
-    print(f"   420 px wide: {over} px of horizontal overflow; screenshot {SHOTS / 'dashboard-narrow.png'}")
+    print(f"   420 px wide: {max(over, 0)} px of horizontal overflow; "
+          f"screenshot {SHOTS / 'dashboard-narrow.png'}")
     expect(over <= 0, f"{over} px wider than a 420 px window")
 
 
@@ -225,7 +230,7 @@ def main():
         c.up()
         c.wait_leader()
         d = Dash(c)
-        b = Browser(width=1600, height=1150)
+        b = Browser(width=1600, height=1500)
         if check("five cards, one leader", five_cards_one_leader, c, b, d):
             for name, fn in [("update rate", update_rate), ("TIMEOUT on a follower", timeout_a_follower),
                              ("SHUTDOWN and Revive", shutdown_and_revive),
