@@ -162,6 +162,13 @@ class SendingTests(unittest.TestCase):
         self.assertEqual(wire.skt.sent, [(want, (p.host, 5555)) for p in PEERS])
         self.assertEqual(want["sender_name"], "Controller")
 
+    def test_it_never_holds_controller_5555(self):
+        wire = dashboard.Wire(PEERS)
+        try:
+            self.assertNotEqual(wire.skt.getsockname()[1], controller.PORT)
+        finally:
+            wire.skt.close()
+
     def test_other_requests_are_refused_before_the_socket(self):
         wire = fake_wire()
         for request in ("LEADER_INFO", "APPEND_RPC", "VOTE_REQUEST", "status"):
