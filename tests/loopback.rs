@@ -463,3 +463,43 @@ fn status_is_answered_read_only_and_honours_controller_allow() {
         "a stranger got a STATUS"
     );
 }
+
+/// Two nodes can never be made to answer each other's `STATUS` replies in a loop: a reply-shaped
+/// `STATUS` (`key: "STATUS"`) from a peer's address is not answered; a plain one is.
+#[test]
+fn a_reply_shaped_status_from_a_peer_is_not_answered() {
+    let mut c = Cluster::start(13, 3);
+    let leader = c.agreed_leader(&c.all());
+    let peer = others(&c, leader)[0];
+    c.kill(peer);
+    let from_peer = UdpSocket::bind(c.addr(peer)).unwrap();
+    let mut buf = [0u8; 1024];
+    let shaped = br#"{"sender_name": "Node1", "request": "STATUS", "term": 1, "key": "STATUS", "value": "role=Leader"}"#;
+    // The leader keeps sending heartbeats to this address: only a STATUS reply counts.
+    let status_reply = |buf: &mut [u8; 1024], wait: Duration| {
+        let until = Instant::now() + wait;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            from_peer
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let Ok((n, _)) = from_peer.recv_from(buf) else {
+                break;
+            };
+            let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+            if v["request"] == "STATUS" {
+                return Some(v);
+            }
+        }
+        None
+    };
+    from_peer.send_to(shaped, c.addr(leader)).unwrap();
+    assert_eq!(
+        status_reply(&mut buf, Duration::from_millis(300)),
+        None,
+        "a reply-shaped STATUS from a peer was answered"
+    );
+    let plain = br#"{"sender_name": "Controller", "request": "STATUS", "term": null, "key": null, "value": null}"#;
+    from_peer.send_to(plain, c.addr(leader)).unwrap();
+    let v = status_reply(&mut buf, PATIENCE).expect("a STATUS answer");
+    assert_eq!(v["key"], "STATUS");
+}
