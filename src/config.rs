@@ -1,12 +1,13 @@
 //! Configuration from the environment (flags mirror it): who we are, who our peers are, timings.
+//! Owns reading the variables; must never hold a rule of its own about the core's settings
+//! (those are `raft::Config::validate`, called here).
 //!
 //! Parsing is a pure function of a lookup (`Fn(&str) -> Option<String>`), so it is tested without
 //! touching the process environment.
+use crate::raft::{self, ConfigError as Rule};
 use std::net::{IpAddr, SocketAddr};
 
 pub const DEFAULT_PORT: u16 = 5555;
-/// The longest election timeout accepted: a minute is already far beyond any useful setting.
-pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
 /// One member of the cluster as configured: `Name` or `Name=host:port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,14 +30,10 @@ impl Peer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeConfig {
     pub name: String,
-    pub id: usize,
     pub peers: Vec<Peer>,
-    pub election_min: u64,
-    pub election_max: u64,
-    pub heartbeat: u64,
+    /// The core's settings (our id is the index of `name` in `peers`), valid by construction.
+    pub core: raft::Config,
     pub data_dir: Option<String>,
-    pub pre_vote: bool,
-    pub check_quorum: bool,
     /// `SHUTDOWN` exits the process (status 0) instead of going silent.
     pub shutdown_exits: bool,
     /// Hosts or addresses allowed to send controller requests; empty means anyone.
@@ -69,13 +66,9 @@ pub fn peers_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Peer>, Con
     let list = match (get("PEERS"), get("CLUSTER_SIZE")) {
         (Some(p), _) if !p.trim().is_empty() => p,
         (_, Some(n)) if !n.trim().is_empty() => match n.trim().parse::<usize>() {
-            Ok(n) if (1..=crate::raft::MAX_CLUSTER).contains(&n) => default_names(n),
-            _ => {
-                return err(
-                    "CLUSTER_SIZE",
-                    format!("{n:?} is not a number from 1 to 64"),
-                )
-            }
+            Ok(size) if raft::check_cluster_size(size).is_ok() => default_names(size),
+            Ok(_) => return err("CLUSTER_SIZE", format!("{n:?}: {}", Rule::ClusterSize)),
+            Err(_) => return err("CLUSTER_SIZE", format!("{n:?} is not a number")),
         },
         _ => default_names(5),
     };
@@ -87,8 +80,8 @@ pub fn peers_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Peer>, Con
         }
         peers.push(peer);
     }
-    if peers.is_empty() || peers.len() > crate::raft::MAX_CLUSTER {
-        return err("PEERS", "must list 1 to 64 members");
+    if let Err(rule) = raft::check_cluster_size(peers.len()) {
+        return err("PEERS", format!("{} members: {rule}", peers.len()));
     }
     Ok(peers)
 }
@@ -176,6 +169,46 @@ fn parse_bool(var: &'static str, v: Option<String>, default: bool) -> Result<boo
     }
 }
 
+/// `ELECTION_TIMEOUT_MS` and `HEARTBEAT_MS` as numbers (their rules are the core's).
+fn timing(get: &dyn Fn(&str) -> Option<String>) -> Result<(u64, u64, u64), ConfigError> {
+    let range = get("ELECTION_TIMEOUT_MS").unwrap_or_else(|| "150-300".into());
+    let Some((min, max)) = parse_range(&range) else {
+        return err(
+            "ELECTION_TIMEOUT_MS",
+            format!("{range:?} is not min-max in ms"),
+        );
+    };
+    let hb = get("HEARTBEAT_MS").unwrap_or_else(|| "50".into());
+    let Ok(heartbeat) = hb.trim().parse::<u64>() else {
+        return err("HEARTBEAT_MS", format!("{hb:?} is not a number of ms"));
+    };
+    Ok((min, max, heartbeat))
+}
+
+/// The variable a broken core rule is set by, with its value.
+fn rule_var(rule: Rule, get: &dyn Fn(&str) -> Option<String>) -> ConfigError {
+    let (var, default) = match rule {
+        Rule::ElectionTimeout => ("ELECTION_TIMEOUT_MS", "150-300"),
+        Rule::Heartbeat => ("HEARTBEAT_MS", "50"),
+        Rule::ClusterSize | Rule::IdOutsideCluster => ("PEERS", ""),
+    };
+    let value = get(var).unwrap_or_else(|| default.to_string());
+    ConfigError {
+        var,
+        problem: format!("{value:?}: {rule}"),
+    }
+}
+
+fn seed_from(v: Option<String>) -> Result<Option<u64>, ConfigError> {
+    match v.filter(|s| !s.trim().is_empty()) {
+        None => Ok(None),
+        Some(s) => match s.trim().parse() {
+            Ok(v) => Ok(Some(v)),
+            Err(_) => err("SEED", format!("{s:?} is not a number")),
+        },
+    }
+}
+
 impl NodeConfig {
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<NodeConfig, ConfigError> {
         let peers = peers_from(get)?;
@@ -191,54 +224,34 @@ impl NodeConfig {
                 format!("{name:?} is not in PEERS ({})", names.join(",")),
             );
         };
-        let range = get("ELECTION_TIMEOUT_MS").unwrap_or_else(|| "150-300".into());
-        let Some((election_min, election_max)) = parse_range(&range) else {
-            return err(
-                "ELECTION_TIMEOUT_MS",
-                format!("{range:?} is not min-max in ms"),
-            );
-        };
-        if election_min == 0 || election_min > election_max || election_max > MAX_TIMEOUT_MS {
-            return err(
-                "ELECTION_TIMEOUT_MS",
-                format!("{range:?}: need 0 < min <= max <= {MAX_TIMEOUT_MS}"),
-            );
-        }
-        let hb = get("HEARTBEAT_MS").unwrap_or_else(|| "50".into());
-        let heartbeat = match hb.trim().parse::<u64>() {
-            Ok(h) if h > 0 && h < election_min => h,
-            _ => {
-                return err(
-                    "HEARTBEAT_MS",
-                    format!("{hb:?} must be a number of ms above 0 and below the minimum election timeout ({election_min})"),
-                )
-            }
-        };
-        let seed = match get("SEED").filter(|s| !s.trim().is_empty()) {
-            None => None,
-            Some(s) => match s.trim().parse() {
-                Ok(v) => Some(v),
-                Err(_) => return err("SEED", format!("{s:?} is not a number")),
-            },
-        };
-        Ok(NodeConfig {
-            name,
+        let (min, max, heartbeat) = timing(get)?;
+        let core = raft::Config {
             id,
-            peers,
-            election_min,
-            election_max,
-            heartbeat,
-            data_dir: get("DATA_DIR").filter(|d| !d.trim().is_empty()),
+            cluster_size: peers.len(),
+            election_timeout_min_ms: min,
+            election_timeout_max_ms: max,
+            heartbeat_ms: heartbeat,
             pre_vote: parse_bool("PRE_VOTE", get("PRE_VOTE"), true)?,
             check_quorum: parse_bool("CHECK_QUORUM", get("CHECK_QUORUM"), true)?,
+        };
+        core.validate().map_err(|rule| rule_var(rule, get))?;
+        Ok(NodeConfig {
+            name,
+            peers,
+            core,
+            data_dir: get("DATA_DIR").filter(|d| !d.trim().is_empty()),
             shutdown_exits: parse_bool("SHUTDOWN_EXITS", get("SHUTDOWN_EXITS"), false)?,
             controller_allow: allow_list(get("CONTROLLER_ALLOW"))?,
-            seed,
+            seed: seed_from(get("SEED"))?,
         })
     }
 
+    pub fn id(&self) -> usize {
+        self.core.id
+    }
+
     pub fn me(&self) -> &Peer {
-        &self.peers[self.id]
+        &self.peers[self.core.id]
     }
 
     /// The address to bind: our own entry when it is an IP literal, else every interface.
@@ -246,18 +259,6 @@ impl NodeConfig {
         let me = self.me();
         me.literal_addr()
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], me.port)))
-    }
-
-    pub fn core(&self) -> crate::raft::Config {
-        crate::raft::Config {
-            id: self.id,
-            cluster_size: self.peers.len(),
-            election_min: self.election_min,
-            election_max: self.election_max,
-            heartbeat: self.heartbeat,
-            pre_vote: self.pre_vote,
-            check_quorum: self.check_quorum,
-        }
     }
 }
 
@@ -278,14 +279,11 @@ mod tests {
     fn defaults_are_five_nodes_on_5555_with_paper_timeouts() {
         let c = cfg(&[("NODE_NAME", "Node3")]).unwrap();
         assert_eq!(c.peers.len(), 5);
-        assert_eq!(c.id, 2);
+        assert_eq!(c.id(), 2);
         assert_eq!(c.peers[4].host, "Node5");
         assert_eq!(c.peers[4].port, 5555);
-        assert_eq!(
-            (c.election_min, c.election_max, c.heartbeat),
-            (150, 300, 50)
-        );
-        assert!(c.pre_vote && c.check_quorum && !c.shutdown_exits);
+        assert_eq!(c.core, raft::Config::new(2, 5));
+        assert!(!c.shutdown_exits);
         assert_eq!(c.bind_addr(), "0.0.0.0:5555".parse().unwrap());
         assert_eq!(c.data_dir, None);
     }
@@ -300,7 +298,7 @@ mod tests {
     fn cluster_size_names_node1_to_n() {
         let c = cfg(&[("NODE_NAME", "Node7"), ("CLUSTER_SIZE", "7")]).unwrap();
         assert_eq!(c.peers.len(), 7);
-        assert_eq!(c.id, 6);
+        assert_eq!(c.id(), 6);
     }
 
     #[test]
@@ -377,7 +375,11 @@ mod tests {
     #[test]
     fn a_single_number_is_a_fixed_timeout() {
         let c = cfg(&[("NODE_NAME", "Node1"), ("ELECTION_TIMEOUT_MS", "200")]).unwrap();
-        assert_eq!((c.election_min, c.election_max), (200, 200));
+        let t = c.core;
+        assert_eq!(
+            (t.election_timeout_min_ms, t.election_timeout_max_ms),
+            (200, 200)
+        );
     }
 
     #[test]
@@ -389,7 +391,7 @@ mod tests {
             ("CONTROLLER_ALLOW", "Controller, 127.0.0.1,::1"),
         ])
         .unwrap();
-        assert!(!c.pre_vote && c.shutdown_exits);
+        assert!(!c.core.pre_vote && c.core.check_quorum && c.shutdown_exits);
         assert_eq!(c.controller_allow, vec!["Controller", "127.0.0.1", "::1"]);
     }
 }

@@ -1,4 +1,6 @@
 //! The controller: a client of the nodes, speaking exactly the reference controller's messages.
+//! Owns the controller verbs and the status table; must never share state with a node (it only
+//! talks to nodes over UDP, as any controller would).
 use crate::config::{split_host_port, Peer, DEFAULT_PORT};
 use crate::json::{self, Datagram};
 use crate::message;

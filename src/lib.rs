@@ -1,8 +1,10 @@
 //! A tiny Raft leader-election node.
+//! Owns nothing but the module list; each module's doc says what it owns and must never do.
 //!
 //! | file            | concern                                                        |
 //! |-----------------|----------------------------------------------------------------|
 //! | `raft.rs`       | the election core: a sans-IO state machine (no clock, no I/O)  |
+//! | `event.rs`      | what the core reports, and the canonical text of its values    |
 //! | `json.rs`       | the flat five-field JSON codec                                 |
 //! | `message.rs`    | which datagram means which core input, and back               |
 //! | `runtime.rs`    | the single-threaded UDP loop around the core                   |
@@ -15,6 +17,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod event;
 pub mod json;
 pub mod log;
 pub mod message;

@@ -1,4 +1,6 @@
 //! Log lines people can read and machines can check: one logfmt line per event on stderr.
+//! Owns the line format, value quoting and rate limits; must never decide what is worth saying
+//! (events come from the core, drops from the runtime).
 //!
 //! `t=1732630000.123 node=Node3 term=4 role=Leader event=elected votes=3/5 after_ms=187`
 use std::collections::HashMap;
@@ -57,6 +59,11 @@ impl Line {
     pub fn kv(mut self, key: &str, v: impl std::fmt::Display) -> Line {
         let _ = write!(self.0, " {key}={}", value(&v.to_string()));
         self
+    }
+
+    /// The line as it would be written (without the newline).
+    pub fn into_string(self) -> String {
+        self.0
     }
 
     pub fn emit(self) {

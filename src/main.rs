@@ -1,4 +1,5 @@
 //! `raft`: a Raft leader-election node and its controller in one binary.
+//! Owns the command line and exit statuses; must never hold node or controller logic of its own.
 use raft::config::{self, NodeConfig};
 use raft::controller::{self, Client};
 use raft::runtime::{self, Exit};

@@ -1,4 +1,6 @@
 //! The protocol: which five-field datagram means which core input, and back.
+//! Owns the request names and field meanings; must never decide anything about elections or
+//! touch a socket.
 //!
 //! | request            | sender     | term                 | key        | value       |
 //! |--------------------|------------|----------------------|------------|-------------|
@@ -58,11 +60,33 @@ pub fn canonical(request: &str) -> String {
         .collect()
 }
 
+/// Why a decoded datagram means nothing to a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    NoRequest,
+    UnknownRequest,
+    NoSender,
+    UnknownSender,
+    NoTerm,
+}
+
+impl Reject {
+    /// The reason in the log line of the dropped datagram.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::NoRequest => "no-request",
+            Reject::UnknownRequest => "unknown-request",
+            Reject::NoSender => "no-sender",
+            Reject::UnknownSender => "unknown-sender",
+            Reject::NoTerm => "no-term",
+        }
+    }
+}
+
 /// Classify a decoded datagram. `peers` are the configured names, in id order.
-/// The error is a short reason for the log line of a dropped datagram.
-pub fn classify(d: &Datagram, peers: &[String]) -> Result<Incoming, &'static str> {
+pub fn classify(d: &Datagram, peers: &[String]) -> Result<Incoming, Reject> {
     let Some(request) = d.request.as_deref() else {
-        return Err("no-request");
+        return Err(Reject::NoRequest);
     };
     let request = canonical(request);
     let kind = match request.as_str() {
@@ -85,29 +109,18 @@ pub fn classify(d: &Datagram, peers: &[String]) -> Result<Incoming, &'static str
         "VOTE_ACK" => Kind::VoteAck,
         "PRE_VOTE_REQUEST" => Kind::PreVoteRequest,
         "PRE_VOTE_ACK" => Kind::PreVoteAck,
-        _ => return Err("unknown-request"),
+        _ => return Err(Reject::UnknownRequest),
     };
-    let sender = d.sender_name.as_deref().ok_or("no-sender")?;
+    let sender = d.sender_name.as_deref().ok_or(Reject::NoSender)?;
     let from = peers
         .iter()
         .position(|p| p == sender)
-        .ok_or("unknown-sender")?;
-    let term = d.term.ok_or("no-term")?;
+        .ok_or(Reject::UnknownSender)?;
+    let term = d.term.ok_or(Reject::NoTerm)?;
     Ok(Incoming::Peer {
         from,
         msg: Msg { term, kind },
     })
-}
-
-pub fn request_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Append => "APPEND_RPC",
-        Kind::AppendReply => "APPEND_REPLY",
-        Kind::VoteRequest { .. } => "VOTE_REQUEST",
-        Kind::VoteAck => "VOTE_ACK",
-        Kind::PreVoteRequest => "PRE_VOTE_REQUEST",
-        Kind::PreVoteAck => "PRE_VOTE_ACK",
-    }
 }
 
 /// The datagram a node sends for a core message.
@@ -115,7 +128,7 @@ pub fn encode(me: &str, msg: Msg) -> Datagram {
     let forced = matches!(msg.kind, Kind::VoteRequest { forced: true });
     Datagram {
         sender_name: Some(me.to_string()),
-        request: Some(request_name(msg.kind).to_string()),
+        request: Some(msg.kind.as_str().to_string()),
         term: Some(msg.term),
         key: forced.then(|| TRANSFER.to_string()),
         value: None,
@@ -264,21 +277,21 @@ mod tests {
         let p = peers();
         assert_eq!(
             classify(&dgram(Some("Node9"), "APPEND_RPC", Some(1), None), &p),
-            Err("unknown-sender")
+            Err(Reject::UnknownSender)
         );
         assert_eq!(
             classify(&dgram(None, "APPEND_RPC", Some(1), None), &p),
-            Err("no-sender")
+            Err(Reject::NoSender)
         );
         assert_eq!(
             classify(&dgram(Some("Node1"), "VOTE_ACK", None, None), &p),
-            Err("no-term")
+            Err(Reject::NoTerm)
         );
         assert_eq!(
             classify(&dgram(Some("Node1"), "HELLO", Some(1), None), &p),
-            Err("unknown-request")
+            Err(Reject::UnknownRequest)
         );
-        assert_eq!(classify(&Datagram::default(), &p), Err("no-request"));
+        assert_eq!(classify(&Datagram::default(), &p), Err(Reject::NoRequest));
     }
 
     #[test]

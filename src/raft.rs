@@ -1,10 +1,13 @@
 //! The election core: Raft's leader election as a sans-IO state machine.
+//! Owns every election decision and each role's data; must never read a clock, a socket, a file
+//! or the OS's randomness.
 //!
-//! `Node::step(now, input)` is the whole interface. It never reads a clock, a socket or the OS's
-//! randomness: time comes in as `now` (milliseconds on any monotonic scale), randomness from a
-//! PRNG seeded once at construction, and everything the node wants done comes back in an
-//! [`Output`]: state to persist (before sending anything), messages to send, events to log and
-//! the next deadline at which the caller must step it again with [`Input::Tick`].
+//! `Node::step(now, input)` is the whole interface. Time comes in as `now` (milliseconds on any
+//! monotonic scale), randomness from a PRNG seeded once at construction, and everything the node
+//! wants done comes back in an [`Output`]: state to persist (before sending anything), messages to
+//! send, events to log and the next deadline at which the caller must step it again with
+//! [`Input::Tick`]. What one role needs (a follower's leader, a candidate's votes, a leader's
+//! replies) lives inside that role's variant of [`State`], so a transition cannot leave it stale.
 //!
 //! Rules implemented, with the section of Ongaro's dissertation ("Consensus: Bridging Theory and
 //! Practice", 2014) that states them:
@@ -17,6 +20,9 @@
 //! - §4.2.3 leader stickiness: a node that heard from a leader within the minimum election
 //!   timeout ignores (pre-)vote requests, except forced ones (§3.10 TimeoutNow, which is what the
 //!   controller's `TIMEOUT` becomes).
+use std::fmt;
+
+pub use crate::event::{Cause, Disregard, Event, Field, Verdict};
 
 /// Milliseconds on the caller's monotonic clock.
 pub type Time = u64;
@@ -25,7 +31,14 @@ pub type NodeId = usize;
 
 /// The largest cluster the vote bitsets can hold.
 pub const MAX_CLUSTER: usize = 64;
+const _: () = assert!(
+    MAX_CLUSTER <= Votes::BITS,
+    "a vote bitset needs a bit per member"
+);
+/// The longest election timeout accepted: a minute is already far beyond any useful setting.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
+/// Which role a node is in (the role's data is private to the node: see [`Node::leader`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Follower,
@@ -72,6 +85,20 @@ pub enum Kind {
     PreVoteAck,
 }
 
+impl Kind {
+    /// The message's name, as the wire's `request` field spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Append => "APPEND_RPC",
+            Kind::AppendReply => "APPEND_REPLY",
+            Kind::VoteRequest { .. } => "VOTE_REQUEST",
+            Kind::VoteAck => "VOTE_ACK",
+            Kind::PreVoteRequest => "PRE_VOTE_REQUEST",
+            Kind::PreVoteAck => "PRE_VOTE_ACK",
+        }
+    }
+}
+
 /// A message between nodes. For pre-votes `term` is the term the sender proposes to campaign in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Msg {
@@ -87,6 +114,17 @@ pub enum Command {
     Shutdown,
 }
 
+impl Command {
+    /// The request's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::ConvertFollower => "CONVERT_FOLLOWER",
+            Command::Timeout => "TIMEOUT",
+            Command::Shutdown => "SHUTDOWN",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Input {
     /// The deadline returned by the previous step has passed.
@@ -98,17 +136,54 @@ pub enum Input {
     Command(Command),
 }
 
+// ---- configuration ---------------------------------------------------------------------------
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     pub id: NodeId,
     pub cluster_size: usize,
-    /// Inclusive range of election timeouts, in milliseconds.
-    pub election_min: u64,
-    pub election_max: u64,
-    pub heartbeat: u64,
+    /// Inclusive range from which every election timeout is drawn.
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub heartbeat_ms: u64,
     pub pre_vote: bool,
     pub check_quorum: bool,
 }
+
+/// Why a [`Config`] cannot run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    ClusterSize,
+    IdOutsideCluster,
+    ElectionTimeout,
+    Heartbeat,
+}
+
+impl ConfigError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigError::ClusterSize => "cluster size must be 1..=64",
+            ConfigError::IdOutsideCluster => "own id outside the cluster",
+            ConfigError::ElectionTimeout => {
+                "election timeout range must be min-max in ms with 0 < min <= max <= 60000"
+            }
+            ConfigError::Heartbeat => {
+                "heartbeat must be a number of ms above 0 and below the minimum election timeout"
+            }
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const _: () = assert!(
+    MAX_CLUSTER == 64 && MAX_TIMEOUT_MS == 60_000,
+    "update the texts above"
+);
 
 impl Config {
     /// Defaults of the paper's experiments: 150-300 ms timeouts, 50 ms heartbeats.
@@ -116,27 +191,26 @@ impl Config {
         Config {
             id,
             cluster_size,
-            election_min: 150,
-            election_max: 300,
-            heartbeat: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            heartbeat_ms: 50,
             pre_vote: true,
             check_quorum: true,
         }
     }
 
-    /// Why this configuration cannot run, if it cannot.
-    pub fn validate(&self) -> Result<(), &'static str> {
-        if self.cluster_size == 0 || self.cluster_size > MAX_CLUSTER {
-            return Err("cluster size must be 1..=64");
-        }
+    /// Every rule a runnable configuration obeys, in one place.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_cluster_size(self.cluster_size)?;
         if self.id >= self.cluster_size {
-            return Err("own id outside the cluster");
+            return Err(ConfigError::IdOutsideCluster);
         }
-        if self.election_min == 0 || self.election_min > self.election_max {
-            return Err("election timeout range must be min-max with 0 < min <= max");
+        let (min, max) = (self.election_timeout_min_ms, self.election_timeout_max_ms);
+        if min == 0 || min > max || max > MAX_TIMEOUT_MS {
+            return Err(ConfigError::ElectionTimeout);
         }
-        if self.heartbeat == 0 || self.heartbeat >= self.election_min {
-            return Err("heartbeat must be above 0 and below the minimum election timeout");
+        if self.heartbeat_ms == 0 || self.heartbeat_ms >= min {
+            return Err(ConfigError::Heartbeat);
         }
         Ok(())
     }
@@ -146,35 +220,85 @@ impl Config {
     }
 }
 
-/// Something worth a log line. The core decides what happened; the runtime decides how to say it.
+/// The cluster-size rule alone, for callers that learn the size before the rest.
+pub fn check_cluster_size(n: usize) -> Result<(), ConfigError> {
+    match n {
+        1..=MAX_CLUSTER => Ok(()),
+        _ => Err(ConfigError::ClusterSize),
+    }
+}
+
+// ---- votes -----------------------------------------------------------------------------------
+
+/// Where a (pre-)vote stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    Became {
-        role: Role,
-        term: u64,
-        reason: &'static str,
-    },
-    Elected {
-        term: u64,
-        votes: usize,
-    },
-    Vote {
-        candidate: NodeId,
-        term: u64,
-        pre: bool,
-        granted: bool,
-        reason: &'static str,
-    },
-    Ignored {
-        from: NodeId,
-        reason: &'static str,
-    },
-    /// The term moved on (always up), as the node became `role`.
-    Term {
-        from: u64,
-        to: u64,
-        role: Role,
-    },
+pub enum Tally {
+    /// A majority granted.
+    Won,
+    /// So many refused that a majority can no longer grant.
+    Lost,
+    Pending,
+}
+
+/// The outcome of a count of `granted` and `refused` among `cluster_size` voters.
+pub fn tally(granted: usize, refused: usize, cluster_size: usize) -> Tally {
+    debug_assert!(granted <= cluster_size);
+    debug_assert!(refused <= cluster_size);
+    debug_assert!(granted + refused <= cluster_size, "one answer per voter");
+    let majority = cluster_size / 2 + 1;
+    if granted >= majority {
+        Tally::Won
+    } else if refused > cluster_size - majority {
+        Tally::Lost
+    } else {
+        Tally::Pending
+    }
+}
+
+/// Who granted and who refused one (pre-)vote, one bit per member.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Votes {
+    granted: u64,
+    refused: u64,
+}
+
+impl Votes {
+    const BITS: usize = u64::BITS as usize;
+
+    fn own(id: NodeId) -> Votes {
+        Votes {
+            granted: 1 << id,
+            refused: 0,
+        }
+    }
+
+    fn grant(&mut self, id: NodeId) {
+        self.granted |= 1 << id;
+        self.refused &= !(1 << id);
+    }
+
+    fn refuse(&mut self, id: NodeId) {
+        if self.granted & (1 << id) == 0 {
+            self.refused |= 1 << id;
+        }
+    }
+
+    fn granted(&self) -> usize {
+        self.granted.count_ones() as usize
+    }
+
+    fn tally(&self, cluster_size: usize) -> Tally {
+        debug_assert_eq!(
+            self.granted & self.refused,
+            0,
+            "a voter both granted and refused"
+        );
+        tally(
+            self.granted(),
+            self.refused.count_ones() as usize,
+            cluster_size,
+        )
+    }
 }
 
 /// What one step asks of the caller, in this order: persist, then send.
@@ -203,19 +327,56 @@ pub struct Status {
     pub heard_ms: Option<u64>,
 }
 
+// ---- the node --------------------------------------------------------------------------------
+
+/// A follower's leader, and when it last heard from it (this drives stickiness).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Contact {
+    leader: NodeId,
+    at: Time,
+}
+
+/// A pre-vote or vote under way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Campaign {
+    votes: Votes,
+    /// When this run of campaigning began: its first pre-vote or vote since it last followed.
+    since: Time,
+}
+
+/// A role with the data only that role has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    Follower {
+        leader: Option<Contact>,
+    },
+    PreCandidate(Campaign),
+    Candidate(Campaign),
+    /// `last_heard[p]`: when member `p` last answered a heartbeat (§6.2); one entry per member.
+    Leader {
+        last_heard: Box<[Time]>,
+    },
+    Stopped,
+}
+
+impl State {
+    fn role(&self) -> Role {
+        match self {
+            State::Follower { .. } => Role::Follower,
+            State::PreCandidate(_) => Role::PreCandidate,
+            State::Candidate(_) => Role::Candidate,
+            State::Leader { .. } => Role::Leader,
+            State::Stopped => Role::Stopped,
+        }
+    }
+}
+
 /// One Raft node's election state.
 #[derive(Clone, Debug)]
 pub struct Node {
     cfg: Config,
     hard: HardState,
-    role: Role,
-    leader: Option<NodeId>,
-    /// When we last heard from `leader` (a follower's view; drives stickiness).
-    leader_contact: Time,
-    /// Bitset of nodes that granted the current (pre-)vote.
-    votes: u64,
-    /// Leader only: when each peer last answered a heartbeat.
-    last_heard: [Time; MAX_CLUSTER],
+    state: State,
     /// Election timer (follower, candidates) or next heartbeat (leader).
     timer: Time,
     rng: Rng,
@@ -229,11 +390,7 @@ impl Node {
         let mut node = Node {
             cfg,
             hard,
-            role: Role::Follower,
-            leader: None,
-            leader_contact: 0,
-            votes: 0,
-            last_heard: [0; MAX_CLUSTER],
+            state: State::Follower { leader: None },
             timer: now,
             rng: Rng::new(seed),
             out: Output::default(),
@@ -249,7 +406,7 @@ impl Node {
         &self.cfg
     }
     pub fn role(&self) -> Role {
-        self.role
+        self.state.role()
     }
     pub fn term(&self) -> u64 {
         self.hard.term
@@ -259,24 +416,30 @@ impl Node {
     }
     /// The leader this node knows of in its current term (itself when it leads).
     pub fn leader(&self) -> Option<NodeId> {
-        self.leader
+        match self.state {
+            State::Follower { leader } => leader.map(|c| c.leader),
+            State::Leader { .. } => Some(self.cfg.id),
+            _ => None,
+        }
     }
     pub fn deadline(&self) -> Option<Time> {
-        (self.role != Role::Stopped).then_some(self.timer)
+        (self.state != State::Stopped).then_some(self.timer)
     }
 
     /// What the node is doing at `now`; changes nothing.
     pub fn status(&self, now: Time) -> Status {
-        let heard_ms = match self.leader {
-            Some(l) if l == self.cfg.id => Some(0),
-            Some(_) => Some(now.saturating_sub(self.leader_contact)),
-            None => None,
+        let heard_ms = match self.state {
+            State::Leader { .. } => Some(0),
+            State::Follower {
+                leader: Some(contact),
+            } => Some(now.saturating_sub(contact.at)),
+            _ => None,
         };
         Status {
-            role: self.role,
+            role: self.state.role(),
             term: self.hard.term,
             voted_for: self.hard.voted_for,
-            leader: self.leader,
+            leader: self.leader(),
             timer_ms: self.deadline().map(|d| d.saturating_sub(now)),
             heard_ms,
         }
@@ -284,10 +447,23 @@ impl Node {
 
     /// Advance the state machine by one input at time `now`.
     pub fn step(&mut self, now: Time, input: Input) -> Output {
+        let (leader_before, term_before) = (self.leader(), self.hard.term);
+        let was_stopped = self.state == State::Stopped;
         match input {
             Input::Tick => self.tick(now),
             Input::Receive { from, msg } => self.receive(now, from, msg),
             Input::Command(cmd) => self.command(now, cmd),
+        }
+        let leader = self.leader();
+        if let Some(l) = leader.filter(|&l| l != self.cfg.id && leader != leader_before) {
+            self.out.events.push(Event::Leader { leader: l });
+        }
+        debug_assert!(self.hard.term >= term_before, "terms never decrease");
+        if was_stopped && !matches!(input, Input::Command(_)) {
+            // A stopped node is deaf and silent: only the controller wakes it.
+            debug_assert_eq!(self.state, State::Stopped);
+            debug_assert!(self.out.send.is_empty());
+            debug_assert!(self.out.persist.is_none());
         }
         self.check_invariants();
         let mut out = std::mem::take(&mut self.out);
@@ -298,55 +474,62 @@ impl Node {
     // ---- timers ------------------------------------------------------------------------------
 
     fn tick(&mut self, now: Time) {
-        if self.role == Role::Stopped || now < self.timer {
+        if self.state == State::Stopped || now < self.timer {
             return;
         }
-        if self.role == Role::Leader {
-            if self.cfg.check_quorum && !self.quorum_active(now) {
-                self.become_follower(now, self.hard.term, None, "lost-quorum");
-                return;
+        if let State::Leader { last_heard } = &self.state {
+            if self.cfg.check_quorum && !self.quorum_active(last_heard, now) {
+                return self.become_follower(now, self.hard.term, None, Cause::LostQuorum);
             }
             self.broadcast(Kind::Append, self.hard.term);
             // Keep the cadence: a tick that came late does not push every later heartbeat back.
-            let next = self.timer + self.cfg.heartbeat;
+            let next = self.timer + self.cfg.heartbeat_ms;
             self.timer = if next > now {
                 next
             } else {
-                now + self.cfg.heartbeat
+                now + self.cfg.heartbeat_ms
             };
         } else if self.cfg.pre_vote {
             self.start_pre_vote(now);
         } else {
-            self.start_election(now, false, "election-timeout");
+            self.start_election(now, false, Cause::ElectionTimeout);
         }
     }
 
     fn reset_election_timer(&mut self, now: Time) {
-        let span = self.cfg.election_max - self.cfg.election_min;
-        self.timer = now + self.cfg.election_min + self.rng.below(span + 1);
+        let (min, max) = (
+            self.cfg.election_timeout_min_ms,
+            self.cfg.election_timeout_max_ms,
+        );
+        self.timer = now + min + self.rng.below(max - min + 1);
     }
 
     /// §6.2: has a majority (counting ourselves) answered within the minimum election timeout?
-    fn quorum_active(&self, now: Time) -> bool {
-        let window = self.cfg.election_min;
+    fn quorum_active(&self, last_heard: &[Time], now: Time) -> bool {
+        let window = self.cfg.election_timeout_min_ms;
         let heard = (0..self.cfg.cluster_size)
-            .filter(|&p| p == self.cfg.id || now.saturating_sub(self.last_heard[p]) < window)
+            .filter(|&p| p == self.cfg.id || now.saturating_sub(last_heard[p]) < window)
             .count();
         heard >= self.cfg.majority()
     }
 
     // ---- role changes ------------------------------------------------------------------------
 
-    fn become_follower(&mut self, now: Time, term: u64, leader: Option<NodeId>, why: &'static str) {
+    fn become_follower(&mut self, now: Time, term: u64, leader: Option<Contact>, why: Cause) {
         self.set_term(term, Role::Follower);
-        let changed = self.role != Role::Follower;
-        self.role = Role::Follower;
-        self.leader = leader;
-        self.leader_contact = now;
-        self.votes = 0;
+        let changed = self.role() != Role::Follower;
+        self.state = State::Follower { leader };
         self.reset_election_timer(now);
         if changed {
             self.event_became(why);
+        }
+    }
+
+    /// When the current run of campaigning began, or `now` if this starts one.
+    fn campaign_since(&self, now: Time) -> Time {
+        match self.state {
+            State::PreCandidate(c) | State::Candidate(c) => c.since,
+            _ => now,
         }
     }
 
@@ -354,32 +537,32 @@ impl Node {
         if self.at_last_term(now) {
             return;
         }
-        self.role = Role::PreCandidate;
-        self.leader = None;
-        self.votes = 1 << self.cfg.id;
+        let since = self.campaign_since(now);
+        self.state = State::PreCandidate(Campaign {
+            votes: Votes::own(self.cfg.id),
+            since,
+        });
         self.reset_election_timer(now);
-        self.event_became("election-timeout");
+        self.event_became(Cause::ElectionTimeout);
         self.broadcast(Kind::PreVoteRequest, self.hard.term + 1);
-        if self.has_majority() {
-            self.start_election(now, false, "pre-vote-won");
-        }
+        self.count_votes(now);
     }
 
-    fn start_election(&mut self, now: Time, forced: bool, why: &'static str) {
+    fn start_election(&mut self, now: Time, forced: bool, why: Cause) {
         if self.at_last_term(now) {
             return;
         }
+        let since = self.campaign_since(now);
         self.set_term(self.hard.term + 1, Role::Candidate);
         self.set_vote(self.cfg.id);
-        self.role = Role::Candidate;
-        self.leader = None;
-        self.votes = 1 << self.cfg.id;
+        self.state = State::Candidate(Campaign {
+            votes: Votes::own(self.cfg.id),
+            since,
+        });
         self.reset_election_timer(now);
         self.event_became(why);
         self.broadcast(Kind::VoteRequest { forced }, self.hard.term);
-        if self.has_majority() {
-            self.become_leader(now);
-        }
+        self.count_votes(now);
     }
 
     /// No term follows `u64::MAX`, which only a forged message can bring (peers accept any term).
@@ -393,56 +576,71 @@ impl Node {
         true
     }
 
-    fn become_leader(&mut self, now: Time) {
-        debug_assert_eq!(self.role, Role::Candidate);
-        debug_assert_eq!(self.hard.voted_for, Some(self.cfg.id));
-        self.role = Role::Leader;
-        self.leader = Some(self.cfg.id);
-        self.last_heard = [now; MAX_CLUSTER];
-        let votes = self.votes.count_ones() as usize;
-        self.out.events.push(Event::Elected {
-            term: self.hard.term,
-            votes,
-        });
-        self.broadcast(Kind::Append, self.hard.term);
-        self.timer = now + self.cfg.heartbeat;
+    /// Acts on the current campaign's tally: a won pre-vote starts the election, a won vote
+    /// leads; a lost one is reported once and then waits for the timer, as a pending one does.
+    fn count_votes(&mut self, now: Time) {
+        let (State::PreCandidate(c) | State::Candidate(c)) = self.state else {
+            return;
+        };
+        match (c.votes.tally(self.cfg.cluster_size), self.role()) {
+            (Tally::Won, Role::PreCandidate) => {
+                self.start_election(now, false, Cause::PreVoteWon);
+            }
+            (Tally::Won, _) => self.become_leader(now, c),
+            (Tally::Lost | Tally::Pending, _) => {}
+        }
     }
 
-    fn has_majority(&self) -> bool {
-        self.votes.count_ones() as usize >= self.cfg.majority()
+    fn become_leader(&mut self, now: Time, campaign: Campaign) {
+        debug_assert_eq!(self.role(), Role::Candidate);
+        debug_assert_eq!(self.hard.voted_for, Some(self.cfg.id));
+        self.state = State::Leader {
+            last_heard: vec![now; self.cfg.cluster_size].into_boxed_slice(),
+        };
+        self.out.events.push(Event::Elected {
+            term: self.hard.term,
+            votes: campaign.votes.granted(),
+            of: self.cfg.cluster_size,
+            after_ms: now.saturating_sub(campaign.since),
+        });
+        self.broadcast(Kind::Append, self.hard.term);
+        self.timer = now + self.cfg.heartbeat_ms;
     }
 
     // ---- messages ----------------------------------------------------------------------------
 
     fn receive(&mut self, now: Time, from: NodeId, msg: Msg) {
-        if self.role == Role::Stopped {
+        if self.state == State::Stopped {
             return;
         }
         if from >= self.cfg.cluster_size || from == self.cfg.id {
-            return self.ignore(from, "not-a-peer");
+            return self.ignore(from, Disregard::NotAPeer);
         }
         match msg.kind {
             Kind::PreVoteRequest => return self.on_pre_vote_request(now, from, msg.term),
             Kind::PreVoteAck => return self.on_pre_vote_ack(now, from, msg.term),
             Kind::VoteRequest { forced: false } if self.in_lease(now) => {
-                return self.refuse(from, msg.term, false, "leader-lease");
+                return self.answer(from, msg.term, false, Verdict::LeaderLease);
             }
             _ => {}
         }
         if msg.term > self.hard.term {
-            let leader = (msg.kind == Kind::Append).then_some(from);
-            self.become_follower(now, msg.term, leader, "higher-term");
+            let leader = (msg.kind == Kind::Append).then_some(Contact {
+                leader: from,
+                at: now,
+            });
+            self.become_follower(now, msg.term, leader, Cause::HigherTerm);
         }
         if msg.term < self.hard.term {
             // A stale leader learns our term from the reply and steps down (Figure 3.1).
             if msg.kind == Kind::Append {
                 self.send(from, Kind::AppendReply, self.hard.term);
             }
-            return self.ignore(from, "stale-term");
+            return self.ignore(from, Disregard::StaleTerm);
         }
         match msg.kind {
             Kind::Append => self.on_append(now, from),
-            Kind::AppendReply => self.last_heard[from] = now,
+            Kind::AppendReply => self.on_append_reply(now, from),
             Kind::VoteRequest { .. } => self.on_vote_request(now, from),
             Kind::VoteAck => self.on_vote_ack(now, from),
             Kind::PreVoteRequest | Kind::PreVoteAck => {}
@@ -454,64 +652,93 @@ impl Node {
         if !self.cfg.check_quorum {
             return false; // without CheckQuorum a leader could hold its lease forever
         }
-        match self.leader {
-            Some(l) if l == self.cfg.id => true,
-            Some(_) => now < self.leader_contact + self.cfg.election_min,
-            None => false,
+        match self.state {
+            State::Leader { .. } => true,
+            State::Follower {
+                leader: Some(Contact { at, .. }),
+            } => now < at + self.cfg.election_timeout_min_ms,
+            _ => false,
         }
     }
 
     fn on_append(&mut self, now: Time, from: NodeId) {
-        if self.role == Role::Leader {
-            // Two leaders in one term cannot happen; a forged or corrupted message can claim it.
-            return self.ignore(from, "second-leader-claim");
+        if self.role() == Role::Leader {
+            return self.ignore(from, Disregard::SecondLeaderClaim);
         }
-        if self.role != Role::Follower || self.leader != Some(from) {
-            self.become_follower(now, self.hard.term, Some(from), "heard-leader");
+        let contact = Some(Contact {
+            leader: from,
+            at: now,
+        });
+        match self.state {
+            State::Follower { leader: Some(c) } if c.leader == from => {
+                self.state = State::Follower { leader: contact };
+            }
+            _ => self.become_follower(now, self.hard.term, contact, Cause::HeardLeader),
         }
-        self.leader_contact = now;
         self.reset_election_timer(now);
         self.send(from, Kind::AppendReply, self.hard.term);
     }
 
+    fn on_append_reply(&mut self, now: Time, from: NodeId) {
+        if let State::Leader { last_heard } = &mut self.state {
+            last_heard[from] = now;
+        }
+    }
+
     fn on_vote_request(&mut self, now: Time, from: NodeId) {
         match self.hard.voted_for {
-            Some(v) if v != from => self.refuse(from, self.hard.term, false, "already-voted"),
+            Some(v) if v != from => {
+                self.answer(from, self.hard.term, false, Verdict::AlreadyVoted);
+                // A rival candidate of our term voted for itself: it will not vote for us.
+                self.record_refusal(from);
+            }
             _ => {
                 self.set_vote(from);
                 self.reset_election_timer(now);
-                self.grant(from, self.hard.term, false);
+                self.answer(from, self.hard.term, false, Verdict::Granted);
                 self.send(from, Kind::VoteAck, self.hard.term);
             }
         }
     }
 
+    fn record_refusal(&mut self, from: NodeId) {
+        let State::Candidate(c) = &mut self.state else {
+            return;
+        };
+        let before = c.votes.tally(self.cfg.cluster_size);
+        c.votes.refuse(from);
+        let refused = c.votes.refused.count_ones() as usize;
+        if before != Tally::Lost && c.votes.tally(self.cfg.cluster_size) == Tally::Lost {
+            let term = self.hard.term;
+            self.out.events.push(Event::Lost { term, refused });
+        }
+    }
+
     fn on_vote_ack(&mut self, now: Time, from: NodeId) {
-        if self.role == Role::Candidate {
-            self.votes |= 1 << from;
-            if self.has_majority() {
-                self.become_leader(now);
-            }
+        if let State::Candidate(c) = &mut self.state {
+            c.votes.grant(from);
+            self.count_votes(now);
         }
     }
 
     /// §9.6: grant when the proposed term is ahead of ours and we are not following a live leader.
     fn on_pre_vote_request(&mut self, now: Time, from: NodeId, term: u64) {
         if self.in_lease(now) {
-            return self.refuse(from, term, true, "leader-lease");
+            return self.answer(from, term, true, Verdict::LeaderLease);
         }
         if term <= self.hard.term {
-            return self.refuse(from, term, true, "stale-term");
+            return self.answer(from, term, true, Verdict::StaleTerm);
         }
-        self.grant(from, term, true);
+        self.answer(from, term, true, Verdict::Granted);
         self.send(from, Kind::PreVoteAck, term);
     }
 
     fn on_pre_vote_ack(&mut self, now: Time, from: NodeId, term: u64) {
-        if self.role == Role::PreCandidate && Some(term) == self.hard.term.checked_add(1) {
-            self.votes |= 1 << from;
-            if self.has_majority() {
-                self.start_election(now, false, "pre-vote-won");
+        let proposed = self.hard.term.checked_add(1);
+        if let State::PreCandidate(c) = &mut self.state {
+            if Some(term) == proposed {
+                c.votes.grant(from);
+                self.count_votes(now);
             }
         }
     }
@@ -521,35 +748,33 @@ impl Node {
     fn command(&mut self, now: Time, cmd: Command) {
         match cmd {
             Command::Shutdown => {
-                if self.role != Role::Stopped {
-                    self.role = Role::Stopped;
-                    self.leader = None;
-                    self.votes = 0;
-                    self.event_became("shutdown");
+                if self.state != State::Stopped {
+                    self.state = State::Stopped;
+                    self.event_became(Cause::Shutdown);
                 }
             }
-            Command::ConvertFollower => {
-                let revived = self.role == Role::Stopped;
-                let was_leader = self.role == Role::Leader;
-                let leader = if was_leader || revived {
-                    None
-                } else {
-                    self.leader
-                };
-                let why = if revived {
-                    "revived"
-                } else {
-                    "convert-follower"
-                };
-                let contact = self.leader_contact;
-                self.become_follower(now, self.hard.term, leader, why);
-                self.leader_contact = contact; // being told is not hearing from the leader
-                if was_leader {
-                    // Give the others the first chance: wait one extra timeout range.
-                    self.timer += self.cfg.election_max - self.cfg.election_min + 1;
-                }
-            }
-            Command::Timeout => self.start_election(now, true, "timeout-command"),
+            Command::ConvertFollower => self.convert_follower(now),
+            Command::Timeout => self.start_election(now, true, Cause::TimeoutCommand),
+        }
+    }
+
+    /// A follower keeps its leader and when it last heard from it (being told is not hearing
+    /// from the leader); any other role follows no one.
+    fn convert_follower(&mut self, now: Time) {
+        let (leader, why) = match self.state {
+            State::Follower { leader } => (leader, Cause::ConvertFollower),
+            State::Stopped => (None, Cause::Revived),
+            _ => (None, Cause::ConvertFollower),
+        };
+        let was_leader = self.role() == Role::Leader;
+        self.become_follower(now, self.hard.term, leader, why);
+        if was_leader {
+            // Give the others the first chance: wait one extra timeout range.
+            let (min, max) = (
+                self.cfg.election_timeout_min_ms,
+                self.cfg.election_timeout_max_ms,
+            );
+            self.timer += max - min + 1;
         }
     }
 
@@ -588,54 +813,65 @@ impl Node {
     }
 
     fn send(&mut self, to: NodeId, kind: Kind, term: u64) {
+        debug_assert!(to < self.cfg.cluster_size);
+        debug_assert_ne!(to, self.cfg.id, "a node never sends to itself");
         self.out.send.push((to, Msg { term, kind }));
     }
 
-    fn event_became(&mut self, reason: &'static str) {
+    fn event_became(&mut self, cause: Cause) {
         self.out.events.push(Event::Became {
-            role: self.role,
+            role: self.role(),
             term: self.hard.term,
-            reason,
+            cause,
         });
     }
 
-    fn grant(&mut self, candidate: NodeId, term: u64, pre: bool) {
-        self.vote_event(candidate, term, pre, true, "granted");
-    }
-
-    fn refuse(&mut self, candidate: NodeId, term: u64, pre: bool, reason: &'static str) {
-        self.vote_event(candidate, term, pre, false, reason);
-    }
-
-    fn vote_event(
-        &mut self,
-        candidate: NodeId,
-        term: u64,
-        pre: bool,
-        granted: bool,
-        reason: &'static str,
-    ) {
+    fn answer(&mut self, candidate: NodeId, term: u64, pre: bool, verdict: Verdict) {
         self.out.events.push(Event::Vote {
             candidate,
             term,
             pre,
-            granted,
-            reason,
+            verdict,
         });
     }
 
-    fn ignore(&mut self, from: NodeId, reason: &'static str) {
+    fn ignore(&mut self, from: NodeId, reason: Disregard) {
         self.out.events.push(Event::Ignored { from, reason });
     }
 
-    /// TigerBeetle style: the state machine checks itself after every step (debug builds).
+    /// What the types cannot say, checked after every step (debug builds). A candidate and a
+    /// leader have voted for themselves; a follower never follows itself.
     fn check_invariants(&self) {
-        debug_assert!(self.votes.count_ones() as usize <= self.cfg.cluster_size);
-        debug_assert!(self.role != Role::Leader || self.leader == Some(self.cfg.id));
-        debug_assert!(self.role != Role::Leader || self.hard.voted_for == Some(self.cfg.id));
-        debug_assert!(
-            !matches!(self.role, Role::Candidate | Role::PreCandidate) || self.leader.is_none()
-        );
+        let me = self.cfg.id;
+        match &self.state {
+            State::Leader { .. } | State::Candidate(_) => {
+                debug_assert_eq!(self.hard.voted_for, Some(me));
+            }
+            State::Follower { leader: Some(c) } => {
+                debug_assert_ne!(c.leader, me, "a follower never follows itself");
+                debug_assert!(c.leader < self.cfg.cluster_size);
+            }
+            State::Follower { leader: None } | State::PreCandidate(_) | State::Stopped => {
+                debug_assert!(self.leader().is_none());
+            }
+        }
+        if let State::PreCandidate(c) | State::Candidate(c) = &self.state {
+            let members = u64::MAX >> (Votes::BITS - self.cfg.cluster_size);
+            debug_assert!(
+                c.votes.granted & (1 << me) != 0,
+                "a candidate votes for itself"
+            );
+            debug_assert_eq!(
+                c.votes.granted & !members,
+                0,
+                "a vote from outside the cluster"
+            );
+            debug_assert_eq!(
+                c.votes.refused & !members,
+                0,
+                "a refusal from outside the cluster"
+            );
+        }
     }
 }
 
@@ -672,5 +908,151 @@ impl Rng {
     /// One of `items`, which must not be empty.
     pub fn pick<'t, T>(&mut self, items: &'t [T]) -> &'t T {
         &items[self.index(items.len())]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_is_won_lost_or_pending() {
+        use Tally::*;
+        // (granted, refused, cluster size) -> outcome
+        let table = [
+            ((1, 0, 1), Won),
+            ((1, 0, 2), Pending),
+            ((2, 0, 2), Won),
+            ((1, 1, 2), Lost),
+            ((1, 0, 3), Pending),
+            ((2, 0, 3), Won),
+            ((1, 1, 3), Pending),
+            ((1, 2, 3), Lost),
+            ((2, 1, 3), Won),
+            ((2, 1, 4), Pending),
+            ((1, 2, 4), Lost),
+            ((3, 1, 4), Won),
+            ((2, 2, 5), Pending),
+            ((2, 3, 5), Lost),
+            ((3, 2, 5), Won),
+            ((32, 32, 64), Lost),
+            ((33, 0, 64), Won),
+            ((32, 31, 64), Pending),
+        ];
+        for ((granted, refused, n), want) in table {
+            assert_eq!(
+                tally(granted, refused, n),
+                want,
+                "{granted}+{refused} of {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_vote_counts_once_and_a_grant_overrides_a_refusal() {
+        let mut v = Votes::own(0);
+        v.refuse(0);
+        assert_eq!(
+            (v.granted(), v.refused),
+            (1, 0),
+            "we never refuse ourselves"
+        );
+        v.refuse(1);
+        v.refuse(1);
+        assert_eq!(v.refused.count_ones(), 1);
+        v.grant(1);
+        assert_eq!((v.granted(), v.refused), (2, 0));
+        assert_eq!(v.tally(3), Tally::Won);
+        assert_eq!(Votes::own(63).granted(), 1);
+    }
+
+    #[test]
+    fn config_rules_name_what_is_wrong() {
+        let ok = Config::new(0, 5);
+        assert_eq!(ok.validate(), Ok(()));
+        let cases = [
+            (Config::new(0, 0), ConfigError::ClusterSize),
+            (Config::new(0, MAX_CLUSTER + 1), ConfigError::ClusterSize),
+            (Config::new(5, 5), ConfigError::IdOutsideCluster),
+            (
+                Config {
+                    election_timeout_min_ms: 0,
+                    ..ok
+                },
+                ConfigError::ElectionTimeout,
+            ),
+            (
+                Config {
+                    election_timeout_min_ms: 301,
+                    ..ok
+                },
+                ConfigError::ElectionTimeout,
+            ),
+            (
+                Config {
+                    election_timeout_max_ms: MAX_TIMEOUT_MS + 1,
+                    ..ok
+                },
+                ConfigError::ElectionTimeout,
+            ),
+            (
+                Config {
+                    heartbeat_ms: 0,
+                    ..ok
+                },
+                ConfigError::Heartbeat,
+            ),
+            (
+                Config {
+                    heartbeat_ms: 150,
+                    ..ok
+                },
+                ConfigError::Heartbeat,
+            ),
+        ];
+        for (cfg, want) in cases {
+            assert_eq!(cfg.validate(), Err(want), "{cfg:?}");
+        }
+        let edge = Config {
+            election_timeout_min_ms: MAX_TIMEOUT_MS,
+            election_timeout_max_ms: MAX_TIMEOUT_MS,
+            heartbeat_ms: MAX_TIMEOUT_MS - 1,
+            ..Config::new(MAX_CLUSTER - 1, MAX_CLUSTER)
+        };
+        assert_eq!(edge.validate(), Ok(()));
+    }
+
+    /// A candidate refused by a majority (rivals of its own term, each voting for itself) says
+    /// so once, and stays a candidate until its timer fires.
+    #[test]
+    fn a_candidate_refused_by_a_majority_knows_it_lost() {
+        let cfg = Config {
+            pre_vote: false,
+            ..Config::new(0, 5)
+        };
+        let mut node = Node::new(cfg, HardState::default(), 1, 0);
+        let at = node.deadline().unwrap_or(0);
+        node.step(at, Input::Tick);
+        assert_eq!(node.role(), Role::Candidate);
+        let rival = |node: &mut Node, from| {
+            let msg = Msg {
+                term: 1,
+                kind: Kind::VoteRequest { forced: false },
+            };
+            node.step(at, Input::Receive { from, msg }).events
+        };
+        for from in [1, 2] {
+            let events = rival(&mut node, from);
+            assert!(!events.iter().any(|e| matches!(e, Event::Lost { .. })));
+        }
+        let events = rival(&mut node, 3);
+        assert!(events.contains(&Event::Lost {
+            term: 1,
+            refused: 3
+        }));
+        assert!(!rival(&mut node, 3)
+            .iter()
+            .any(|e| matches!(e, Event::Lost { .. })));
+        assert_eq!(node.role(), Role::Candidate);
     }
 }

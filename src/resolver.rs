@@ -1,4 +1,5 @@
 //! Peer addresses: names resolved off the election loop, refreshed, and used to check sources.
+//! Owns the lookup thread and the address book; must never block the election loop on a lookup.
 //!
 //! A name lookup can block for seconds (a stopped container's name is unknown to Docker's DNS,
 //! which then asks upstream servers that may never answer). The election loop must never wait

@@ -1,5 +1,5 @@
-//! The runtime: the thin loop around the election core. It owns the socket, the clock, the state
-//! file and the log; the core owns every decision.
+//! The runtime: the thin loop around the election core. Owns the socket, the clock, the state
+//! file and the log lines; must never decide anything about an election (the core does).
 //!
 //! ```text
 //! loop {
@@ -12,8 +12,8 @@
 use crate::config::NodeConfig;
 use crate::json;
 use crate::log::{clip, Line, RateLimit};
-use crate::message::{self, Incoming};
-use crate::raft::{Command, Event, HardState, Input, Node, Output, Role};
+use crate::message::{self, Incoming, Reject};
+use crate::raft::{Command, Event, Field, HardState, Input, Node, Output, Role};
 use crate::resolver::AddressBook;
 use crate::storage::{Saved, Store};
 use std::io::ErrorKind;
@@ -32,6 +32,39 @@ pub enum Exit {
 /// One line a second per kind of dropped input is plenty.
 const DROP_LOG_PERIOD_MS: u64 = 1000;
 
+/// Why an input was dropped or an output not sent (the `reason` of `drop` and `send-failed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    Reject(Reject),
+    BadJson,
+    RecvError,
+    /// A node message from an address that is not the named peer's.
+    UntrustedSource,
+    /// A `LEADER_INFO` answer arriving from a peer: never answered, so nodes cannot ping-pong.
+    LeaderInfoReply,
+    /// The same for a `STATUS` answer.
+    StatusReply,
+    ControllerNotAllowed,
+    SendError,
+    NoAddress,
+}
+
+impl Dropped {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dropped::Reject(r) => r.as_str(),
+            Dropped::BadJson => "bad-json",
+            Dropped::RecvError => "recv-error",
+            Dropped::UntrustedSource => "untrusted-source",
+            Dropped::LeaderInfoReply => "leader-info-reply",
+            Dropped::StatusReply => "status-reply",
+            Dropped::ControllerNotAllowed => "controller-not-allowed",
+            Dropped::SendError => "send-error",
+            Dropped::NoAddress => "no-address",
+        }
+    }
+}
+
 pub struct Runtime {
     cfg: NodeConfig,
     names: Vec<String>,
@@ -41,7 +74,6 @@ pub struct Runtime {
     book: AddressBook,
     start: Instant,
     limits: RateLimit,
-    campaign_started: Option<u64>,
 }
 
 pub fn run(cfg: NodeConfig) -> Exit {
@@ -72,7 +104,7 @@ impl Runtime {
         targets.extend(cfg.controller_allow.iter().map(|h| (h.clone(), 0)));
         let book = AddressBook::new(&targets, bind.is_ipv4());
         let seed = node_seed(cfg.seed, &cfg.name);
-        let node = Node::new(cfg.core(), hard, seed, 0);
+        let node = Node::new(cfg.core, hard, seed, 0);
         let rt = Runtime {
             names,
             node,
@@ -81,7 +113,6 @@ impl Runtime {
             book,
             start: Instant::now(),
             limits: RateLimit::default(),
-            campaign_started: None,
             cfg,
         };
         rt.log_start(bind, seed);
@@ -126,41 +157,39 @@ impl Runtime {
                         ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                     ) => {}
                 // e.g. ECONNREFUSED left by an ICMP "port unreachable" from a stopped peer.
-                Err(e) => self.drop_input("recv-error", &e.to_string(), None),
+                Err(e) => self.drop_input(Dropped::RecvError, &e.to_string(), None),
             }
         }
     }
 
     fn on_datagram(&mut self, bytes: &[u8], src: SocketAddr) -> Result<(), Exit> {
+        let from = Some((src, bytes.len()));
         let d = match json::parse(bytes) {
             Ok(d) => d,
             Err(e) => {
-                self.drop_input("bad-json", &e.to_string(), Some((src, bytes.len())));
+                self.drop_input(Dropped::BadJson, &e.to_string(), from);
                 return Ok(());
             }
         };
         match message::classify(&d, &self.names) {
-            Err(reason) => {
+            Err(reject) => {
                 let request = clip(d.request.as_deref().unwrap_or("null"));
-                self.drop_input(reason, &request, Some((src, bytes.len())));
+                self.drop_input(Dropped::Reject(reject), &request, from);
                 Ok(())
             }
-            Ok(Incoming::Peer { from, msg }) => {
+            Ok(Incoming::Peer { from: id, msg }) => {
                 let now = self.now();
-                if !self.book.matches(from, src, now) {
-                    self.drop_input(
-                        "untrusted-source",
-                        &self.names[from].clone(),
-                        Some((src, bytes.len())),
-                    );
+                if !self.book.matches(id, src, now) {
+                    let name = self.names[id].clone();
+                    self.drop_input(Dropped::UntrustedSource, &name, from);
                     return Ok(());
                 }
-                self.step(now, Input::Receive { from, msg })
+                self.step(now, Input::Receive { from: id, msg })
             }
             Ok(Incoming::LeaderInfo { reply_shaped }) => {
                 let from_peer = (0..self.names.len()).any(|i| self.book.known(i, src));
                 if reply_shaped && from_peer {
-                    self.drop_input("leader-info-reply", "from a peer", Some((src, bytes.len())));
+                    self.drop_input(Dropped::LeaderInfoReply, "from a peer", from);
                 } else if self.controller_allowed(src) {
                     self.answer_leader_info(src);
                 }
@@ -169,35 +198,42 @@ impl Runtime {
             Ok(Incoming::Status { reply_shaped }) => {
                 let from_peer = (0..self.names.len()).any(|i| self.book.known(i, src));
                 if reply_shaped && from_peer {
-                    self.drop_input("status-reply", "from a peer", Some((src, bytes.len())));
+                    self.drop_input(Dropped::StatusReply, "from a peer", from);
                 } else if self.controller_allowed(src) {
                     self.answer_status(src);
                 }
                 Ok(())
             }
-            Ok(Incoming::Control(cmd)) => {
-                if !self.controller_allowed(src) {
-                    return Ok(());
-                }
-                let request = message::canonical(d.request.as_deref().unwrap_or(""));
-                let now = self.now();
-                // Every request is obeyed; a flood of them is not written out line by line.
-                if let Some(held) = self.limits.allow(&request, now, 100) {
-                    self.line("request")
-                        .kv("request", &request)
-                        .kv("from", src)
-                        .kv("sender", clip(d.sender_name.as_deref().unwrap_or("null")))
-                        .kv("suppressed", held)
-                        .emit();
-                }
-                self.step(self.now(), Input::Command(cmd))?;
-                if cmd == Command::Shutdown && self.cfg.shutdown_exits {
-                    self.line("exit").kv("reason", "shutdown").emit();
-                    return Err(Exit::Clean);
-                }
-                Ok(())
-            }
+            Ok(Incoming::Control(cmd)) => self.on_command(cmd, &d, src),
         }
+    }
+
+    fn on_command(
+        &mut self,
+        cmd: Command,
+        d: &json::Datagram,
+        src: SocketAddr,
+    ) -> Result<(), Exit> {
+        if !self.controller_allowed(src) {
+            return Ok(());
+        }
+        let request = cmd.as_str();
+        let now = self.now();
+        // Every request is obeyed; a flood of them is not written out line by line.
+        if let Some(held) = self.limits.allow(request, now, 100) {
+            self.line("request")
+                .kv("request", request)
+                .kv("from", src)
+                .kv("sender", clip(d.sender_name.as_deref().unwrap_or("null")))
+                .kv("suppressed", held)
+                .emit();
+        }
+        self.step(self.now(), Input::Command(cmd))?;
+        if cmd == Command::Shutdown && self.cfg.shutdown_exits {
+            self.line("exit").kv("reason", "shutdown").emit();
+            return Err(Exit::Clean);
+        }
+        Ok(())
     }
 
     fn controller_allowed(&mut self, src: SocketAddr) -> bool {
@@ -209,7 +245,11 @@ impl Runtime {
         let allowed = (first..first + self.cfg.controller_allow.len())
             .any(|i| self.book.has_ip(i, src.ip(), now));
         if !allowed {
-            self.drop_input("controller-not-allowed", &src.to_string(), Some((src, 0)));
+            self.drop_input(
+                Dropped::ControllerNotAllowed,
+                &src.to_string(),
+                Some((src, 0)),
+            );
         }
         allowed
     }
@@ -218,7 +258,7 @@ impl Runtime {
         let leader = self.node.leader().map(|i| self.names[i].clone());
         let reply = message::leader_info_reply(&self.cfg.name, self.node.term(), leader.as_deref());
         if let Err(e) = self.socket.send_to(&json::emit(&reply), src) {
-            self.drop_input("send-error", &e.to_string(), Some((src, 0)));
+            self.drop_input(Dropped::SendError, &e.to_string(), Some((src, 0)));
         }
         let now = self.now();
         // Pollers ask several times a second: one line per asking host per minute is plenty.
@@ -237,11 +277,12 @@ impl Runtime {
     fn answer_status(&mut self, src: SocketAddr) {
         let now = self.now();
         let st = self.node.status(now);
-        let range = (self.cfg.election_min, self.cfg.election_max);
+        let core = &self.cfg.core;
+        let range = (core.election_timeout_min_ms, core.election_timeout_max_ms);
         let value = message::status_value(&st, &self.names, range);
         let reply = message::status_reply(&self.cfg.name, st.term, value);
         if let Err(e) = self.socket.send_to(&json::emit(&reply), src) {
-            self.drop_input("send-error", &e.to_string(), Some((src, 0)));
+            self.drop_input(Dropped::SendError, &e.to_string(), Some((src, 0)));
         }
         let key = format!("status-{}", src.ip());
         if let Some(held) = self.limits.allow(&key, now, 60 * DROP_LOG_PERIOD_MS) {
@@ -255,33 +296,27 @@ impl Runtime {
 
     /// One step of the core, then its output in the order Raft requires: persist, send, log.
     fn step(&mut self, now: u64, input: Input) -> Result<(), Exit> {
-        let leader_before = self.node.leader();
         let out = self.node.step(now, input);
-        self.apply(now, out, leader_before)
+        self.apply(now, out)
     }
 
-    fn apply(&mut self, now: u64, out: Output, leader_before: Option<usize>) -> Result<(), Exit> {
+    fn apply(&mut self, now: u64, out: Output) -> Result<(), Exit> {
         if let Some(hard) = out.persist {
             self.persist(hard)?;
         }
         for (to, msg) in out.send {
             let Some(addr) = self.book.addr(to, now) else {
                 let name = self.names[to].clone();
-                self.drop_output("no-address", &name);
+                self.drop_output(Dropped::NoAddress, &name);
                 continue;
             };
             let bytes = json::emit(&message::encode(&self.cfg.name, msg));
             if let Err(e) = self.socket.send_to(&bytes, addr) {
-                self.drop_output("send-error", &format!("{}: {e}", self.names[to]));
+                self.drop_output(Dropped::SendError, &format!("{}: {e}", self.names[to]));
             }
         }
         for event in out.events {
             self.log_event(now, event);
-        }
-        let leader = self.node.leader();
-        if leader != leader_before && leader.is_some_and(|l| l != self.cfg.id) {
-            let name = leader.map_or("none", |l| self.names[l].as_str());
-            self.line("leader").kv("leader", name).emit();
         }
         Ok(())
     }
@@ -309,63 +344,29 @@ impl Runtime {
             .kv("event", event)
     }
 
+    /// An event's line: its canonical fields, with members by name. Lines about ignored
+    /// messages are rate-limited per reason.
     fn log_event(&mut self, now: u64, event: Event) {
-        match event {
-            Event::Became { role, term, reason } => {
-                if matches!(role, Role::PreCandidate | Role::Candidate)
-                    && self.campaign_started.is_none()
-                {
-                    self.campaign_started = Some(now);
-                }
-                if matches!(role, Role::Follower | Role::Stopped) {
-                    self.campaign_started = None;
-                }
-                self.line_as("become", term, role)
-                    .kv("to", role.as_str())
-                    .kv("reason", reason)
-                    .emit();
-            }
-            Event::Elected { votes, .. } => {
-                let after = now.saturating_sub(self.campaign_started.take().unwrap_or(now));
-                self.line("elected")
-                    .kv("votes", format!("{votes}/{}", self.names.len()))
-                    .kv("after_ms", after)
-                    .emit();
-            }
-            Event::Vote {
-                candidate,
-                term,
-                pre,
-                granted,
-                reason,
-            } => {
-                let kind = if pre { "pre-vote" } else { "vote" };
-                self.line(kind)
-                    .kv("candidate", &self.names[candidate])
-                    .kv("for_term", term)
-                    .kv("granted", granted)
-                    .kv("reason", reason)
-                    .emit();
-            }
-            Event::Term { from, to, role } => {
-                self.line_as("term", to, role).kv("from", from).emit();
-            }
-            Event::Ignored { from, reason } => {
-                let key = format!("ignored-{reason}");
-                if let Some(held) = self.limits.allow(&key, now, DROP_LOG_PERIOD_MS) {
-                    let from = self.names.get(from).map_or("?", |s| s.as_str());
-                    self.line("ignored")
-                        .kv("from", from)
-                        .kv("reason", reason)
-                        .kv("suppressed", held)
-                        .emit();
+        let held = match event {
+            Event::Ignored { reason, .. } => {
+                let key = format!("ignored-{}", reason.as_str());
+                match self.limits.allow(&key, now, DROP_LOG_PERIOD_MS) {
+                    Some(held) => Some(held),
+                    None => return,
                 }
             }
-        }
+            _ => None,
+        };
+        let (term, role) = event
+            .stamp()
+            .unwrap_or((self.node.term(), self.node.role()));
+        let line = self.line_as(event.name(), term, role);
+        event_fields(line, &event, &self.names, held).emit();
     }
 
-    fn drop_input(&mut self, reason: &str, detail: &str, src: Option<(SocketAddr, usize)>) {
+    fn drop_input(&mut self, why: Dropped, detail: &str, src: Option<(SocketAddr, usize)>) {
         let now = self.now();
+        let reason = why.as_str();
         if let Some(held) = self.limits.allow(reason, now, DROP_LOG_PERIOD_MS) {
             let mut line = self.line("drop").kv("reason", reason).kv("detail", detail);
             if let Some((addr, len)) = src {
@@ -375,8 +376,9 @@ impl Runtime {
         }
     }
 
-    fn drop_output(&mut self, reason: &str, detail: &str) {
+    fn drop_output(&mut self, why: Dropped, detail: &str) {
         let now = self.now();
+        let reason = why.as_str();
         if let Some(held) = self.limits.allow(reason, now, DROP_LOG_PERIOD_MS) {
             self.line("send-failed")
                 .kv("reason", reason)
@@ -421,16 +423,20 @@ impl Runtime {
             .map(|p| format!("{}={}:{}", p.name, p.host, p.port))
             .collect();
         let hard = self.node.hard_state();
+        let core = self.cfg.core;
         self.line("start")
             .kv("bind", bind)
             .kv("peers", peers.join(","))
             .kv(
                 "election_ms",
-                format!("{}-{}", self.cfg.election_min, self.cfg.election_max),
+                format!(
+                    "{}-{}",
+                    core.election_timeout_min_ms, core.election_timeout_max_ms
+                ),
             )
-            .kv("heartbeat_ms", self.cfg.heartbeat)
-            .kv("pre_vote", self.cfg.pre_vote)
-            .kv("check_quorum", self.cfg.check_quorum)
+            .kv("heartbeat_ms", core.heartbeat_ms)
+            .kv("pre_vote", core.pre_vote)
+            .kv("check_quorum", core.check_quorum)
             .kv("data_dir", self.cfg.data_dir.as_deref().unwrap_or("none"))
             .kv(
                 "voted_for",
@@ -449,9 +455,26 @@ impl Runtime {
     }
 }
 
+/// An event's fields after the line's stamp, members by name (`?` for an id outside the cluster),
+/// then `suppressed` when the line is rate-limited.
+fn event_fields(mut line: Line, event: &Event, names: &[String], held: Option<u64>) -> Line {
+    for (key, value) in event.fields() {
+        line = match value {
+            Field::Node(id) => line.kv(key, names.get(id).map_or("?", |s| s.as_str())),
+            other => line.kv(key, other),
+        };
+    }
+    match held {
+        Some(held) => line.kv("suppressed", held),
+        None => line,
+    }
+}
+
 /// The saved term and vote, and a warning worth logging, if any.
 fn load_hard_state(store: &Store, names: &[String]) -> Result<(HardState, Option<String>), Exit> {
-    let Some(saved) = store.load().map_err(Exit::State)? else {
+    let loaded = store.load();
+    let path = store.path();
+    let Some(saved) = loaded.map_err(|e| Exit::State(format!("{}: {e}", path.display())))? else {
         return Ok((HardState::default(), None));
     };
     let Some(name) = saved.voted_for else {
@@ -523,6 +546,86 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(crate::storage::FILE_NAME), text).unwrap();
         Store::new(dir)
+    }
+
+    /// The lines the Python suites parse, byte for byte after the time stamp.
+    #[test]
+    fn event_lines_keep_their_format() {
+        use crate::raft::{Cause, Disregard, Verdict};
+        let names: Vec<String> = ["Node1", "Node2", "Node3"].map(String::from).to_vec();
+        let cases = [
+            (
+                Event::Became {
+                    role: Role::Candidate,
+                    term: 1,
+                    cause: Cause::PreVoteWon,
+                },
+                None,
+                "node=Node1 term=1 role=Candidate event=become to=Candidate reason=pre-vote-won",
+            ),
+            (
+                Event::Elected {
+                    term: 1,
+                    votes: 2,
+                    of: 3,
+                    after_ms: 5,
+                },
+                None,
+                "node=Node1 term=1 role=Leader event=elected votes=2/3 after_ms=5",
+            ),
+            (
+                Event::Vote {
+                    candidate: 1,
+                    term: 4,
+                    pre: false,
+                    verdict: Verdict::Granted,
+                },
+                None,
+                "node=Node1 term=1 role=Leader event=vote candidate=Node2 for_term=4 granted=true reason=granted",
+            ),
+            (
+                Event::Vote {
+                    candidate: 2,
+                    term: 4,
+                    pre: true,
+                    verdict: Verdict::LeaderLease,
+                },
+                None,
+                "node=Node1 term=1 role=Leader event=pre-vote candidate=Node3 for_term=4 granted=false reason=leader-lease",
+            ),
+            (
+                Event::Term {
+                    from: 3,
+                    to: 4,
+                    role: Role::Follower,
+                },
+                None,
+                "node=Node1 term=4 role=Follower event=term from=3",
+            ),
+            (
+                Event::Ignored {
+                    from: 9,
+                    reason: Disregard::NotAPeer,
+                },
+                Some(2),
+                "node=Node1 term=1 role=Leader event=ignored from=? reason=not-a-peer suppressed=2",
+            ),
+            (
+                Event::Leader { leader: 2 },
+                None,
+                "node=Node1 term=1 role=Leader event=leader leader=Node3",
+            ),
+        ];
+        for (event, held, want) in cases {
+            let (term, role) = event.stamp().unwrap_or((1, Role::Leader));
+            let line = Line::new("node=Node1")
+                .kv("term", term)
+                .kv("role", role.as_str())
+                .kv("event", event.name());
+            let text = event_fields(line, &event, &names, held).into_string();
+            let (_, rest) = text.split_once(' ').unwrap_or_default();
+            assert_eq!(rest, want);
+        }
     }
 
     #[test]

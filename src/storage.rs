@@ -1,4 +1,6 @@
 //! Durable `currentTerm` and `votedFor`: one small text file, replaced atomically.
+//! Owns the file's format and its crash-safe replacement; must never guess a state it cannot
+//! read (a fresh start at term 0 could grant a second vote).
 //!
 //! ```text
 //! term=4
@@ -19,6 +21,55 @@ pub struct Saved {
     pub voted_for: Option<String>,
 }
 
+/// Why the saved state cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The file exists but reading it failed (the I/O error's text).
+    Unreadable(String),
+    NotUtf8,
+    Corrupt(Corrupt),
+}
+
+/// What is wrong inside a state file; the offending text where there is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Corrupt {
+    BadTerm(String),
+    BadVotedFor(String),
+    UnexpectedLine(String),
+    Missing,
+}
+
+impl LoadError {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LoadError::Unreadable(_) => "unreadable",
+            LoadError::NotUtf8 => "not-utf8",
+            LoadError::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Unreadable(e) => write!(f, "cannot read: {e}"),
+            LoadError::NotUtf8 => f.write_str("not UTF-8: corrupt state file"),
+            LoadError::Corrupt(c) => write!(f, "corrupt state file: {c}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Corrupt::BadTerm(v) => write!(f, "bad term {v:?}"),
+            Corrupt::BadVotedFor(v) => write!(f, "bad voted_for {v:?}"),
+            Corrupt::UnexpectedLine(l) => write!(f, "unexpected line {l:?}"),
+            Corrupt::Missing => f.write_str("term or voted_for missing"),
+        }
+    }
+}
+
 pub struct Store {
     dir: PathBuf,
 }
@@ -34,18 +85,14 @@ impl Store {
 
     /// The saved state; `Ok(None)` when there is none yet. A file that exists but cannot be read
     /// or parsed is an error: silently starting again at term 0 could grant a second vote.
-    pub fn load(&self) -> Result<Option<Saved>, String> {
-        let path = self.path();
-        let text = match fs::read(&path) {
+    pub fn load(&self) -> Result<Option<Saved>, LoadError> {
+        let text = match fs::read(self.path()) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return Err(LoadError::Unreadable(e.to_string())),
         };
-        let text = String::from_utf8(text)
-            .map_err(|_| format!("{} is not UTF-8: corrupt state file", path.display()))?;
-        parse(&text)
-            .map(Some)
-            .map_err(|why| format!("{}: corrupt state file: {why}", path.display()))
+        let text = String::from_utf8(text).map_err(|_| LoadError::NotUtf8)?;
+        parse(&text).map(Some).map_err(LoadError::Corrupt)
     }
 
     pub fn save(&self, saved: &Saved) -> io::Result<()> {
@@ -72,26 +119,26 @@ pub fn render(s: &Saved) -> String {
     )
 }
 
-pub fn parse(text: &str) -> Result<Saved, String> {
+pub fn parse(text: &str) -> Result<Saved, Corrupt> {
     let mut term = None;
     let mut voted_for = None;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         match line.split_once('=') {
             Some(("term", v)) => {
-                term = Some(v.parse::<u64>().map_err(|_| format!("bad term {v:?}"))?);
+                term = Some(v.parse::<u64>().map_err(|_| Corrupt::BadTerm(v.into()))?);
             }
             Some(("voted_for", v)) => {
                 if !v.is_empty() && !crate::config::valid_name(v) {
-                    return Err(format!("bad voted_for {v:?}"));
+                    return Err(Corrupt::BadVotedFor(v.into()));
                 }
                 voted_for = Some((!v.is_empty()).then(|| v.to_string()));
             }
-            _ => return Err(format!("unexpected line {line:?}")),
+            _ => return Err(Corrupt::UnexpectedLine(line.into())),
         }
     }
     match (term, voted_for) {
         (Some(term), Some(voted_for)) => Ok(Saved { term, voted_for }),
-        _ => Err("term or voted_for missing".into()),
+        _ => Err(Corrupt::Missing),
     }
 }
 
@@ -134,23 +181,31 @@ mod tests {
 
     #[test]
     fn corrupt_files_are_errors_not_term_zero() {
-        for bad in [
-            "",
-            "term=x\nvoted_for=\n",
-            "term=3\n",
-            "voted_for=Node1\n",
-            "term=-1\nvoted_for=\n",
-            "term=3\nvoted_for=no spaces\n",
-            "garbage",
-            "term=3\nvoted_for=Node1\nextra=1\n",
+        let bad = |s: &str| Corrupt::BadTerm(s.into());
+        for (text, want) in [
+            ("", Corrupt::Missing),
+            ("term=x\nvoted_for=\n", bad("x")),
+            ("term=3\n", Corrupt::Missing),
+            ("voted_for=Node1\n", Corrupt::Missing),
+            ("term=-1\nvoted_for=\n", bad("-1")),
+            (
+                "term=3\nvoted_for=no spaces\n",
+                Corrupt::BadVotedFor("no spaces".into()),
+            ),
+            ("garbage", Corrupt::UnexpectedLine("garbage".into())),
+            (
+                "term=3\nvoted_for=Node1\nextra=1\n",
+                Corrupt::UnexpectedLine("extra=1".into()),
+            ),
         ] {
-            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+            assert_eq!(parse(text), Err(want), "{text:?}");
         }
         let dir = temp_dir("corrupt");
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join(FILE_NAME), b"\xff\xfe").unwrap();
         let e = Store::new(&dir).load().unwrap_err();
-        assert!(e.contains("corrupt"), "{e}");
+        assert_eq!(e, LoadError::NotUtf8);
+        assert_eq!(e.to_string(), "not UTF-8: corrupt state file");
         fs::remove_dir_all(&dir).unwrap();
     }
 

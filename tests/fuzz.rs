@@ -12,96 +12,21 @@
 //! it gives at most 1024 bytes that decode again, to the same datagram and the same
 //! classification when nothing had to be cut. A failure prints the input and its seed.
 use raft::json::{emit, parse, Datagram, MAX_INPUT, MAX_OUTPUT};
-use raft::message::{classify, Incoming};
+use raft::message::{classify, Incoming, Reject};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// The core's own seeded PRNG, so a failing case reproduces from its seed.
 use raft::raft::Rng;
 
-const SEEDS: [&str; 11] = [
-    r#"{"sender_name": "Node1", "request": "APPEND_RPC", "term": 3, "key": null, "value": null}"#,
-    r#"{"sender_name": "Node2", "request": "VOTE_REQUEST", "term": 4, "key": "TRANSFER", "value": null}"#,
-    r#"{"sender_name": "Node3", "request": "PRE_VOTE_REQUEST", "term": 5, "key": null, "value": null}"#,
-    r#"{"sender_name": "Node1", "request": "PRE_VOTE_ACK", "term": 6, "key": null, "value": null}"#,
-    r#"{"request": "convert_follower"}"#,
-    r#"{"sender_name": "Node4", "request": "VOTE_ACK", "term": "7", "key": null, "value": null}"#,
-    r#"{"sender_name": "Node5", "request": "append-reply", "term": 2.0, "key": null, "value": null}"#,
-    r#"{"sender_name": "Controller", "request": "LEADER_INFO", "term": null, "key": null, "value": null}"#,
-    r#"{"sender_name": "Node3", "request": "LEADER_INFO", "term": 4, "key": "LEADER", "value": "Node2"}"#,
-    "{\n    \"sender_name\": \"Controller\",\n    \"request\": \"timeout\",\n    \"term\": NaN\n}",
-    r#"{"x": [1, -0.5e-3, {"y": [true, false, null]}], "value": "\u00e9\ud83d\ude00", "request": "SHUTDOWN"}"#,
-];
-
-const TOKENS: [&str; 30] = [
-    "{",
-    "}",
-    "[",
-    "]",
-    ",",
-    ":",
-    " ",
-    "\"",
-    "\\",
-    "\"term\"",
-    "\"request\"",
-    "\"sender_name\"",
-    "\"key\"",
-    "\"value\"",
-    "\"Node1\"",
-    "\"APPEND_RPC\"",
-    "\"\\ud800\"",
-    "\"\\u00e9\"",
-    "0",
-    "-",
-    "1e400",
-    "18446744073709551615",
-    "18446744073709551616",
-    "3.0",
-    "null",
-    "true",
-    "NaN",
-    "-Infinity",
-    "\u{feff}",
-    "\"TRANSFER\"",
-];
-
-const BYTES: &[u8] = b"{}[]\":,\\ \t\n0123456789-+.eEnulltrue\x00\x1f\x7f\xc3\xa9\xed\xa0\x80\xff";
-
-fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
-    let at = rng.index(input.len() + 1);
-    match rng.index(6) {
-        0 if at < input.len() => input[at] = *rng.pick(BYTES),
-        1 => input.insert(at, *rng.pick(BYTES)),
-        2 => {
-            let token = rng.pick(&TOKENS).as_bytes().to_vec();
-            input.splice(at..at, token);
-        }
-        3 => {
-            let end = (at + rng.index(8)).min(input.len());
-            input.drain(at..end);
-        }
-        4 => {
-            let end = (at + rng.index(24)).min(input.len());
-            let copy = input[at..end].to_vec();
-            let to = rng.index(input.len() + 1);
-            input.splice(to..to, copy);
-        }
-        _ => input.truncate(at),
-    }
-}
+mod common;
+use common::{mutated, token_soup, BYTES, CORPUS};
 
 fn random_input(rng: &mut Rng) -> Vec<u8> {
     match rng.index(20) {
         0 => (0..rng.index(64)).map(|_| rng.next_u64() as u8).collect(),
         1 => (0..rng.index(200)).map(|_| *rng.pick(BYTES)).collect(),
-        2 | 3 => {
-            let mut soup = b"{".to_vec();
-            for _ in 0..rng.index(32) {
-                soup.extend_from_slice(rng.pick(&TOKENS).as_bytes());
-            }
-            soup
-        }
+        2 | 3 => token_soup(rng, 32),
         4 => {
             let depth = 1 + rng.index(64);
             let (open, close) = *rng.pick(&[("[", "]"), ("{\"a\":", "}")]);
@@ -122,17 +47,11 @@ fn random_input(rng: &mut Rng) -> Vec<u8> {
         }
         6 if rng.index(200) == 0 => {
             // Around the size limit: valid JSON padded with spaces to MAX_INPUT - 1 ..= MAX_INPUT + 1.
-            let mut v = rng.pick(&SEEDS).as_bytes().to_vec();
+            let mut v = rng.pick(&CORPUS).as_bytes().to_vec();
             v.resize(MAX_INPUT - 1 + rng.index(3), b' ');
             v
         }
-        _ => {
-            let mut input = rng.pick(&SEEDS).as_bytes().to_vec();
-            for _ in 0..=rng.index(8) {
-                mutate(rng, &mut input);
-            }
-            input
-        }
+        _ => mutated(rng, 8),
     }
 }
 
@@ -147,13 +66,13 @@ fn text_len(d: &Datagram) -> usize {
         .sum()
 }
 
-fn kind(r: &Result<Incoming, &'static str>) -> String {
+fn kind(r: &Result<Incoming, Reject>) -> String {
     match r {
         Ok(Incoming::Peer { msg, .. }) => format!("peer {:?}", msg.kind),
         Ok(Incoming::Control(c)) => format!("control {c:?}"),
         Ok(Incoming::LeaderInfo { .. }) => "leader-info".into(),
         Ok(Incoming::Status { .. }) => "status".into(),
-        Err(why) => format!("dropped {why}"),
+        Err(why) => format!("dropped {}", why.as_str()),
     }
 }
 

@@ -13,7 +13,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use raft::raft::{
-    Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Role, Status, Time,
+    Command, Config, Disregard, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Role,
+    Status, Time, Verdict,
 };
 
 // ---- configuration ------------------------------------------------------------------------------
@@ -35,7 +36,11 @@ const PRE_VOTE_ACK: Kind = Kind::PreVoteAck;
 fn config(id: NodeId, size: usize) -> Config {
     let cfg = Config::new(id, size);
     assert_eq!(
-        (cfg.election_min, cfg.election_max, cfg.heartbeat),
+        (
+            cfg.election_timeout_min_ms,
+            cfg.election_timeout_max_ms,
+            cfg.heartbeat_ms
+        ),
         (MIN, MAX, HEARTBEAT)
     );
     assert!(cfg.pre_vote && cfg.check_quorum);
@@ -458,7 +463,13 @@ fn candidate_with_majority_of_votes_becomes_leader() {
         assert_eq!(node.leader(), Some(0));
         assert_eq!(node.term(), 1);
         let votes = acks_needed + 1;
-        assert!(out.events.contains(&Event::Elected { term: 1, votes }));
+        let elected = Event::Elected {
+            term: 1,
+            votes,
+            of: size,
+            after_ms: 0, // the pre-votes and votes all came at once
+        };
+        assert!(out.events.contains(&elected), "{out:?}");
     }
 }
 
@@ -515,7 +526,7 @@ fn votes_from_outside_the_cluster_do_not_count() {
         let out = receive(&mut node, now, stranger, 1, VOTE_ACK);
         assert!(out.events.contains(&Event::Ignored {
             from: stranger,
-            reason: "not-a-peer",
+            reason: Disregard::NotAPeer,
         }));
     }
     assert_eq!(node.role(), Role::Candidate);
@@ -656,8 +667,7 @@ fn follower_refuses_a_second_candidate_in_the_same_term() {
             candidate: rival,
             term: 1,
             pre: false,
-            granted: false,
-            reason: "already-voted",
+            verdict: Verdict::AlreadyVoted,
         }));
     }
     let forced = receive(&mut node, 30, 2, 1, FORCED_VOTE);
@@ -940,8 +950,7 @@ fn pre_vote_is_refused_while_hearing_from_a_leader() {
         candidate: 2,
         term: 2,
         pre: true,
-        granted: false,
-        reason: "leader-lease",
+        verdict: Verdict::LeaderLease,
     }));
     let out = receive(&mut node, heard + MIN, 2, 2, PRE_VOTE);
     assert_eq!(
@@ -1583,4 +1592,26 @@ fn status_of_candidates_and_stopped_nodes() {
         (Role::Stopped, 1, Some(0))
     );
     assert_eq!((st.leader, st.timer_ms, st.heard_ms), (None, None, None));
+}
+
+/// The contract of `raft::raft`: the core, not the runtime, says when a node starts following a
+/// leader, once per change of leader, after the step's other events; a node's own election is
+/// `Elected`, not this.
+#[test]
+fn following_a_new_leader_is_reported_once() {
+    let is_leader_event = |e: &Event| matches!(e, Event::Leader { .. });
+    let mut node = boot(config(1, 3));
+    let out = receive(&mut node, 10, 0, 1, APPEND);
+    assert_eq!(out.events.last(), Some(&Event::Leader { leader: 0 }));
+    let out = receive(&mut node, 20, 0, 1, APPEND);
+    assert!(!out.events.iter().any(is_leader_event), "{out:?}");
+    let out = receive(&mut node, 30, 2, 2, APPEND);
+    assert_eq!(out.events.last(), Some(&Event::Leader { leader: 2 }));
+    let out = command(&mut node, 40, Command::ConvertFollower);
+    assert!(!out.events.iter().any(is_leader_event), "{out:?}");
+
+    let (mut cand, now) = candidate(config(0, 3));
+    let out = receive(&mut cand, now, 1, 1, VOTE_ACK);
+    assert_eq!(cand.role(), Role::Leader);
+    assert!(!out.events.iter().any(is_leader_event), "{out:?}");
 }

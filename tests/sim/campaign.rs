@@ -107,7 +107,7 @@ fn drive(world: &mut World, horizon: Time) -> Result<Outcome, String> {
 /// livelock (e.g. a lease that never expires) overruns at once.
 pub fn liveness_bound(setup: &Setup, max_delay: u64) -> Time {
     let d = setup.net.delay_max + setup.net.jitter;
-    let e = setup.cfg.election_max;
+    let e = setup.cfg.election_timeout_max_ms;
     max_delay + 2 * e + 20 * (e + 5 * d)
 }
 
@@ -127,9 +127,9 @@ fn random_config(rng: &mut Rng, n: usize) -> Config {
         _ => TIMINGS[3],
     };
     Config {
-        election_min,
-        election_max,
-        heartbeat,
+        election_timeout_min_ms: election_min,
+        election_timeout_max_ms: election_max,
+        heartbeat_ms: heartbeat,
         pre_vote: rng.below(4) != 0,
         check_quorum: rng.below(4) != 0,
         ..Config::new(0, n)
@@ -175,7 +175,7 @@ fn plan_faults(rng: &mut Rng, setup: &Setup, horizon: Time) -> Vec<(Time, Ev)> {
 /// A fault and how long it lasts, or `None` for an instant controller command.
 fn random_fault(rng: &mut Rng, setup: &Setup) -> (Option<Fault>, Time) {
     let n = setup.n;
-    let e = setup.cfg.election_max;
+    let e = setup.cfg.election_timeout_max_ms;
     let who = random_who(rng, n);
     let a = rng.below(n as u64) as NodeId;
     let b = (a + 1 + rng.below(n as u64 - 1) as usize) % n;

@@ -5,7 +5,7 @@
 //! it needs (one leader per term, one vote per term and node) so that a violation anywhere in a
 //! run is caught at the step that commits it, across crashes and restarts.
 
-use raft::raft::{Event, HardState, Kind, Msg, Node, NodeId, Role};
+use raft::raft::{Event, HardState, Kind, Msg, Node, NodeId, Role, Verdict};
 use std::collections::BTreeMap;
 
 pub type Violation = String;
@@ -112,12 +112,12 @@ impl Checker {
         needs_pre_vote: bool,
     ) -> Result<(), Violation> {
         match *ev {
-            Event::Elected { term, votes } => self.elected(id, node, term, votes),
+            Event::Elected { term, votes, .. } => self.elected(id, node, term, votes),
             Event::Vote {
                 candidate,
                 term,
                 pre: true,
-                granted: true,
+                verdict: Verdict::Granted,
                 ..
             } => {
                 *self.pre_votes.entry((term, candidate)).or_insert(0) |= 1 << id;
@@ -132,7 +132,7 @@ impl Checker {
                 candidate,
                 term,
                 pre: false,
-                granted: true,
+                verdict: Verdict::Granted,
                 ..
             } if (disk.term, disk.voted_for) != (term, Some(candidate)) => Err(format!(
                 "n{id} granted its term-{term} vote to n{candidate} but persisted {disk:?}"

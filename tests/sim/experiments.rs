@@ -46,7 +46,7 @@ pub fn failover_trial(setup: Setup, seed: u64) -> Result<Trial, String> {
     // The leader's deadline is its next heartbeat: run through it, then pick the crash point.
     let beat = w.deadline(leader).ok_or("leader without a timer")?;
     w.run_until(beat)?;
-    let crash_at = beat + w.rng.below(cfg.heartbeat);
+    let crash_at = beat + w.rng.below(cfg.heartbeat_ms);
     w.run_until(crash_at)?;
     w.crash(leader);
     let elected = w.run_until_or(crash_at + CAP, |w| {
@@ -141,9 +141,9 @@ pub const HEADER: &str = "| configuration                      | trials |   mean
 
 pub fn config(min: u64, max: u64, heartbeat: u64, pre_vote: bool, check_quorum: bool) -> Config {
     Config {
-        election_min: min,
-        election_max: max,
-        heartbeat,
+        election_timeout_min_ms: min,
+        election_timeout_max_ms: max,
+        heartbeat_ms: heartbeat,
         pre_vote,
         check_quorum,
         ..Config::new(0, 5)
@@ -195,11 +195,11 @@ fn failover_table() {
             row.stuck, 0,
             "{label}: some trial elected no leader within 10 s"
         );
-        if cfg.election_min >= 150 {
+        if cfg.election_timeout_min_ms >= 150 {
             assert_eq!(row.unstable, 0, "{label}: some trial had no stable leader");
         }
         assert!(
-            row.pct(0) + cfg.heartbeat >= cfg.election_min,
+            row.pct(0) + cfg.heartbeat_ms >= cfg.election_timeout_min_ms,
             "{label}: faster than possible"
         );
     }

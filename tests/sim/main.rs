@@ -6,7 +6,9 @@
 //! - `world.rs`: event queue, nodes and their disks, crashes, pauses, partitions, commands;
 //! - `check.rs`: the safety invariants, checked after every step;
 //! - `campaign.rs`: random fault schedules per seed, liveness after the heal;
-//! - `scenarios.rs`: named, hand-written situations;
+//! - `script.rs` and `testdata/*.txt`: scenario files, the election stories as scripts with their
+//!   exact traces (the place to read an election);
+//! - `scenarios.rs`: the same situations on a jittery LAN, with timing bounds;
 //! - `experiments.rs`: failover-time and split-vote measurements against the Raft paper.
 //!
 //! `cargo test --profile checked --test sim` (what `make unit` runs; `--release` works too) runs
@@ -18,6 +20,7 @@ mod check;
 mod experiments;
 mod net;
 mod scenarios;
+mod script;
 mod world;
 
 use campaign::{nodes_for, Outcome};

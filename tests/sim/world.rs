@@ -8,7 +8,7 @@
 use crate::check::{Checker, Violation};
 use crate::net::{Net, NetParams};
 use raft::raft::{
-    Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Rng, Role, Time,
+    Command, Config, Event, HardState, Input, Msg, Node, NodeId, Output, Rng, Role, Time,
 };
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -253,7 +253,7 @@ impl World {
         &mut self,
         deadline: Time,
     ) -> Result<Option<(Time, NodeId, u64)>, Violation> {
-        let window = 3 * self.setup.cfg.election_max;
+        let window = 3 * self.setup.cfg.election_timeout_max_ms;
         while let Some(at) = self.run_until_or(deadline, |w| w.agreed().is_some())? {
             let agreed = self.agreed();
             let elections = self.check.elections;
@@ -349,7 +349,7 @@ impl World {
             return Ok(());
         }
         self.step(to, Input::Receive { from, msg }, || {
-            format!("recv {} from n{from}", show_msg(msg))
+            format!("recv {msg} from n{from}")
         })
     }
 
@@ -390,7 +390,12 @@ impl World {
         self.check
             .after_step(id, &slot.node, slot.disk, &out.events, needs_pre_vote)?;
         self.note_elected(id, &out);
-        self.log(id, || format!("{} -> {}", what(), show_output(&out, crash)));
+        let lost = if crash {
+            " (crash after persist: sends lost)"
+        } else {
+            ""
+        };
+        self.log(id, || format!("{} -> {out}{lost}", what()));
         if crash {
             self.crash(id); // persisted, but the step's messages never leave
             return Ok(());
@@ -584,7 +589,9 @@ impl World {
         if self.slots[id].status != Status::Up {
             return Ok(());
         }
-        self.step(id, Input::Command(cmd), || format!("command {cmd:?}"))
+        self.step(id, Input::Command(cmd), || {
+            format!("command {}", cmd.as_str())
+        })
     }
 
     /// The process dies: its memory and timers are gone, its disk stays.
@@ -626,7 +633,7 @@ impl World {
         self.slots[id].status = Status::Up;
         self.log(id, || "resume".into());
         for (from, msg) in std::mem::take(&mut self.slots[id].inbox) {
-            let what = || format!("recv {} from n{from} (buffered)", show_msg(msg));
+            let what = || format!("recv {msg} from n{from} (buffered)");
             self.step(id, Input::Receive { from, msg }, what)?;
         }
         // The timer that came due while paused fires now (after the buffer, as an event loop
@@ -672,62 +679,4 @@ pub fn split_links(n: usize, mask: u64) -> Vec<(NodeId, NodeId)> {
         }
     }
     links
-}
-
-fn show_msg(msg: Msg) -> String {
-    let kind = match msg.kind {
-        Kind::VoteRequest { forced: true } => "VoteRequest(forced)".to_string(),
-        k => format!("{k:?}"),
-    };
-    format!("{kind}@{}", msg.term)
-}
-
-/// One step's output on one line: persisted state, events, messages (grouped by kind).
-fn show_output(out: &Output, crashed: bool) -> String {
-    let mut parts = Vec::new();
-    if let Some(h) = out.persist {
-        parts.push(format!("persist t{} v{:?}", h.term, h.voted_for));
-    }
-    for ev in &out.events {
-        parts.push(show_event(ev));
-    }
-    let mut i = 0;
-    while i < out.send.len() {
-        let msg = out.send[i].1;
-        let to: Vec<String> = out.send[i..]
-            .iter()
-            .take_while(|(_, m)| *m == msg)
-            .map(|(t, _)| t.to_string())
-            .collect();
-        i += to.len();
-        let lost = if crashed { " LOST" } else { "" };
-        parts.push(format!("send {} to {}{lost}", show_msg(msg), to.join(",")));
-    }
-    if crashed {
-        parts.push("CRASH after persist".into());
-    }
-    if parts.is_empty() {
-        return "-".into();
-    }
-    parts.join("; ")
-}
-
-fn show_event(ev: &Event) -> String {
-    match *ev {
-        Event::Became { role, term, reason } => format!("{} t{term} ({reason})", role.as_str()),
-        Event::Elected { term, votes } => format!("ELECTED t{term} with {votes} votes"),
-        Event::Vote {
-            candidate,
-            term,
-            pre,
-            granted,
-            reason,
-        } => {
-            let kind = if pre { "pre-vote" } else { "vote" };
-            let verdict = if granted { "grant" } else { "refuse" };
-            format!("{verdict} {kind} n{candidate}@{term} ({reason})")
-        }
-        Event::Ignored { from, reason } => format!("ignore n{from} ({reason})"),
-        Event::Term { from, to, .. } => format!("term t{from}->t{to}"),
-    }
 }
