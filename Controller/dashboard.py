@@ -31,10 +31,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import controller  # noqa: E402
-from controller import Peer  # noqa: E402
+import raftkit
+from raftkit import Peer
 
 #: Requests the dashboard may send, and nothing else.
 ALLOWED_REQUESTS = ("STATUS", "TIMEOUT", "CONVERT_FOLLOWER", "SHUTDOWN")
@@ -55,45 +53,6 @@ MAX_BODY = 4096
 # ---- the STATUS reply -----------------------------------------------------------------------
 
 
-def parse_logfmt(text: str) -> Dict[str, str]:
-    """``a=1 b="x y"`` -> ``{"a": "1", "b": "x y"}``; quoted values may escape ``"`` and ``\\``.
-
-    Malformed pieces (no ``=``) are skipped; never raises.
-    """
-    out: Dict[str, str] = {}
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i] == " ":
-            i += 1
-        start = i
-        while i < n and text[i] not in " =":
-            i += 1
-        key = text[start:i]
-        if i >= n or text[i] != "=":
-            continue
-        i += 1
-        if i < n and text[i] == '"':
-            value, i = _quoted(text, i + 1)
-        else:
-            start = i
-            while i < n and text[i] != " ":
-                i += 1
-            value = text[start:i]
-        if key:
-            out[key] = value
-    return out
-
-
-def _quoted(text: str, i: int) -> Tuple[str, int]:
-    chars = []
-    while i < len(text) and text[i] != '"':
-        if text[i] == "\\" and i + 1 < len(text):
-            i += 1
-        chars.append(text[i])
-        i += 1
-    return "".join(chars), i + 1
-
-
 def _int_or_none(text: Optional[str]) -> Optional[int]:
     if text is None or not text.isdigit():
         return None
@@ -102,9 +61,9 @@ def _int_or_none(text: Optional[str]) -> Optional[int]:
 
 def parse_status(reply: dict) -> Optional[dict]:
     """A node's STATUS reply as a dict of typed fields, or ``None`` if it is not one."""
-    if not controller.is_reply_to(reply, "STATUS") or not isinstance(reply.get("value"), str):
+    if not raftkit.is_reply_to(reply, "STATUS") or not isinstance(reply.get("value"), str):
         return None
-    kv = parse_logfmt(reply["value"])
+    kv = dict(raftkit.parse_pairs(reply["value"]) or ())
     role = kv.get("role")
     if role not in ROLES:
         return None
@@ -231,17 +190,17 @@ class Wire:
     is kept.
     """
 
-    def __init__(self, peers: List[Peer], skt=None, resolve=controller.resolve):
+    def __init__(self, peers: List[Peer], skt=None, resolve=raftkit.resolve):
         self.peers = {p.name: p for p in peers}
         self.addrs: Dict[str, Optional[Tuple[str, int]]] = {p.name: None for p in peers}
-        self.skt = skt or controller.open_socket(("", 0))
+        self.skt = skt or raftkit.open_socket(("", 0))
         self._resolve = resolve
 
     def refresh(self) -> None:
         for name, p in self.peers.items():
             try:
                 self.addrs[name] = self._resolve(p.host, p.port)
-            except controller.ControllerError:
+            except raftkit.ControllerError:
                 pass
 
     def send(self, name: str, request: str) -> bool:
@@ -252,7 +211,7 @@ class Wire:
         if addr is None:
             return False
         try:
-            self.skt.sendto(controller.encode(controller.make_message(request)), addr)
+            self.skt.sendto(raftkit.encode(raftkit.make_message(request)), addr)
         except OSError:
             return False
         return True
@@ -289,11 +248,11 @@ class Poller:
     def _receive(self, timeout: float) -> None:
         self.wire.skt.settimeout(timeout)
         try:
-            data, src = self.wire.skt.recvfrom(controller.RECV_BUFSIZE)
+            data, src = self.wire.skt.recvfrom(raftkit.RECV_BUFSIZE)
         except (socket.timeout, BlockingIOError, ConnectionError):
             return
         name = self.wire.node_at(src)
-        reply = controller.decode(data)
+        reply = raftkit.decode(data)
         status = parse_status(reply) if reply else None
         if name and status and reply.get("sender_name") == name:
             self.state.observe(name, status, self.clock())
@@ -481,8 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def peers_from(args) -> List[Peer]:
     if args.peers.strip():
-        return controller.parse_peers(args.peers)
-    return controller.default_peers(_env_int("CLUSTER_SIZE", 5))
+        return raftkit.parse_peers(args.peers)
+    return raftkit.default_peers(_env_int("CLUSTER_SIZE", 5))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

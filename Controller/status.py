@@ -14,18 +14,14 @@ Exit status: 0 when every node answered and all name the same leader, 1 otherwis
 2 on bad arguments.
 """
 
-from __future__ import annotations
-
 import argparse
-import os
 import sys
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import controller  # noqa: E402
-from controller import Answer  # noqa: E402
+import raftkit
+from controller import checked_arg, add_common_options
+from raftkit import Answer
 
 NO_ANSWER = "no answer"
 NO_LEADER = "(none)"
@@ -33,33 +29,24 @@ NO_LEADER = "(none)"
 
 def leader_of(answer: Answer) -> Optional[str]:
     """The leader an answer names, or ``None`` (no answer, or a null leader)."""
-    if answer.reply is None:
-        return None
-    value = answer.reply.get("value")
-    return value if isinstance(value, str) and value else None
+    return raftkit.leader_of(answer.reply)
 
 
 def agreed_leader(answers: Sequence[Answer]) -> Optional[str]:
     """The leader every node names, or ``None`` unless all answered and agree on one."""
-    leaders = {leader_of(a) for a in answers}
-    if len(leaders) != 1 or any(a.reply is None for a in answers):
-        return None
-    return leaders.pop()
+    return raftkit.agreed_leader({a.peer.name: a.reply for a in answers})
 
 
 def rows(answers: Sequence[Answer]) -> List[Tuple[str, str, str, str]]:
     """``(node, address, leader, term)`` strings for each answer."""
     out = []
     for a in answers:
-        address = "%s:%d" % (a.peer.host, a.peer.port)
         if a.reply is None:
-            leader = NO_ANSWER if a.error is None else "%s (%s)" % (NO_ANSWER, a.error)
-            term = "-"
+            leader, term = NO_ANSWER if a.error is None else "%s (%s)" % (NO_ANSWER, a.error), None
         else:
-            leader = leader_of(a) or NO_LEADER
-            term = a.reply.get("term")
-            term = "-" if term is None else str(term)
-        out.append((a.peer.name, address, leader, term))
+            leader, term = leader_of(a) or NO_LEADER, a.reply.get("term")
+        out.append((a.peer.name, "%s:%d" % (a.peer.host, a.peer.port), leader,
+                    "-" if term is None else str(term)))
     return out
 
 
@@ -67,11 +54,8 @@ def format_table(answers: Sequence[Answer]) -> str:
     """The answers as an aligned text table with a header row."""
     table = [("NODE", "ADDRESS", "LEADER", "TERM")] + rows(answers)
     widths = [max(len(row[i]) for row in table) for i in range(3)]
-    lines = []
-    for row in table:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[3]]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return "\n".join("  ".join([cell.ljust(w) for cell, w in zip(row, widths)] + [row[3]]).rstrip()
+                     for row in table)
 
 
 def summary(answers: Sequence[Answer]) -> str:
@@ -85,17 +69,11 @@ def summary(answers: Sequence[Answer]) -> str:
     counts = Counter(leader_of(a) or NO_LEADER for a in answered)
     reported = ", ".join("%s x%d" % (name, n) for name, n in sorted(counts.items()))
     return "no agreement: %d/%d nodes answered%s" % (
-        len(answered),
-        len(answers),
-        "; leaders reported: " + reported if reported else "",
-    )
+        len(answered), len(answers), "; leaders reported: " + reported if reported else "")
 
 
 def _count_arg(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("invalid node count %r" % text) from None
+    count = checked_arg(int, text, "invalid node count %r")
     if count < 1:
         raise argparse.ArgumentTypeError("node count must be at least 1")
     return count
@@ -104,22 +82,13 @@ def _count_arg(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``status.py``."""
     parser = argparse.ArgumentParser(
-        description="Ask every node for LEADER_INFO and show which leader each reports."
-    )
+        description="Ask every node for LEADER_INFO and show which leader each reports.")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument(
-        "--nodes",
-        type=_count_arg,
-        default=5,
-        metavar="N",
-        help="ask Node1..NodeN, each at its own name as host (default %(default)s)",
-    )
-    which.add_argument(
-        "--peers",
-        metavar="LIST",
-        help="comma-separated 'Name' or 'Name=host:port' entries, as in the nodes' PEERS",
-    )
-    controller.add_common_options(parser)
+    which.add_argument("--nodes", type=_count_arg, default=5, metavar="N",
+                       help="ask Node1..NodeN, each at its own name as host (default %(default)s)")
+    which.add_argument("--peers", metavar="LIST", help="comma-separated 'Name' or "
+                       "'Name=host:port' entries, as in the nodes' PEERS")
+    add_common_options(parser)
     return parser
 
 
@@ -127,16 +96,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.peers is not None:
-        try:
-            peers = controller.parse_peers(args.peers, args.port)
-        except ValueError as e:
-            parser.error("--peers: %s" % e)
-    else:
-        peers = controller.default_peers(args.nodes, args.port)
     try:
-        answers = controller.query_all(peers, bind=args.bind, timeout=args.timeout)
-    except controller.ControllerError as e:
+        peers = raftkit.parse_peers(args.peers, args.port) if args.peers is not None \
+            else raftkit.default_peers(args.nodes, args.port)
+    except ValueError as e:
+        parser.error("--peers: %s" % e)
+    try:
+        answers = raftkit.query_all(peers, bind=args.bind, timeout=args.timeout)
+    except raftkit.ControllerError as e:
         print("%s: %s" % (parser.prog, e), file=sys.stderr)
         return 1
     print(format_table(answers))

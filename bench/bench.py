@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmarks of the Raft election cluster: writes BENCHMARKS.md, failover.svg and timeline.svg.
 
-    make bench                        (python3 bench/bench.py, after building both binaries)
+    make bench                        (after building both binaries: PYTHONPATH=Controller:tests/docker
+                                      python3 bench/bench.py)
     BENCH_QUICK=1 make bench          about a minute; writes to build/bench unless BENCH_OUT is set
     BENCH_TRIALS=N                    trials per series (cold starts, each failover series)
     BENCH_QUIET_S=S                   length of the fault-free window (default 60 s)
@@ -30,22 +31,20 @@ import tempfile
 import time
 from xml.sax.saxutils import escape
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-import timeline  # noqa: E402
+import cluster as docker_cluster
+import raftkit
+import timeline
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLIBC = os.path.join(ROOT, "target", "release", "raft")
 MUSL = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release", "raft")
-NODE_VARS = ("NODE_NAME", "PEERS", "CLUSTER_SIZE", "ELECTION_TIMEOUT_MS", "HEARTBEAT_MS", "DATA_DIR",
-             "PRE_VOTE", "CHECK_QUORUM", "SHUTDOWN_EXITS", "CONTROLLER_ALLOW", "SEED")
 HEARTBEAT_MS = 50
 # Ongaro, "Consensus: Bridging Theory and Practice" (2014), ch. 9: time to elect a new leader after
 # the leader crashes, 5 servers, 150-300 ms election timeouts. Reference figures, not ours.
 REFERENCE = [(171, "median 171"), (415, "p99 415"), (603, "max 603")]
 TARGETS = {"failover_median": 200, "failover_p99": 450, "first_leader": 1000, "rss_kib": 2048,
            "follower_cpu": 0.5, "binary_kib": 600, "image_kib": 1024, "prevote_ratio": 1.10}
-PROCS = set()  # every process started here: killed by pid on the way out
+PROCS = set()  # child processes other than nodes: killed by pid on the way out
 
 
 # ---- statistics ------------------------------------------------------------------------------
@@ -71,98 +70,35 @@ def mark(ok):
 
 # ---- a local cluster -------------------------------------------------------------------------
 
-class Cluster:
-    """N `raft node` processes on NET.1..NET.N:5555, logs and state in `folder`."""
+class Cluster(raftkit.LocalCluster):
+    """5 `raft node` processes on NET.1..NET.5:5555, node defaults unless `env` says otherwise;
+    logs and state in `folder`, whose new lines poll() parses."""
 
-    def __init__(self, exe, folder, n=5, net="127.0.77", **env):
-        self.exe, self.folder = exe, folder
-        self.names = ["Node%d" % k for k in range(1, n + 1)]
-        self.addr = {name: ("%s.%d" % (net, k), 5555) for k, name in enumerate(self.names, 1)}
-        base = {k: v for k, v in os.environ.items() if k not in NODE_VARS}
-        peers = ",".join("%s=%s:%d" % (m, *self.addr[m]) for m in self.names)
-        self.env = dict(base, PEERS=peers, **{k: str(v) for k, v in env.items()})
-        self.procs, self.offsets, self.events = {}, {}, []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("%s.100" % net, 0))
-
-    def log(self, name):
-        return os.path.join(self.folder, name + ".log")
-
-    def spawn(self, name):
-        with open(self.log(name), "ab") as log:
-            env = dict(self.env, NODE_NAME=name, DATA_DIR=os.path.join(self.folder, name))
-            p = subprocess.Popen([self.exe, "node"], env=env, stdin=subprocess.DEVNULL,
-                                 stdout=log, stderr=log)
-        PROCS.add(p)
-        self.procs[name] = p
-
-    def start(self):
-        for name in self.names:
-            self.spawn(name)
-        return self
+    def __init__(self, exe, folder, net="127.0.77", **env):
+        super().__init__(exe, 5, first=net + ".1", folder=folder, **env)
+        self.offsets, self.events = {}, []
 
     def kill9(self, name):
         """SIGKILL the node; returns the time the signal was sent. Its log gets a marker line."""
-        p = self.procs.pop(name)
-        t = time.time()
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait()
-        PROCS.discard(p)
+        t = self.kill(name)
         with open(self.log(name), "a") as f:
-            f.write("t=%.3f node=%s event=killed signal=9 source=bench\n" % (t, name))
+            f.write(raftkit.format_line([("t", "%.3f" % t), ("node", name), ("event", "killed"),
+                                         ("signal", 9), ("source", "bench")]) + "\n")
         return t
-
-    def stop(self):
-        for p in self.procs.values():
-            p.kill()
-            p.wait()
-            PROCS.discard(p)
-        self.procs = {}
-        self.sock.close()
 
     def send(self, name, request):
-        msg = {"sender_name": "Controller", "request": request, "term": None, "key": None,
-               "value": None}
+        """A controller request; returns the time it was sent."""
+        host, port = self.addr(name)
         t = time.time()
-        self.sock.sendto(json.dumps(msg).encode(), self.addr[name])
+        raftkit.send(request, name, port, host)
         return t
-
-    def leader_info(self, timeout=0.3):
-        """{name: (term, leader)} of the nodes that answered within `timeout`."""
-        self.sock.setblocking(False)
-        try:
-            while self.sock.recv(2048):  # drop late replies to an earlier round
-                pass
-        except BlockingIOError:
-            pass
-        for name in self.names:
-            self.send(name, "LEADER_INFO")
-        out, deadline = {}, time.monotonic() + timeout
-        while len(out) < len(self.names) and time.monotonic() < deadline:
-            self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            try:
-                r = json.loads(self.sock.recv(2048))
-                out[r["sender_name"]] = (r["term"], r["value"])
-            except (socket.timeout, ValueError, KeyError):
-                pass
-        return out
 
     def settled(self, without=None, timeout=10):
         """(leader, term) once every node (but `without`) names the same leader in the same term."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, p in self.procs.items():
-                if p.poll() is not None:
-                    with open(self.log(name)) as f:
-                        raise RuntimeError("%s exited (status %d): %s" % (name, p.returncode, f.read()[-300:]))
-            info = self.leader_info()
-            info.pop(without, None)
-            if len(info) == len(self.names) - (without is not None) and len(set(info.values())) == 1:
-                term, leader = next(iter(info.values()))
-                if leader:
-                    return leader, term
-            time.sleep(0.02)
-        raise RuntimeError("no agreed leader within %ss: %s" % (timeout, self.leader_info()))
+        names = [n for n in self.names if n != without]
+        same_term = lambda replies: len({r["term"] for r in replies.values()}) == 1  # noqa: E731
+        leader, _, replies = self.wait_leader(names, timeout=timeout, accept=same_term, interval=0.02)
+        return leader, next(iter(replies.values()))["term"]
 
     def poll(self):
         """Log lines written since the last call, parsed."""
@@ -176,7 +112,7 @@ class Cluster:
                 continue
             chunk = chunk[:chunk.rfind(b"\n") + 1]
             self.offsets[name] = self.offsets.get(name, 0) + len(chunk)
-            new += filter(None, map(timeline.parse_line, chunk.decode(errors="replace").splitlines()))
+            new += filter(None, map(raftkit.parse_line, chunk.decode(errors="replace").splitlines()))
         new.sort(key=lambda e: e["t"])
         self.events += new
         return new
@@ -298,22 +234,6 @@ def controller_moves(cfg, trials):
     return res
 
 
-def proc_stat(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
-
-
-def proc_mem(pid):
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0])
-    return out
-
-
 def snmp_udp():
     with open("/proc/net/snmp") as f:
         rows = [line.split() for line in f if line.startswith("Udp:")]
@@ -323,11 +243,10 @@ def snmp_udp():
 def resources(c, seconds):
     """CPU (% of one core) and memory per node over `seconds` of whatever the cluster is doing."""
     pids = {name: p.pid for name, p in c.procs.items()}
-    hz = os.sysconf("SC_CLK_TCK")
-    before, t = {n: proc_stat(p) for n, p in pids.items()}, time.monotonic()
+    before, t = {n: raftkit.cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
     time.sleep(seconds)
-    after, dt = {n: proc_stat(p) for n, p in pids.items()}, time.monotonic() - t
-    return {n: dict(cpu=100.0 * (after[n] - before[n]) / hz / dt, **proc_mem(p))
+    after, dt = {n: raftkit.cpu_seconds(p) for n, p in pids.items()}, time.monotonic() - t
+    return {n: dict(cpu=100.0 * (after[n] - before[n]) / dt, **raftkit.memory_kib(p))
             for n, p in pids.items()}
 
 
@@ -433,13 +352,8 @@ def timeline_run(cfg, path):
 # ---- containers ------------------------------------------------------------------------------
 
 def docker_events(c, names, since=None):
-    """The parsed log lines of containers (`docker logs`, optionally --since a Unix time)."""
-    events = []
-    for n in names:
-        extra = ["--since", "%.3f" % since] if since else []
-        p = subprocess.run(["docker", "logs", *extra, c.container(n)], capture_output=True, text=True)
-        events += filter(None, map(timeline.parse_line, (p.stdout + p.stderr).splitlines()))
-    return sorted(events, key=lambda e: e["t"])
+    """The parsed log lines of containers (`docker logs`, optionally --since a Unix time), by time."""
+    return sorted((e for es in c.events(names, since).values() for e in es), key=lambda e: e["t"])
 
 
 def finished_at(run, container):
@@ -453,11 +367,7 @@ def containers(ups, kills):
     """Figures for the Docker image and a compose cluster (tests/docker/cluster.py's harness)."""
     if os.environ.get("BENCH_DOCKER", "1") == "0":
         return {"skipped": "BENCH_DOCKER=0"}
-    harness = os.path.join(ROOT, "tests", "docker")
-    if not os.path.exists(os.path.join(harness, "cluster.py")):
-        return {"skipped": "no container harness (tests/docker/cluster.py) in this tree"}
-    sys.path.insert(0, harness)
-    import cluster as dc  # noqa: E402
+    dc = docker_cluster
     if not dc.daemon_answers():
         return {"skipped": "no Docker daemon answers"}
     progress("  make image")
@@ -487,9 +397,7 @@ def containers(ups, kills):
         c.up()
         c.wait_leader()
         time.sleep(2)
-        stats = dc.run("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
-                       *[c.container(n) for n in c.names + ["Controller"]]).stdout
-        out["memory"] = {line.split()[0][len(c.id) + 1:]: line.split()[1] for line in stats.splitlines()}
+        out["memory"] = {n: usage.split()[0] for n, usage in c.memory().items()}
         for i in range(kills):
             leader, _, _ = c.wait_leader()
             time.sleep(random.uniform(0.1, 0.1 + HEARTBEAT_MS / 1000))
@@ -588,24 +496,37 @@ def fmt_stats(st):
 
 
 def report(r):
-    m, T = r["machine"], TARGETS
+    """BENCHMARKS.md from the measurements `r`, section by section."""
+    return "\n".join(report_header(r) + report_failover(r) + report_controller(r)
+                     + report_quiet(r) + report_footprint(r) + report_timeline(r))
+
+
+def report_header(r):
+    """Title, machine and method."""
+    m = r["machine"]
     L = ["# Benchmarks", "",
          "Generated by `%s` on %s in %.0f s. Machine: %s, %s, %d cores, Linux %s, Python %s; "
          "1-minute load average %.1f at the start, %.1f at the end (other work on the machine "
          "shares its cores)." % (r["command"], m["date"], r["seconds"], m["arch"], m["cpu"], m["cores"],
-                                 m["kernel"], platform.python_version(), m["load"], r["load_end"]), "",
+                                m["kernel"], platform.python_version(), m["load"], r["load_end"]), "",
          "Local figures: 5 `raft node` processes (release build) on loopback %s.1-5:5555, default "
          "timeouts (election 150-300 ms, heartbeat %d ms), CheckQuorum on, `DATA_DIR` in a temporary "
          "folder. Times come from the nodes' own log lines (wall clock, 1 ms resolution). p99 is "
          "interpolated between the closest ranks, so with 100 trials or fewer it lies between the two "
          "largest values. PASS/MISS compare with the project's targets; a MISS does not fail the run."
          % (r["net"], HEARTBEAT_MS), ""]
+    return L
+
+
+def report_failover(r):
+    """Cold start and failover tables, PreVote on and off."""
+    T = TARGETS
     fl = r["first_leader"]
-    L += ["## Time to first leader (cold start)", "",
-          "From the last node's `start` line to the first `elected` line; fresh state each run.", "",
-          "runs | median ms | min | p99 | max | target (max <= %d ms)" % T["first_leader"],
-          "---|---|---|---|---|---",
-          "%s | %s" % (fmt_stats(fl), mark(fl["max"] <= T["first_leader"])), ""]
+    L = ["## Time to first leader (cold start)", "",
+         "From the last node's `start` line to the first `elected` line; fresh state each run.", "",
+         "runs | median ms | min | p99 | max | target (max <= %d ms)" % T["first_leader"],
+         "---|---|---|---|---|---",
+         "%s | %s" % (fmt_stats(fl), mark(fl["max"] <= T["first_leader"])), ""]
     L += ["## Failover", "",
           "The leader is made to fail at a random point of its heartbeat cycle: `SHUTDOWN` (it goes "
           "silent) or `kill -9`. Time from the fault to the first `elected` line of another node. "
@@ -633,24 +554,34 @@ def report(r):
         L.append("- PreVote %s: %d-%d Candidate campaigns per failover; more than one (a split or "
                  "failed vote) in %d of %d trials." % (("off", "on")[pv], min(camps), max(camps), sum(c > 1 for c in camps), len(camps)))
     L += ["", "![failover histogram](failover.svg)", ""]
+    return L
+
+
+def report_controller(r):
+    """CONVERT_FOLLOWER and TIMEOUT."""
     cm = r["controller"]
-    L += ["## Controller requests", "",
-          "`CONVERT_FOLLOWER` to the leader: time to the next `elected` line (a converted leader "
-          "waits one extra timeout range before it may stand again, so another node usually wins). "
-          "`TIMEOUT` to a random follower: time to that follower's own `elected` line (a forced "
-          "election that the others grant despite leader stickiness).", "",
-          "request | trials | median ms | min | p99 | max | note", "---|---|---|---|---|---|---",
-          "CONVERT_FOLLOWER to the leader | %s | another node won %d of %d" % (
-              fmt_stats(summarize(cm["convert"])), cm["convert_other"], len(cm["convert"])),
-          "TIMEOUT to a follower | %s | it won %d of %d" % (
-              fmt_stats(summarize(cm["timeout"])), len(cm["timeout"]), len(cm["timeout"])), ""]
+    L = ["## Controller requests", "",
+         "`CONVERT_FOLLOWER` to the leader: time to the next `elected` line (a converted leader "
+         "waits one extra timeout range before it may stand again, so another node usually wins). "
+         "`TIMEOUT` to a random follower: time to that follower's own `elected` line (a forced "
+         "election that the others grant despite leader stickiness).", "",
+         "request | trials | median ms | min | p99 | max | note", "---|---|---|---|---|---|---",
+         "CONVERT_FOLLOWER to the leader | %s | another node won %d of %d" % (
+             fmt_stats(summarize(cm["convert"])), cm["convert_other"], len(cm["convert"])),
+         "TIMEOUT to a follower | %s | it won %d of %d" % (
+             fmt_stats(summarize(cm["timeout"])), len(cm["timeout"]), len(cm["timeout"])), ""]
+    return L
+
+
+def report_quiet(r):
+    """Messages per election and at steady state; the quiet window."""
     q = r["quiet"]
-    L += ["## Messages", "",
-          "Per election (from the logs): every campaign (PreCandidate or Candidate) sends one request "
-          "to each of the 4 peers, every granted (pre-)vote is one reply; refusals are not sent. "
-          "Counted from the fault to the `elected` line (grants up to 50 ms later), over the failover "
-          "trials above.", "",
-          "PreVote | median | min | max", "---|---|---|---"]
+    L = ["## Messages", "",
+         "Per election (from the logs): every campaign (PreCandidate or Candidate) sends one request "
+         "to each of the 4 peers, every granted (pre-)vote is one reply; refusals are not sent. "
+         "Counted from the fault to the `elected` line (grants up to 50 ms later), over the failover "
+         "trials above.", "",
+         "PreVote | median | min | max", "---|---|---|---"]
     for pv in (1, 0):
         msgs = r["failover"][pv]["raw"]["messages"]
         L.append("%s | %d | %d | %d" % (("off", "on")[pv], statistics.median(msgs), min(msgs), max(msgs)))
@@ -670,7 +601,13 @@ def report(r):
           "changes in the logs (leader %s in term %s before, %s in term %s after): %s." % (
               q["seconds"], q["changes"], q["before"][0], q["before"][1], q["after"][0],
               q["after"][1], mark(q["changes"] == 0 and q["before"] == q["after"])), ""]
-    L += ["## Footprint", "", "binary | bytes | KiB | target (<= %d KiB)" % T["binary_kib"], "---|---|---|---"]
+    return L
+
+
+def report_footprint(r):
+    """Binary sizes, CPU and memory per role."""
+    T, q = TARGETS, r["quiet"]
+    L = ["## Footprint", "", "binary | bytes | KiB | target (<= %d KiB)" % T["binary_kib"], "---|---|---|---"]
     for name, size in r["binaries"].items():
         L.append("%s | %d | %.0f | %s" % (name, size, size / 1024, mark(size <= T["binary_kib"] * 1024)))
     L += ["", "Per process, during the quiet windows: CPU is (utime+stime) from `/proc/PID/stat` over "
@@ -689,14 +626,18 @@ def report(r):
             L.append("%s | %s%s | %.2f | %d | %d | %s" % (build, role, " (max of %d)" % len(us) if len(us) > 1 else "",
                                                         cpu, rss, hwm, mark(ok)))
     L += ["", "Over %.0f s for glibc, %.0f s for the static build." % (q["seconds"], r["quiet_musl"]["seconds"]), ""]
-    L += ["## Containers", ""] + container_lines(r["containers"]) + [""]
+    return L
+
+
+def report_timeline(r):
+    """The containers and the election timeline."""
+    L = ["## Containers", ""] + container_lines(r["containers"]) + [""]
     L += ["## Election timeline", "",
           "A scripted local run (%d leader terms): SHUTDOWN of the leader, revive, kill -9 of the "
           "new leader, restart, TIMEOUT to a follower, CONVERT_FOLLOWER to the leader. Drawn from "
-          "the node logs by `python3 bench/timeline.py LOGDIR -o timeline.svg`, which also reads "
+          "the node logs by `PYTHONPATH=Controller python3 bench/timeline.py LOGDIR -o timeline.svg`, which also reads "
           "saved `docker logs` output." % r["timeline_terms"], "", "![election timeline](timeline.svg)", ""]
-    return "\n".join(L)
-
+    return L
 
 def container_lines(c):
     if "skipped" in c:

@@ -1,45 +1,21 @@
 #!/usr/bin/env python3
 """Render an election timeline (who led when, term by term) from the nodes' logfmt logs.
 
-    python3 bench/timeline.py LOGDIR [more logs...] -o timeline.svg [--title TEXT]
+    PYTHONPATH=Controller python3 bench/timeline.py LOGDIR [more logs...] -o timeline.svg [--title TEXT]
 
 LOGDIR is a folder of *.log files (scripts/local.py, bench/bench.py) or any files holding node log
-lines, such as saved `docker logs` or `docker-compose logs` output (prefixes before `t=` are
-ignored); `-` reads standard input. Lines written by someone else than a node's own event loop,
-such as `event=killed` from bench/bench.py, are drawn as markers. Standard library only.
+lines (raftkit.parse_line), such as saved `docker logs` or `docker-compose logs` output (prefixes
+before `t=` are ignored); `-` reads standard input. Lines written by someone else than a node's
+own event loop, such as `event=killed` from bench/bench.py, are drawn as markers.
 """
 import argparse
 import glob
 import math
 import os
-import re
 import sys
 from xml.sax.saxutils import escape
 
-START = re.compile(r"(?:^|[\s|])(?=t=)")
-PAIR = re.compile(r'([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
-
-
-def unquote(v):
-    if not v.startswith('"'):
-        return v
-    v = re.sub(r"\\u\{([0-9a-fA-F]+)\}", lambda m: chr(int(m.group(1), 16)), v[1:-1])
-    return re.sub(r"\\(.)", r"\1", v)
-
-
-def parse_line(line):
-    """One logfmt line as a dict (`t` as a float, `term` as an int), or None without t and node."""
-    m = START.search(line)
-    if not m:
-        return None
-    rec = {k: unquote(v) for k, v in PAIR.findall(line[m.end():])}
-    try:
-        rec["t"] = float(rec["t"])
-        if "term" in rec:
-            rec["term"] = int(rec["term"])
-    except (KeyError, ValueError):
-        return None
-    return rec if rec.get("node") else None
+from raftkit import parse_line
 
 
 def read_logs(paths):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Start N `raft node` processes on loopback and watch them: the way to try it without Docker.
 
-    python3 scripts/local.py [N] [--bin target/release/raft]     (make local NODES=N)
+    PYTHONPATH=Controller python3 scripts/local.py [N] [--bin target/release/raft]     (make local NODES=N)
 
 Node K listens on 127.0.0.(10+K):5555 and keeps its state and log in a fresh temporary folder.
 Ctrl-C (or SIGTERM) stops every node this script started.
@@ -14,9 +14,7 @@ import sys
 import tempfile
 import time
 
-
-def peers_for(n):
-    return ",".join("Node%d=127.0.0.%d:5555" % (k, 10 + k) for k in range(1, n + 1))
+import raftkit
 
 
 def main():
@@ -27,37 +25,25 @@ def main():
     if not 1 <= args.nodes <= 64:
         ap.error("N must be 1 to 64")
     exe = os.path.abspath(args.bin)
-    folder = tempfile.mkdtemp(prefix="raft-local-")
-    env = dict(os.environ, PEERS=peers_for(args.nodes))
-    procs = []
+    folder = tempfile.mkdtemp(prefix="raft-local-")  # kept: the logs are worth reading afterwards
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        for k in range(1, args.nodes + 1):
-            name = "Node%d" % k
-            log = open(os.path.join(folder, name + ".log"), "ab")
-            node_env = dict(env, NODE_NAME=name, DATA_DIR=os.path.join(folder, name))
-            procs.append(subprocess.Popen([exe, "node"], env=node_env, stdin=subprocess.DEVNULL,
-                                          stdout=log, stderr=log))
-            log.close()
-        print("%d nodes on 127.0.0.11.. port 5555; logs and state in %s" % (args.nodes, folder))
-        start = time.monotonic()
-        while True:
-            status = subprocess.run([exe, "status", "--timeout-ms", "200"], env=env,
-                                    capture_output=True, text=True)
-            if status.returncode == 0 or time.monotonic() - start > 10:
-                break
-        print(status.stdout, end="")
-        print("(after %d ms)\n" % ((time.monotonic() - start) * 1000))
-        print("Drive it from another shell:\n  export PEERS=%s" % env["PEERS"])
-        print("  %s status | leader-info Node1 | timeout Node2 | shutdown Node3" % args.bin)
-        print("Watching (Ctrl-C stops the cluster):", flush=True)
-        subprocess.run([exe, "watch"], env=env)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
+    with raftkit.LocalCluster(exe, args.nodes, folder=folder, inherit=True) as c:
+        try:
+            print("%d nodes on 127.0.0.11.. port 5555; logs and state in %s" % (args.nodes, folder))
+            start = time.monotonic()
+            while True:
+                status = subprocess.run([exe, "status", "--timeout-ms", "200"], env=c.env,
+                                        capture_output=True, text=True)
+                if status.returncode == 0 or time.monotonic() - start > 10:
+                    break
+            print(status.stdout, end="")
+            print("(after %d ms)\n" % ((time.monotonic() - start) * 1000))
+            print("Drive it from another shell:\n  export PEERS=%s" % c.env["PEERS"])
+            print("  %s status | leader-info Node1 | timeout Node2 | shutdown Node3" % args.bin)
+            print("Watching (Ctrl-C stops the cluster):", flush=True)
+            subprocess.run([exe, "watch"], env=c.env)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 

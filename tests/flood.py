@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hostile input flood: 100,000 malformed, oversized and forged datagrams at one node.
 
-    python3 tests/flood.py --bin target/release/raft [--count 100000] [--rate 8000] [--target leader]
+    PYTHONPATH=Controller python3 tests/flood.py --bin target/release/raft [--count 100000] [--rate 8000] [--target leader]
 
 Starts five `raft node` processes on 127.0.9.1-5:5555 (loopback only, DATA_DIR in a temporary
 folder), waits for a leader, then sends --count datagrams at --rate per second to one node
@@ -21,64 +21,37 @@ log lines written during the flood, and what the kernel dropped at the target's 
 Standard library only; every process is stopped and the folder removed, also on failure.
 """
 import argparse
-import json
+import collections
 import os
 import random
-import shutil
 import signal
 import socket
-import subprocess
+import struct
 import sys
-import tempfile
 import time
 
+import raftkit
+
 NAMES = [f"Node{i}" for i in range(1, 6)]
-ADDRS = {n: (f"127.0.9.{i}", 5555) for i, n in enumerate(NAMES, 1)}
-PEERS = ",".join(f"{n}={h}:{p}" for n, (h, p) in ADDRS.items())
 HUGE = str(2**64 - 1)
 
 
-def ask(sock, name, wait=0.3):
+def ask(c, name, wait=0.3):
     """LEADER_INFO to one node: its reply dict, or None."""
-    sock.settimeout(wait)
-    req = json.dumps({"sender_name": "Controller", "request": "LEADER_INFO", "term": None,
-                      "key": None, "value": None}).encode()
+    return c.ask([name], wait)[name]
+
+
+def agreed(c, timeout=10.0):
+    """(leader, term) once all five name the same leader, else (None, what they said)."""
     try:
-        sock.sendto(req, ADDRS[name])
-        t_end = time.monotonic() + wait
-        while time.monotonic() < t_end:
-            data, addr = sock.recvfrom(2048)
-            if addr == ADDRS[name]:
-                return json.loads(data)
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def agreed(sock, timeout=10.0):
-    """(leader, term) once all five name the same leader, else (None, replies) at the timeout."""
-    t_end = time.monotonic() + timeout
-    while True:
-        replies = {n: ask(sock, n) for n in NAMES}
-        values = {(r or {}).get("value") for r in replies.values()}
-        if None not in replies.values() and len(values) == 1 and values != {None}:
-            leader = values.pop()
-            return leader, replies[leader]["term"]
-        if time.monotonic() > t_end:
-            return None, replies
-        time.sleep(0.1)
+        leader, _, replies = c.wait_leader(timeout=timeout, interval=0.1)
+        return leader, replies[leader]["term"]
+    except raftkit.Failure as e:
+        return None, str(e)
 
 
 def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return raftkit.memory_kib(pid)["VmRSS"]
 
 
 def socket_drops(addr):
@@ -97,8 +70,7 @@ def socket_drops(addr):
 def valid(rng):
     req = rng.choice(["APPEND_RPC", "APPEND_REPLY", "VOTE_REQUEST", "VOTE_ACK", "PRE_VOTE_REQUEST",
                       "PRE_VOTE_ACK", "LEADER_INFO"])
-    return json.dumps({"sender_name": rng.choice(NAMES), "request": req, "term": rng.randrange(100),
-                       "key": None, "value": None}).encode()
+    return raftkit.encode(raftkit.make_message(req, rng.choice(NAMES), term=rng.randrange(100)))
 
 
 def mutated(rng):
@@ -173,7 +145,6 @@ def pool(rng, size=20000):
 
 def spoofed(src, dst, payload):
     """One UDP datagram to dst whose IP source is src (raw socket, needs root)."""
-    import struct
     udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload  # checksum 0: none
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0,
                      socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
@@ -181,14 +152,14 @@ def spoofed(src, dst, payload):
         r.sendto(ip + udp, (dst[0], 0))
 
 
-def forged_last_term(ctl, procs, failures):
-    terms0 = {n: (ask(ctl, n) or {}).get("term", 0) for n in NAMES}
+def forged_last_term(c, failures):
+    terms0 = {n: (ask(c, n) or {}).get("term", 0) for n in NAMES}
     msg = ('{"sender_name": "Node2", "request": "APPEND_RPC", "term": %s, "key": null, "value": null}'
            % HUGE).encode()
-    spoofed(ADDRS["Node2"], ADDRS["Node1"], msg)
+    spoofed(c.addr("Node2"), c.addr("Node1"), msg)
     time.sleep(2.0)  # a few election timeouts: long enough for a wrapped or crashed node to show
-    replies = {n: ask(ctl, n, wait=1.0) for n in NAMES}
-    dead = {n: p.poll() for n, p in procs.items() if p.poll() is not None}
+    replies = {n: ask(c, n, wait=1.0) for n in NAMES}
+    dead = c.exited()
     print(f"  forged APPEND_RPC term 2^64-1 from Node2's address to Node1: (leader, term) now "
           + ", ".join(f"{n} {(r['value'], r['term']) if r else None}" for n, r in replies.items()))
     if dead:
@@ -206,117 +177,122 @@ def read_log(path, since=None):
     return lines[since:] if since is not None else lines
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", default="target/release/raft")
     ap.add_argument("--count", type=int, default=100_000)
     ap.add_argument("--rate", type=int, default=8000, help="datagrams per second")
     ap.add_argument("--target", default="leader", help="leader, follower or a node name")
     ap.add_argument("--seed", type=int, default=1)
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def flood(c, a, rng, target, datagrams):
+    """Send a.count datagrams at a.rate/s to target, polling every node twice a second.
+    Returns (sent, bytes, send errors, seconds, nodes that missed a poll)."""
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    batch = max(a.rate // 100, 1)  # every 10 ms
+    sent, sent_bytes, errors, silent = 0, 0, 0, set()
+    t0 = next_poll = time.monotonic()
+    while sent < a.count:
+        for _ in range(min(batch, a.count - sent)):
+            d = datagrams[rng.randrange(len(datagrams))]
+            try:
+                out.sendto(d, c.addr(target))
+                sent_bytes += len(d)
+            except OSError:
+                errors += 1
+            sent += 1
+        now = time.monotonic()
+        if now >= next_poll:  # everyone still answering, twice a second
+            silent |= {n for n in NAMES if ask(c, n, wait=0.2) is None}
+            next_poll = now + 0.5
+        time.sleep(max(0.0, t0 + sent / a.rate - time.monotonic()))
+    out.close()
+    return sent, sent_bytes, errors, time.monotonic() - t0, silent
+
+
+def drop_counts(lines):
+    """{reason: datagrams} of a node's drop lines, counting the suppressed ones."""
+    counts = collections.Counter()
+    for rec in filter(None, map(raftkit.parse_line, lines)):
+        if rec.get("event") == "drop":
+            counts[rec["reason"]] += 1 + int(rec.get("suppressed", 0))
+    return dict(sorted(counts.items()))
+
+
+def check_after(c, target, before, failures):
+    """Every process alive and answering, one agreed leader, the target's memory flat, only
+    log lines in the logs. Returns (leader, term) after the flood."""
+    dead = c.exited()
+    answers = {n: ask(c, n, wait=1.0) for n in NAMES}
+    after = agreed(c)
+    rss1 = {n: rss_kib(p.pid) for n, p in c.procs.items() if p.poll() is None}
+    print(f"  VmRSS KiB before -> after: " + ", ".join(f"{n} {before[n]} -> {rss1.get(n, 'dead')}" for n in NAMES))
+    if dead:
+        failures.append(f"processes exited: {dead}")
+    if any(r is None for r in answers.values()):
+        failures.append(f"no LEADER_INFO answer from {[n for n, r in answers.items() if r is None]}")
+    if after[0] is None:
+        failures.append(f"no agreed leader after the flood: {after[1]}")
+    if target in rss1 and rss1[target] - before[target] > 1024:
+        failures.append(f"{target}'s VmRSS grew {rss1[target] - before[target]} KiB")
+    return after
+
+
+def non_log_lines(c, failures, since=None):
+    for n in NAMES:
+        odd = [ln for ln in read_log(c.log(n), (since or {}).get(n)) if raftkit.parse_line(ln) is None]
+        if odd:
+            failures.append(f"{n} wrote non-log output: {odd[:3]}")
+
+
+def main():
+    a = parse_args()
     rng = random.Random(a.seed)
-    folder = tempfile.mkdtemp(prefix="raft-flood-")
-    procs, failures = {}, []
+    failures = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        for n in NAMES:
-            os.makedirs(os.path.join(folder, n))
-            env = dict(os.environ, NODE_NAME=n, PEERS=PEERS, DATA_DIR=os.path.join(folder, n))
-            log = open(os.path.join(folder, f"{n}.log"), "w")
-            procs[n] = subprocess.Popen([a.bin, "node"], env=env, stderr=log, stdout=log)
-        ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        ctl.bind(("127.0.0.1", 0))
-        leader, term = agreed(ctl)
+    with raftkit.LocalCluster(a.bin, first="127.0.9.1", inherit=True) as c:
+        leader, term = agreed(c)
         if leader is None:
             raise SystemExit(f"no leader before the flood: {term}")
         target = {"leader": leader, "follower": next(n for n in NAMES if n != leader)}.get(a.target, a.target)
         print(f"flood: 5 nodes on 127.0.9.1-5, {leader} leads term {term}; "
-              f"{a.count} datagrams at {target} ({ADDRS[target][0]}), {a.rate}/s", flush=True)
+              f"{a.count} datagrams at {target} ({c.addr(target)[0]}), {a.rate}/s", flush=True)
         datagrams = pool(rng)
         print(f"  pool of {len(datagrams)} distinct datagrams, {min(map(len, datagrams))}-"
               f"{max(map(len, datagrams))} bytes", flush=True)
-        rss0 = {n: rss_kib(p.pid) for n, p in procs.items()}
-        lines0 = {n: len(read_log(os.path.join(folder, f"{n}.log"))) for n in NAMES}
-        drops0 = socket_drops(ADDRS[target])
-        cpu0 = cpu_seconds(procs[target].pid)
+        rss0 = {n: rss_kib(p.pid) for n, p in c.procs.items()}
+        lines0 = {n: len(read_log(c.log(n))) for n in NAMES}
+        drops0, cpu0 = socket_drops(c.addr(target)), raftkit.cpu_seconds(c.procs[target].pid)
 
-        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        out.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
-        batch = max(a.rate // 100, 1)  # every 10 ms
-        sent, sent_bytes, errors, silent = 0, 0, 0, set()
-        t0 = time.monotonic()
-        next_poll = t0
-        while sent < a.count:
-            for _ in range(min(batch, a.count - sent)):
-                d = datagrams[rng.randrange(len(datagrams))]
-                try:
-                    out.sendto(d, ADDRS[target])
-                    sent_bytes += len(d)
-                except OSError:
-                    errors += 1
-                sent += 1
-            now = time.monotonic()
-            if now >= next_poll:  # everyone still answering, twice a second
-                silent |= {n for n in NAMES if ask(ctl, n, wait=0.2) is None}
-                next_poll = now + 0.5
-            time.sleep(max(0.0, t0 + sent / a.rate - time.monotonic()))
-        secs = time.monotonic() - t0
-        drops = socket_drops(ADDRS[target])
+        sent, sent_bytes, errors, secs, silent = flood(c, a, rng, target, datagrams)
+        drops = socket_drops(c.addr(target))
         time.sleep(0.5)
-        cpu = cpu_seconds(procs[target].pid) - cpu0
-
-        # ---- checks ---------------------------------------------------------------------------------
-        dead = {n: p.poll() for n, p in procs.items() if p.poll() is not None}
-        answers = {n: ask(ctl, n, wait=1.0) for n in NAMES}
-        after_leader, after_term = agreed(ctl)
-        rss1 = {n: rss_kib(p.pid) for n, p in procs.items() if p.poll() is None}
-        logs = {n: read_log(os.path.join(folder, f"{n}.log"), lines0[n]) for n in NAMES}
-        elections = sum(1 for ls in logs.values() for ln in ls if "event=elected" in ln)
+        cpu = raftkit.cpu_seconds(c.procs[target].pid) - cpu0
         print(f"  sent {sent} datagrams ({sent_bytes / 1e6:.1f} MB) in {secs:.1f} s = {sent / secs:.0f}/s, "
               f"{errors} send errors; the kernel dropped "
               f"{'?' if drops is None or drops0 is None else drops - drops0} at {target}'s socket (buffer full)")
         print(f"  {target} used {cpu:.2f} s of CPU for it ({cpu / sent * 1e6:.0f} µs per datagram, "
               f"{cpu / secs:.0%} of one core)")
-        print(f"  VmRSS KiB before -> after: " + ", ".join(f"{n} {rss0[n]} -> {rss1.get(n, 'dead')}" for n in NAMES))
+        after = check_after(c, target, rss0, failures)
+        logs = {n: read_log(c.log(n), lines0[n]) for n in NAMES}
+        events = {n: list(filter(None, map(raftkit.parse_line, ls))) for n, ls in logs.items()}
+        elections = sum(1 for es in events.values() for e in es if e.get("event") == "elected")
         print(f"  log lines written during the flood: " + ", ".join(f"{n} {len(ls)}" for n, ls in logs.items()))
-        drops_by_reason = {}
-        for ln in logs[target]:
-            if "event=drop" in ln:
-                reason = ln.split("reason=")[1].split()[0]
-                held = int(ln.split("suppressed=")[1].split()[0]) if "suppressed=" in ln else 0
-                drops_by_reason[reason] = drops_by_reason.get(reason, 0) + 1 + held
-        print(f"  {target}'s drop lines (counting suppressed): {dict(sorted(drops_by_reason.items()))}")
-        print(f"  leader before {leader} (term {term}), after {after_leader} (term {after_term}); "
+        print(f"  {target}'s drop lines (counting suppressed): {drop_counts(logs[target])}")
+        print(f"  leader before {leader} (term {term}), after {after[0]} (term {after[1]}); "
               f"elections during the flood: {elections}; nodes that missed a poll: {sorted(silent) or 'none'}")
-        for ln in sorted((ln for ls in logs.values() for ln in ls if "event=drop" not in ln
-                          and "event=request" not in ln))[:30]:
+        for ln in sorted(ln for ls in logs.values() for ln in ls
+                         if "event=drop" not in ln and "event=request" not in ln)[:30]:
             print(f"    {ln}")
-        print(f"  {'no election, same leader and term' if (after_leader, after_term) == (leader, term) and not elections else 'the leader or term changed (reported, not asserted)'}")
-
-        if dead:
-            failures.append(f"processes exited: {dead}")
-        if any(r is None for r in answers.values()):
-            failures.append(f"no LEADER_INFO answer from {[n for n, r in answers.items() if r is None]}")
-        if after_leader is None:
-            failures.append(f"no agreed leader after the flood: {after_term}")
-        if target in rss1 and rss1[target] - rss0[target] > 1024:
-            failures.append(f"{target}'s VmRSS grew {rss1[target] - rss0[target]} KiB")
-        for n, ls in logs.items():
-            odd = [ln for ln in ls if not ln.startswith("t=")]
-            if odd:
-                failures.append(f"{n} wrote non-log output: {odd[:3]}")
-        if os.geteuid() == 0 and not dead:
-            forged_last_term(ctl, procs, failures)
-            for n in NAMES:
-                odd = [ln for ln in read_log(os.path.join(folder, f"{n}.log")) if not ln.startswith("t=")]
-                if odd:
-                    failures.append(f"{n}: {odd[:3]}")
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        shutil.rmtree(folder, ignore_errors=True)
+        same = after == (leader, term) and not elections
+        print(f"  {'no election, same leader and term' if same else 'the leader or term changed (reported, not asserted)'}")
+        non_log_lines(c, failures, lines0)
+        if os.geteuid() == 0 and not c.exited():
+            forged_last_term(c, failures)
+            non_log_lines(c, failures)
     for f in failures:
         print(f"FAIL {f}")
     print("flood passed" if not failures else "flood FAILED")

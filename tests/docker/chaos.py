@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Random faults against a throwaway compose cluster; safety checked from every node's log.
 
-    python3 tests/docker/chaos.py [--duration 120] [--nodes 5] [--seed N] [--converge 10]
+    PYTHONPATH=Controller python3 tests/docker/chaos.py [--duration 120] [--nodes 5] [--seed N] [--converge 10]
                                   [--timeline docs/chaos-timeline.svg]
 
 Faults (one at a time per node; at most a minority of the nodes faulty, except for short
@@ -22,28 +22,16 @@ Without a Docker daemon: skipped (exit 0), unless CI=true.
 """
 import argparse
 import collections
-import json
 import os
 import random
 import shutil
-import socket
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import PORT, ROOT, Cluster, Failure, preflight, run  # noqa: E402
-from faults import Net, ensure_tc  # noqa: E402
-import logcheck  # noqa: E402
-
-
-def control(c, name, request):
-    """A controller request (TIMEOUT, CONVERT_FOLLOWER, SHUTDOWN) from a host socket."""
-    msg = json.dumps({"sender_name": "Controller", "request": request, "term": None, "key": None,
-                      "value": None}).encode()
-    ip = c.ip(name)
-    if ip:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.sendto(msg, (ip, PORT))
+import logcheck
+import raftkit
+from cluster import ROOT, Cluster, Failure, main_guard, preflight, run
+from faults import Net, ensure_tc
 
 
 class Fault:
@@ -68,7 +56,7 @@ class Chaos:
         return [n for n in self.c.names if n not in self.faulty()]
 
     def mark(self, name, event):
-        self.markers.append(f"t={time.time():.3f} node={name} event={event}")
+        self.markers.append(raftkit.format_line([("t", f"{time.time():.3f}"), ("node", name), ("event", event)]))
 
     # ---- starting faults ------------------------------------------------------------------------
     def start_one(self, now):
@@ -121,11 +109,11 @@ class Chaos:
             net.drop_to(b, [ip_a])
             heal = lambda: self.each(net.clear, nodes)  # noqa: E731
         elif base == "shutdown":
-            control(c, nodes[0], "SHUTDOWN")
+            c.send(nodes[0], "SHUTDOWN")
             revive = rng.choice(["TIMEOUT", "CONVERT_FOLLOWER"])
-            heal = lambda: control(c, nodes[0], revive)  # noqa: E731
+            heal = lambda: c.send(nodes[0], revive)  # noqa: E731
         else:  # timeout, convert-follower: instant, nobody stays faulty
-            control(c, nodes[0], kind.upper().replace("-", "_"))
+            c.send(nodes[0], kind)
             self.counts[kind] += 1
             return None
         self.counts[kind.split("-")[0] if base in ("loss", "slow") else kind] += 1
@@ -179,14 +167,6 @@ def longest_gap(samples, minority, only_live):
     return best
 
 
-def node_logs(c):
-    logs = {}
-    for n in c.names:
-        p = run("docker", "logs", c.container(n), check=False, timeout=60)
-        logs[n] = (p.stderr or "").splitlines()
-    return logs
-
-
 def save_logs(logs, markers, folder):
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
@@ -207,7 +187,7 @@ def render_timeline(folder, out, note):
     print(f"timeline: {(p.stdout or p.stderr).strip()}")
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=120, help="seconds of faults (default 120)")
     ap.add_argument("--nodes", type=int, default=5)
@@ -215,89 +195,109 @@ def main():
     ap.add_argument("--converge", type=float, default=10, help="bound on agreement after healing (s)")
     ap.add_argument("--logs", default=str(ROOT / "build" / "chaos"), help="where the node logs are saved")
     ap.add_argument("--timeline", help="write the election timeline SVG here (needs bench/timeline.py)")
-    a = ap.parse_args()
+    return ap.parse_args()
 
+
+def run_faults(chaos, duration):
+    """Faults every 0.3-1.5 s and LEADER_INFO polls in between, for `duration` s; then heal all.
+    Returns (samples, claims, start time)."""
+    c, rng = chaos.c, chaos.rng
+    samples, claims = [], {}
+    t0 = time.monotonic()
+    next_fault = t0 + 1.0
+    while (now := time.monotonic()) < t0 + duration:
+        chaos.heal_due(now)
+        if now >= next_fault:
+            try:
+                f = chaos.start_one(now)
+                if f:
+                    print(f"  {now - t0:6.1f} s  {f.kind:<22} {','.join(f.nodes)} "
+                          f"for {f.until - now:.1f} s", flush=True)
+            except Failure as e:
+                chaos.errors.append(f"start: {e}")
+            next_fault = now + rng.uniform(0.3, 1.5)
+        poll(c, samples, claims, len(chaos.faulty()))
+        time.sleep(0.02)
+    chaos.heal_due(0, everything=True)
+    return samples, claims, t0
+
+
+def converge(c, bound, violations):
+    """After healing: one leader agreed by all within `bound` s. Returns (leader, seconds, terms)."""
+    healed = time.monotonic()
+    try:
+        leader, _, replies = c.wait_leader(timeout=bound)
+        return leader, time.monotonic() - healed, sorted({r["term"] for r in replies.values()})
+    except Failure as e:
+        violations.append(f"no agreement within {bound:.0f} s of healing: {e}")
+        return None, None, []
+
+
+def safety(c, logs, claims, violations):
+    """The logs' invariants (logcheck), LEADER_INFO self-claims, every container running."""
+    found, stats = logcheck.check(logs)
+    violations += found
+    for term, who in sorted(claims.items(), key=lambda kv: kv[0] or 0):
+        if len(who) > 1:
+            violations.append(f"LEADER_INFO: {sorted(who)} all named themselves leader in term {term}")
+    for n in c.names:
+        state = run("docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}",
+                    c.container(n)).stdout.strip()
+        if not state.startswith("running"):
+            violations.append(f"{n} is not running after healing: {state}")
+    return stats
+
+
+def summarize(a, chaos, stats, samples, t0, converged, violations):
+    c = chaos.c
+    print(f"\nfaults: {sum(chaos.counts.values())} — "
+          + ", ".join(f"{k} {v}" for k, v in sorted(chaos.counts.items())))
+    print(f"  majority episodes (liveness not expected): {chaos.majority_episodes}")
+    for e in chaos.errors:
+        print(f"  fault command failed: {e}")
+    led = sum(1 for _, ldr, _ in samples if ldr) / max(len(samples), 1)
+    print(f"elections: {stats['elections']} (terms up to {stats['max_term']}), node restarts {stats['restarts']}")
+    gap, live = (longest_gap(samples, chaos.minority, only) for only in (False, True))
+    print(f"leaderless (LEADER_INFO polls, {len(samples) / a.duration:.1f}/s): longest gap "
+          f"{gap[0]:.2f} s overall (at {gap[1] - t0:.1f} s), {live[0]:.2f} s with a majority "
+          f"healthy (at {live[1] - t0:.1f} s); "
+          f"a leader agreed by a majority in {led:.0%} of polls")
+    leader, secs, terms = converged
+    if leader:
+        print(f"converged: all {c.n} agree on {leader} (terms {terms}) {secs:.2f} s after "
+              f"the last fault healed (bound {a.converge:.0f} s)")
+    print(f"violations: {len(violations)}")
+    for v in violations:
+        print(f"  VIOLATION {v}")
+
+
+def main():
+    a = parse_args()
     stop = preflight("chaos")
     if stop is not None:
         return stop
     ensure_tc()
     seed = a.seed if a.seed is not None else random.randrange(1 << 32)
-    rng = random.Random(seed)
-    c = Cluster(a.nodes)
-    violations = []
+    c, violations = Cluster(a.nodes), []
     print(f"chaos: {a.nodes} nodes, {a.duration:.0f} s of faults, seed {seed}, project {c.id}", flush=True)
     try:
         c.up()
         leader, secs, _ = c.wait_leader()
         print(f"  first leader {leader} after {secs:.2f} s", flush=True)
-        chaos = Chaos(c, rng)
+        chaos = Chaos(c, random.Random(seed))
         netem = chaos.net.netem(c.names[0])
         print(f"  netem: {'yes' if netem else 'not in this kernel: loss = bpf random drop, slow = tbf'}")
-        samples, claims = [], {}
-        t0 = time.monotonic()
-        t_end = t0 + a.duration
-        next_fault = t0 + 1.0
-        while (now := time.monotonic()) < t_end:
-            chaos.heal_due(now)
-            if now >= next_fault:
-                try:
-                    f = chaos.start_one(now)
-                    if f:
-                        print(f"  {now - t0:6.1f} s  {f.kind:<22} {','.join(f.nodes)} "
-                              f"for {f.until - now:.1f} s", flush=True)
-                except Failure as e:
-                    chaos.errors.append(f"start: {e}")
-                next_fault = now + rng.uniform(0.3, 1.5)
-            poll(c, samples, claims, len(chaos.faulty()))
-            time.sleep(0.02)
-
-        chaos.heal_due(0, everything=True)
-        healed = time.monotonic()
-        try:
-            leader, _, replies = c.wait_leader(timeout=a.converge)
-            converged = time.monotonic() - healed
-            terms = sorted({r["term"] for r in replies.values()})
-        except Failure as e:
-            leader, converged, terms = None, None, []
-            violations.append(f"no agreement within {a.converge:.0f} s of healing: {e}")
+        samples, claims, t0 = run_faults(chaos, a.duration)
+        converged = converge(c, a.converge, violations)
         time.sleep(1.0)  # let the last lines reach the logs
-
-        logs = node_logs(c)
-        found, stats = logcheck.check(logs)
-        violations += found
-        for term, who in sorted(claims.items(), key=lambda kv: kv[0] or 0):
-            if len(who) > 1:
-                violations.append(f"LEADER_INFO: {sorted(who)} all named themselves leader in term {term}")
-        for n in c.names:
-            state = run("docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}",
-                        c.container(n)).stdout.strip()
-            if not state.startswith("running"):
-                violations.append(f"{n} is not running after healing: {state}")
-
-        # ---- summary ------------------------------------------------------------------------------
-        total = sum(chaos.counts.values())
-        print(f"\nfaults: {total} — " + ", ".join(f"{k} {v}" for k, v in sorted(chaos.counts.items())))
-        print(f"  majority episodes (liveness not expected): {chaos.majority_episodes}")
-        for e in chaos.errors:
-            print(f"  fault command failed: {e}")
-        led = sum(1 for _, ldr, _ in samples if ldr) / max(len(samples), 1)
-        print(f"elections: {stats['elections']} (terms up to {stats['max_term']}), node restarts {stats['restarts']}")
-        gap, live = (longest_gap(samples, chaos.minority, only) for only in (False, True))
-        print(f"leaderless (LEADER_INFO polls, {len(samples) / a.duration:.1f}/s): longest gap "
-              f"{gap[0]:.2f} s overall (at {gap[1] - t0:.1f} s), {live[0]:.2f} s with a majority "
-              f"healthy (at {live[1] - t0:.1f} s); "
-              f"a leader agreed by a majority in {led:.0%} of polls")
-        if leader:
-            print(f"converged: all {c.n} agree on {leader} (terms {terms}) {converged:.2f} s after "
-                  f"the last fault healed (bound {a.converge:.0f} s)")
-        print(f"violations: {len(violations)}")
-        for v in violations:
-            print(f"  VIOLATION {v}")
+        logs = {n: c.logs(n) for n in c.names}
+        stats = safety(c, logs, claims, violations)
+        summarize(a, chaos, stats, samples, t0, converged, violations)
         save_logs(logs, chaos.markers, a.logs)
         print(f"logs: {a.logs}")
         if a.timeline:
-            note = (f"{a.nodes} nodes, {a.duration:.0f} s, {total} faults, {stats['elections']} elections, "
-                    f"seed {seed}")
+            note = (f"{a.nodes} nodes, {a.duration:.0f} s, {sum(chaos.counts.values())} faults, "
+                    f"{stats['elections']} elections, seed {seed}")
             render_timeline(a.logs, a.timeline, note)
     finally:
         c.down()
@@ -307,8 +307,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; cluster removed")
-        sys.exit(130)
+    main_guard(main, "cluster")

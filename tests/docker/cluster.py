@@ -1,30 +1,29 @@
-"""A throwaway compose cluster for tests and measurements (standard library only).
+"""A throwaway compose cluster and the scenario runner the Docker suites share.
 
 Each Cluster gets its own compose project and container prefix, so it never collides with
-`make up` or another run; `down()` removes its containers, network and volumes.
-The harness asks the nodes directly from the host over the project's bridge network
-(container IP, port 5555); the controller verbs run inside the network via `docker exec`.
+`make up` or another run; `down()` removes its containers, network and volumes. The nodes are
+asked from the host over the project's bridge network (container IP, port 5555) with raftkit;
+the controller verbs run inside the network via `docker exec`. Never touches containers it did
+not create.
 """
 import contextlib
-import json
 import os
 import pathlib
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+import logcheck
+import raftkit
+from raftkit import PORT, Failure  # noqa: F401  (the suites' names for them)
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("RAFT_IMAGE", "raft-node:latest")
-PORT = 5555
-
-
-class Failure(AssertionError):
-    pass
+RESULTS = []  # one bool per scenario run by check()
 
 
 def run(*cmd, check=True, timeout=120, capture=True, session=False):
@@ -86,9 +85,78 @@ def preflight(suite):
     return None
 
 
-def leader_info_request():
-    return json.dumps({"sender_name": "Controller", "request": "LEADER_INFO",
-                       "term": None, "key": None, "value": None}).encode()
+def check(name, fn, *args):
+    """Run one scenario: PASS or FAIL with the reason and the time taken; never raises."""
+    print(f"-- {name}", flush=True)
+    t0 = time.monotonic()
+    try:
+        fn(*args)
+        ok, why = True, ""
+    except Failure as e:
+        ok, why = False, str(e)
+    except Exception as e:  # noqa: BLE001 - a broken scenario is a failed one, keep going
+        ok, why = False, f"{type(e).__name__}: {e}"
+    RESULTS.append(ok)
+    print(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - t0:.1f} s){'' if ok else ': ' + why}",
+          flush=True)
+    return ok
+
+
+def expect(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def with_cluster(nodes, scenarios):
+    """A fresh cluster: the first election, each (name, fn(cluster)), then the safety of every
+    node's whole log; removed afterwards."""
+    c = Cluster(nodes)
+    print(f"== {nodes} nodes, compose project {c.id}", flush=True)
+    try:
+        started = check(f"{nodes} nodes: first election", first_election, c)
+        for name, fn in scenarios:
+            if started:
+                check(f"{nodes} nodes: {name}", fn, c)
+            else:  # no cluster to speak of: fail the rest now rather than wait 15 s on each
+                RESULTS.append(False)
+                print(f"FAIL {nodes} nodes: {name}: not run, no first leader")
+        check(f"{nodes} nodes: the logs (one leader per term, terms never go down)", logs_are_safe, c)
+    finally:
+        c.down()
+
+
+def first_election(c):
+    """All nodes agree on a leader within 5 s of the containers starting."""
+    t0 = time.monotonic()
+    c.up()
+    leader, secs, replies = c.wait_leader()
+    print(f"   {c.n} nodes: {leader} agreed {secs:.2f} s after `up -d` returned "
+          f"({time.monotonic() - t0:.2f} s including `up`), term {replies[leader]['term']}")
+    expect(secs <= 5.0, f"leader agreed only after {secs:.2f} s")
+
+
+def logs_are_safe(c):
+    """logcheck on every node's whole log (all runs of its container): no violation."""
+    violations, stats = logcheck.check({n: c.logs(n) for n in c.names})
+    expect(not violations, f"{len(violations)} violations: " + "; ".join(violations[:5]))
+    print(f"   {stats['elections']} elections, terms up to {stats['max_term']}, "
+          f"{stats['restarts']} node restarts: no violation")
+
+
+def summary():
+    """The closing line test runners read, and the exit status."""
+    passed = sum(RESULTS)
+    print(f"{passed} passed, {len(RESULTS) - passed} failed")
+    return 0 if passed == len(RESULTS) else 1
+
+
+def main_guard(main, what="clusters"):
+    """sys.exit(main()), with Ctrl-C reported once the finally blocks removed the clusters."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print(f"interrupted; {what} removed")
+        sys.exit(130)
 
 
 class Cluster:
@@ -152,54 +220,43 @@ class Cluster:
     def pid(self, name):
         return int(run("docker", "inspect", "-f", "{{.State.Pid}}", self.container(name)).stdout)
 
+    def logs(self, name, since=None):
+        """The container's log lines (`docker logs`: every run of it), optionally --since a Unix time."""
+        extra = ["--since", "%.3f" % since] if since else []
+        p = run("docker", "logs", *extra, self.container(name), check=False, timeout=60)
+        return (p.stdout + p.stderr).splitlines()
+
+    def events(self, names=None, since=None):
+        """{node: [its parsed log lines]}."""
+        return {n: list(filter(None, map(raftkit.parse_line, self.logs(n, since))))
+                for n in names or self.names}
+
+    def memory(self):
+        """{Node1.., Controller: `docker stats --no-stream` memory usage ("1.2MiB / 7.6GiB")}."""
+        names = self.names + ["Controller"]
+        p = run("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
+                *map(self.container, names))
+        usage = dict(line.split(" ", 1) for line in p.stdout.splitlines())
+        return {n: usage.get(self.container(n), "?") for n in names}
+
     # ---- LEADER_INFO ----------------------------------------------------------------------------
     def ask(self, names=None, wait=0.3):
         """LEADER_INFO to each node from one ephemeral host socket: {name: reply dict or None}."""
         names = list(names or self.names)
-        by_addr = {(self.ip(n), PORT): n for n in names if self.ip(n)}
-        out = {n: None for n in names}
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            for addr in by_addr:
-                try:
-                    s.sendto(leader_info_request(), addr)
-                except OSError:
-                    pass
-            deadline = time.monotonic() + wait
-            while any(out[n] is None for n in by_addr.values()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                s.settimeout(left)
-                try:
-                    data, addr = s.recvfrom(1024)
-                    out[by_addr[addr]] = json.loads(data)
-                except (socket.timeout, KeyError, ValueError, OSError):
-                    continue
-        return out
+        replies = raftkit.ask_all([raftkit.Peer(n, self.ip(n)) for n in names if self.ip(n)], wait)
+        return {n: replies.get(n) for n in names}
 
-    @staticmethod
-    def agreed(replies, among):
-        """The leader every node in `among` names, when they all answer and agree on one of them."""
-        values = {(r or {}).get("value") if r else "<no answer>" for r in replies.values()}
-        if len(values) == 1:
-            (v,) = values
-            if v in among:
-                return v
-        return None
+    def send(self, name, request):
+        """A controller request (TIMEOUT, CONVERT_FOLLOWER, SHUTDOWN) from a host socket."""
+        if self.ip(name):
+            try:
+                raftkit.send(request, name, host=self.ip(name))
+            except raftkit.ControllerError as e:
+                raise Failure(f"{request} to {name}: {e}") from e
 
     def wait_leader(self, among=None, asked=None, timeout=15.0, want=None):
         """Poll until all of `asked` (default `among`) name one leader from `among`.
         Returns (leader, seconds, replies)."""
         among = list(among or self.names)
         asked = list(asked or among)
-        t0 = time.monotonic()
-        while True:
-            replies = self.ask(asked)
-            leader = self.agreed(replies, among)
-            if leader and (want is None or leader == want):
-                return leader, time.monotonic() - t0, replies
-            if time.monotonic() - t0 > timeout:
-                seen = {n: (r.get("value"), r.get("term")) if r else None for n, r in replies.items()}
-                raise Failure(f"no agreed leader{' ' + want if want else ''} within {timeout:.0f} s; "
-                              f"(value, term) per node: {seen}")
-            time.sleep(0.05)
+        return raftkit.wait_for_leader(lambda: self.ask(asked), timeout, among, want)

@@ -20,12 +20,12 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browser import Browser, free_port  # noqa: E402
-from cluster import ROOT, Cluster, Failure, preflight, run  # noqa: E402
+import raftkit
+from browser import Browser, free_port
+from cluster import (ROOT, RESULTS, Cluster, check, expect, logs_are_safe, main_guard, preflight,
+                     run, summary)
 
 SUITE = "dashboard tests"
-RESULTS = []
 SHOTS = ROOT / "build"
 LIMIT_S = 2.0
 
@@ -34,27 +34,6 @@ CARDS_JS = """return [...document.querySelectorAll('.card')].map(c =>
 # When each card last changed what it shows (epoch ms, the page's own clock: same machine).
 SINCE_JS = """return Object.fromEntries([...document.querySelectorAll('.card')].map(c =>
   [c.dataset.node, Number(c.dataset.since)]));"""
-
-
-def check(name, fn, *args):
-    print(f"-- {name}", flush=True)
-    t0 = time.monotonic()
-    try:
-        fn(*args)
-        ok, why = True, ""
-    except Failure as e:
-        ok, why = False, str(e)
-    except Exception as e:  # noqa: BLE001 - a broken scenario is a failed one, keep going
-        ok, why = False, f"{type(e).__name__}: {e}"
-    RESULTS.append(ok)
-    print(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - t0:.1f} s){'' if ok else ': ' + why}",
-          flush=True)
-    return ok
-
-
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg)
 
 
 def cards(b):
@@ -80,8 +59,8 @@ def leaders(seen):
 
 def node_requests(c, name, request):
     """How many `request` lines node `name` logged (controller requests are logged, rate-limited)."""
-    logs = run("docker", "logs", c.container(name), check=False).stderr
-    return logs.count(f"event=request request={request} ")
+    lines = c.events([name])[name]
+    return sum(1 for e in lines if e.get("event") == "request" and e.get("request") == request)
 
 
 class Dash:
@@ -99,13 +78,8 @@ class Dash:
 
     def usage(self):
         """(CPU % of one core since start, resident memory in MiB) from /proc."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime + stime
-        cpu = 100.0 * ticks / os.sysconf("SC_CLK_TCK") / (time.monotonic() - self.t0)
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            rss = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
-        return cpu, rss / 1024
+        cpu = 100.0 * raftkit.cpu_seconds(self.proc.pid) / (time.monotonic() - self.t0)
+        return cpu, raftkit.memory_kib(self.proc.pid)["VmRSS"] / 1024
 
     def close(self):
         self.proc.terminate()
@@ -241,20 +215,15 @@ def main():
                 check(name, fn, c, b, d)
         cpu, rss = d.usage()
         print(f"   dashboard process: {cpu:.1f} % of one core on average, {rss:.1f} MiB resident")
+        check("the logs (one leader per term, terms never go down)", logs_are_safe, c)
     finally:
         if b:
             b.close()
         if d:
             d.close()
         c.down()
-    passed = sum(RESULTS)
-    print(f"{SUITE}: {passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if RESULTS and passed == len(RESULTS) else 1
+    return summary() if RESULTS else 1
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; cluster removed")
-        sys.exit(130)
+    main_guard(main, "cluster")

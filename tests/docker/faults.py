@@ -18,7 +18,6 @@ import subprocess
 from cluster import Failure, run
 
 
-
 def ensure_tc():
     if not shutil.which("tc") or not shutil.which("nsenter"):
         raise Failure("tc and nsenter are needed (apt-get install -y iproute2 util-linux)")

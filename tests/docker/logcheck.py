@@ -7,24 +7,15 @@ container, so restarts are included):
   - election safety: at most one node is `elected` in any term (and none twice in one term);
   - terms never decrease on a node: `term=` of consecutive lines, the `start` line after a
     restart included (it shows the term loaded from DATA_DIR).
-A line that is not logfmt from a node (a panic message, say) is reported as a violation too.
+A line that is not exactly a node's logfmt line (a panic message, say) is a violation too.
 """
-import re
-
-PAIR = re.compile(r'([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
+import raftkit
 
 
 def parse(line):
-    """One logfmt line as a dict of strings, or None when it has no t/node/term."""
-    rec = {k: v.strip('"') for k, v in PAIR.findall(line)}
-    if "t" not in rec or "node" not in rec or "term" not in rec:
-        return None
-    try:
-        rec["t"] = float(rec["t"])
-        rec["term"] = int(rec["term"])
-    except ValueError:
-        return None
-    return rec
+    """One node log line (raftkit.parse_line) that carries a term, or None."""
+    rec = raftkit.parse_line(line)
+    return rec if rec is not None and "term" in rec and "event" in rec else None
 
 
 def check(logs):

@@ -1,19 +1,17 @@
 #!/usr/bin/env python3
 """Figures for docs/CLUSTER.md: image size, start-up to an agreed leader, failover, memory.
 
-    make image && python3 tests/docker/measure.py [--nodes 5] [--ups 5] [--kills 10]
+    make image && PYTHONPATH=Controller python3 tests/docker/measure.py [--nodes 5] [--ups 5] [--kills 10]
 
 Uses throwaway compose projects (like tests/docker/run.py) and removes them afterwards.
 """
 import argparse
-import os
 import signal
 import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import IMAGE, Cluster, daemon_answers, run  # noqa: E402
+from cluster import IMAGE, Cluster, daemon_answers, run
 
 
 def fmt(xs):
@@ -57,11 +55,9 @@ def main():
         c.up()
         c.wait_leader()
         time.sleep(2)  # let the health checks start before sampling memory
-        stats = run("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
-                    *[c.container(n) for n in c.names + ["Controller"]]).stdout
         print("memory per container (docker stats --no-stream):")
-        for line in stats.splitlines():
-            print("  " + line.replace(c.id + "-", ""))
+        for name, usage in c.memory().items():
+            print(f"  {name} {usage}")
         failover = []
         for i in range(a.kills):
             leader, _, _ = c.wait_leader()

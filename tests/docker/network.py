@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Elections that survive real networks: named scenarios against the real image.
 
-    python3 tests/docker/network.py      # after `make image`; run by `make docker-test`
+    PYTHONPATH=Controller python3 tests/docker/network.py      # after `make image`; run by `make docker-test`
 
 Each scenario runs in a throwaway 5-node compose project (cluster.py) and is judged by the
 nodes' LEADER_INFO answers and their own logs. Link faults use tc inside a container's network
@@ -10,27 +10,15 @@ leads and which terms change, never about speed, except generous "eventually" bo
 Without a Docker daemon: skipped (exit 0), unless CI=true. Ends with "N passed, M failed".
 """
 import json
-import os
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import leader_info_request, preflight, run  # noqa: E402
-from faults import Net, ensure_tc  # noqa: E402
-import logcheck  # noqa: E402
-from run import RESULTS, expect, with_cluster  # noqa: E402
+import raftkit
+from cluster import expect, main_guard, preflight, summary, with_cluster
+from faults import Net, ensure_tc
 
 ELECTION_MAX_S = 0.3  # the nodes' default election timeout is 150-300 ms
-
-
-def events(c, names=None):
-    """{node: [parsed log lines]} from `docker logs` (all runs of the container)."""
-    out = {}
-    for n in names or c.names:
-        lines = run("docker", "logs", c.container(n), check=False).stderr.splitlines()
-        out[n] = [r for r in map(logcheck.parse, lines) if r]
-    return out
 
 
 def count(evs, event):
@@ -55,7 +43,7 @@ def disruptive_rejoin(c, how):
     term = replies[leader]["term"]
     follower = next(n for n in c.names if n != leader)
     others = [n for n in c.names if n != follower]
-    before = events(c, others)
+    before = c.events(others)
     cut, heal = (c.disconnect, c.connect) if how == "disconnect" else \
         (lambda n: c.docker("pause", n), lambda n: c.docker("unpause", n))
     cut(follower)
@@ -66,7 +54,7 @@ def disruptive_rejoin(c, how):
     final, secs, replies = c.wait_leader(timeout=15)
     rejoined = replies[follower]["term"]
     after = observe(c, others, 3.0)
-    evs = events(c, others)
+    evs = c.events(others)
     print(f"   {how} {follower} for {10 * ELECTION_MAX_S:.0f} s: the others named {sorted(during | after, key=str)} "
           f"during and 3 s after; {follower} follows {final} in term {rejoined} "
           f"{secs:.2f} s after {'reconnect' if how == 'disconnect' else 'unpause'}")
@@ -103,7 +91,7 @@ def leader_in_minority(c):
     leader, _, replies = c.wait_leader()
     term = replies[leader]["term"]
     watcher = subprocess.Popen(["nsenter", "-t", str(c.pid(leader)), "-n", sys.executable, "-c", WATCH_SELF,
-                                leader_info_request().decode(), "8"], stdout=subprocess.PIPE, text=True)
+                                raftkit.encode(raftkit.make_message("LEADER_INFO")).decode(), "8"], stdout=subprocess.PIPE, text=True)
     try:
         expect(watcher.stdout.readline().strip() == "ready", "the watcher did not start")
         time.sleep(0.3)
@@ -139,7 +127,7 @@ def one_link_down(c, pick):
     leader, _, replies = c.wait_leader()
     term = replies[leader]["term"]
     a, b = pick(leader)
-    before = events(c)
+    before = c.events()
     net.drop_to(a, [c.ip(b)])
     net.drop_to(b, [c.ip(a)])
     try:
@@ -147,7 +135,7 @@ def one_link_down(c, pick):
     finally:
         net.clear(a)
         net.clear(b)
-    evs = events(c)
+    evs = c.events()
     elections, terms = count(evs, "elected") - count(before, "elected"), count(evs, "term") - count(before, "term")
     final, _, replies = c.wait_leader(timeout=15)
     print(f"   link {a}<->{b} down for 10 s (leader {leader}, term {term}): {elections} elections, "
@@ -190,14 +178,8 @@ def main():
                      ("partial connectivity: link between two followers", link_between_followers),
                      ("partial connectivity: link leader-follower (reported)", link_leader_follower),
                      ("TIMEOUT on a follower", timeout_on_follower)])
-    passed = sum(RESULTS)
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; clusters removed")
-        sys.exit(130)
+    main_guard(main)
