@@ -86,23 +86,22 @@ def parse_status(reply: dict) -> Optional[dict]:
 class ClusterState:
     """Every node's last answer and the election timeline; time comes in as ``now`` (seconds).
 
-    A node is unreachable when it has not answered for ``stale_s``. The timeline is a list of
-    segments ``[leader or None, term or None, start, end]`` covering the last ``window_s``; the
-    cluster's leader at an instant is the node reporting ``Leader`` with the highest term (a
-    deposed one in a lower term may not know yet) among those heard within ``fresh_s`` (a couple
-    of polling rounds: a leader killed is off the timeline from its last answer on, while its
-    card waits ``stale_s`` before saying unreachable, so one lost datagram does not flicker it).
+    A node is unreachable once it has been silent for ``stale_s`` and missed the last two polling
+    rounds (so a stalled poller does not make every card flash unreachable). The timeline is a
+    list of segments ``[leader or None, term or None, start, end]`` covering the last
+    ``window_s``; the cluster's leader at the end of a round is the node reporting ``Leader``
+    with the highest term (a deposed one in a lower term may not know yet) among those that
+    answered in this round or the one before: a killed leader leaves the timeline from its last
+    answer on, while its card waits ``stale_s`` before saying unreachable.
     """
 
-    def __init__(self, names: List[str], stale_s: float = 0.5, window_s: float = 180.0, now=0.0,
-                 fresh_s: float = 0.15):
+    def __init__(self, names: List[str], stale_s: float = 0.5, window_s: float = 180.0):
         self.names = list(names)
         self.stale_s = stale_s
-        self.fresh_s = min(fresh_s, stale_s)
         self.window_s = window_s
-        self.started = now
         self.last: Dict[str, Optional[dict]] = {n: None for n in self.names}
         self.heard: Dict[str, Optional[float]] = {n: None for n in self.names}
+        self.answered: Dict[str, int] = {n: -2 for n in self.names}  # round of the last answer
         self.timeline: List[list] = []
         self.rounds = 0
         self.lock = threading.Condition()
@@ -112,18 +111,23 @@ class ClusterState:
             with self.lock:
                 self.last[name] = status
                 self.heard[name] = now
+                self.answered[name] = self.rounds
 
-    def reachable(self, name: str, now: float, within: Optional[float] = None) -> bool:
+    def fresh(self, name: str) -> bool:
+        """Answered in the round under way or the one before."""
+        return self.answered[name] >= self.rounds - 1
+
+    def reachable(self, name: str, now: float) -> bool:
         heard = self.heard[name]
-        limit = self.stale_s if within is None else within
-        return heard is not None and now - heard <= limit
+        return heard is not None and (now - heard <= self.stale_s or self.fresh(name))
 
-    def leader(self, now: float, within: Optional[float] = None):
+    def leader(self, now: float, fresh_only: bool = False):
         """``(name, term)`` of the cluster's leader at ``now``, or ``(None, None)``."""
         best: Tuple[Optional[str], Optional[int]] = (None, None)
         for n in self.names:
             st = self.last[n]
-            if st and st["role"] == "Leader" and self.reachable(n, now, within):
+            seen = self.fresh(n) if fresh_only else self.reachable(n, now)
+            if st and st["role"] == "Leader" and seen:
                 if best[1] is None or (st["term"] or 0) > best[1]:
                     best = (n, st["term"] or 0)
         return best
@@ -131,14 +135,14 @@ class ClusterState:
     def end_round(self, now: float) -> None:
         """Close one polling round: extend or start a timeline segment, wake the streams."""
         with self.lock:
-            leader, term = self.leader(now, self.fresh_s)
+            leader, term = self.leader(now, fresh_only=True)
             last = self.timeline[-1] if self.timeline else None
             if last and (last[0], last[1]) == (leader, term):
                 last[3] = now
             else:
                 if last:
                     # A leader that fell silent led until its last answer, not until now.
-                    gone = last[0] is not None and not self.reachable(last[0], now, self.fresh_s)
+                    gone = last[0] is not None and not self.fresh(last[0])
                     last[3] = self.heard[last[0]] if gone else now
                 self.timeline.append([leader, term, last[3] if last else now, now])
             while self.timeline and self.timeline[0][3] < now - self.window_s:
@@ -155,7 +159,7 @@ class ClusterState:
     def snapshot(self, now: float) -> dict:
         """What the page draws: times are relative to ``now`` (ms ago, s ago), never absolute."""
         with self.lock:
-            leader, term = self.leader(now, self.fresh_s)
+            leader, term = self.leader(now, fresh_only=True)
             return {
                 "leader": leader,
                 "term": term,
@@ -297,8 +301,7 @@ class Dashboard:
 
     def __init__(self, peers: List[Peer], period_s=0.05, stale_s=0.5, window_s=180.0,
                  allowed_hosts=(), wire: Optional[Wire] = None):
-        self.state = ClusterState([p.name for p in peers], stale_s, window_s, time.monotonic(),
-                                  fresh_s=2.5 * period_s)
+        self.state = ClusterState([p.name for p in peers], stale_s, window_s)
         self.wire = wire or Wire(peers)
         self.poller = Poller(self.wire, self.state, period_s)
         self.allowed_hosts = list(allowed_hosts)

@@ -85,6 +85,10 @@ class ClusterStateTests(unittest.TestCase):
     def test_a_node_is_unreachable_until_it_answers_and_once_it_falls_silent(self):
         self.assertFalse(self.s.reachable("Node1", 0.0))
         self.s.observe("Node1", status(), 1.0)
+        self.s.end_round(1.0)
+        self.assertTrue(self.s.reachable("Node1", 9.0), "the poller stalled: no round missed yet")
+        self.s.end_round(1.05)
+        self.s.end_round(1.1)
         self.assertTrue(self.s.reachable("Node1", 1.5))
         self.assertFalse(self.s.reachable("Node1", 1.51))
         snap = self.s.snapshot(2.0)["nodes"][0]
@@ -99,7 +103,10 @@ class ClusterStateTests(unittest.TestCase):
         self.s.observe("Node1", status("Leader", term=3), 1.0)
         self.s.observe("Node2", status("Leader", term=4), 1.0)
         self.assertEqual(self.s.leader(1.1), ("Node2", 4))
+        self.s.end_round(1.0)
         self.s.observe("Node1", status("Leader", term=3), 1.4)
+        self.s.end_round(1.4)
+        self.s.end_round(1.5)
         self.assertEqual(self.s.leader(1.8), ("Node1", 3), "Node2 fell silent")
         self.assertEqual(self.s.leader(5.0), (None, None))
 
@@ -108,8 +115,8 @@ class ClusterStateTests(unittest.TestCase):
         for t in (0.0, 0.1, 0.2):
             s.observe("Node1", status("Leader", term=1), t)
             s.end_round(t)
-        s.end_round(0.3)  # Node1's answer is late: it still leads (fresh_s 0.15)
-        s.observe("Node2", status("Candidate", term=2), 0.5)  # Node1 silent since 0.2
+        s.end_round(0.3)  # Node1 missed one round: it still leads
+        s.observe("Node2", status("Candidate", term=2), 0.5)  # Node1 missed two: gone since 0.2
         s.end_round(0.5)
         s.end_round(0.6)
         s.observe("Node2", status("Leader", term=2), 0.8)
@@ -238,7 +245,7 @@ class PollerOverUdpTests(unittest.TestCase):
                      Peer("Node3", "127.0.0.1", 9)]  # nobody there
             wire = dashboard.Wire(peers)
             wire.refresh()
-            state = dashboard.ClusterState([p.name for p in peers], fresh_s=0.5)
+            state = dashboard.ClusterState([p.name for p in peers])
             poller = dashboard.Poller(wire, state, period_s=0.2)
             poller.round()
             now = time.monotonic()
