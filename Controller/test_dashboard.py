@@ -4,7 +4,11 @@ browser suite is tests/docker/dashboard.py)."""
 
 import http.client
 import json
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -339,6 +343,52 @@ class HttpTests(unittest.TestCase):
             self.assertTrue(dashboard.host_allowed(host, ["raft.lab"]), host)
         for host in (None, "", "evil.example", "127.0.0.1.evil.example:80"):
             self.assertFalse(dashboard.host_allowed(host, ["raft.lab"]), host)
+
+
+WAITER = r"""
+import json, os, sys, time, urllib.request
+url = "http://127.0.0.1:%s/state" % os.environ["DASHBOARD_PORT"]
+for _ in range(40):
+    try:
+        nodes = json.load(urllib.request.urlopen(url, timeout=1))["nodes"]
+        print("args", sys.argv[1:], "nodes", [n["name"] for n in nodes])
+        sys.exit(3)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+"""
+
+
+class WithDashboardTests(unittest.TestCase):
+    """with_dashboard.py SCRIPT: the dashboard serves while SCRIPT runs as the main program."""
+
+    def run_with(self, env_extra):
+        here = os.path.dirname(os.path.abspath(__file__))
+        with tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "waiter.py")
+            with open(script, "w") as f:
+                f.write(WAITER)
+            env = dict(os.environ, PEERS="Node1=127.0.0.1:9,Node2=127.0.0.1:9", **env_extra)
+            env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
+            return subprocess.run([sys.executable, os.path.join(here, "with_dashboard.py"),
+                                   script, "a", "b"], env=env, capture_output=True, text=True,
+                                  timeout=30)
+
+    def test_the_script_runs_with_its_arguments_and_exit_status_beside_the_dashboard(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        p = self.run_with({"DASHBOARD_PORT": str(port)})
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertEqual(p.stdout.strip(), "args ['a', 'b'] nodes ['Node1', 'Node2']")
+
+    def test_a_dashboard_that_cannot_start_leaves_the_script_running(self):
+        with socket.socket() as taken:  # bound, not listening: connections are refused at once
+            taken.bind(("127.0.0.1", 0))
+            port = taken.getsockname()[1]
+            p = self.run_with({"DASHBOARD_PORT": str(port), "DASHBOARD_POLL_MS": "5"})
+        self.assertEqual(p.returncode, 1, "the waiter found no dashboard and said so")
+        self.assertIn("dashboard", p.stderr)
 
 
 if __name__ == "__main__":
