@@ -1,6 +1,9 @@
 # One binary, one image, one cluster.  `make up` starts it, `make test` proves it.
+# (`docker compose up --build` alone also works: both images build from their Dockerfiles.)
 NODES   ?= 5
-DASHBOARD_PORT ?= 8080
+# Where compose publishes the Controller's dashboard: `make up DASHBOARD_PORT=9000`.
+export DASHBOARD_PORT ?= 8080
+export DASHBOARD_PUBLISH ?= 127.0.0.1
 DURATION ?= 120
 FUZZ_ITERS ?= 1000000
 CARGO   ?= cargo
@@ -11,22 +14,24 @@ BIN     := target/$(MUSL)/release/raft
 export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
-        up down logs status image bench bench-test chaos flood fuzz net-tools browser-tools dashboard
+        up down logs status image base-images offline-images bench bench-test chaos flood fuzz net-tools browser-tools
 
 help:
-	@echo "make up        build the binary and image, start a $(NODES)-node cluster, show the leader"
+	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader;"
+	@echo "               the live dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"
 	@echo "make test      every test: format, lints, unit, loopback processes, Python controller, Docker"
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
 	@echo "make down | logs | status | image | bench"
 	@echo "  up NODES=7   any cluster size (compose file in build/docker-compose.7.yml); down removes any size"
-	@echo "  image        $(IMAGE): FROM scratch + the static musl binary (< 1 MiB)"
+	@echo "  image        $(IMAGE) (FROM scratch + the static musl binary, < 1 MiB) and $(CONTROLLER_IMAGE)"
+	@echo "  base-images  the Dockerfiles' FROM images: present, else pulled, else built here (offline-images)"
 	@echo "  status       leader table as seen by every node (docker exec Node1 /raft status)"
 	@echo "  docker-test  cluster scenarios in throwaway projects; skipped without a Docker daemon"
-	@echo "make dashboard the live dashboard on the host for a running cluster: http://127.0.0.1:$(DASHBOARD_PORT)/"
 	@echo "make chaos     random faults against a throwaway cluster for DURATION=$(DURATION) s, safety checked from the logs"
 	@echo "make flood     100,000 hostile datagrams at one node of a loopback cluster (part of make test)"
 	@echo "make fuzz      FUZZ_ITERS=$(FUZZ_ITERS) random inputs through the decoder and classifier"
+	@echo "make offline-images  local stand-ins for the base images, no registry needed (REBUILD=1: again)"
 	@echo "make build | musl | check | unit | python-test | bench-test | net-tools   the pieces of the above"
 	@echo "  details: docs/CLUSTER.md, docs/SIMULATION.md, docs/BENCHMARKS.md"
 
@@ -34,7 +39,8 @@ help:
 build:
 	$(CARGO) build --release
 
-# A static binary for the FROM-scratch image; adds the musl target when it is missing.
+# The static binary on the host (the benchmark runs it; the image compiles its own in
+# Node/Dockerfile's builder stage); adds the musl target when it is missing.
 musl:
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL) || rustup target add $(MUSL)
 	$(CARGO) build --release --target $(MUSL)
@@ -53,13 +59,15 @@ python-test: build
 	RAFT_BIN=$(CURDIR)/target/release/raft $(PYTHON) -m unittest discover -s Controller -p 'test_*.py' -v
 
 # Skips (exit 0) when no Docker daemon answers, unless CI=true; see tests/docker/run.py.
-# Then the network scenarios (tc in the containers' namespaces) and 25 s of chaos.
+# Then the network scenarios (tc in the containers' namespaces), 25 s of chaos, and the course's
+# own flow (a fresh copy of the tree, `docker-compose up --build`, the Controller's scripts).
 docker-test:
 	$(PYTHON) -m unittest discover -s tests/docker -p 'test_*.py'
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools browser-tools; fi
 	$(PYTHON) tests/docker/run.py
 	$(PYTHON) tests/docker/network.py
 	$(PYTHON) tests/docker/chaos.py --duration 25 --nodes 5
+	$(PYTHON) tests/docker/course.py
 	$(PYTHON) tests/docker/dashboard.py
 
 # Random faults for DURATION seconds; the node logs stay in build/chaos/.
@@ -108,6 +116,7 @@ local: build
 # the root docker-compose.yml, so plain `docker compose logs` etc. work there too.
 COMPOSE   = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 IMAGE    ?= raft-node:latest
+CONTROLLER_IMAGE ?= raft-controller:latest
 PROJECT  ?= $(shell basename "$(CURDIR)" | tr A-Z a-z | tr -cd 'a-z0-9_-')
 CFILE    := $(if $(filter 5,$(NODES)),docker-compose.yml,build/docker-compose.$(NODES).yml)
 # The committed 5-node file is used as it is (a test keeps it equal to the generator's output),
@@ -116,17 +125,30 @@ GENERATE  = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/c
 # Ask the cluster through Node1's container: it has the binary and PEERS whatever the controller is.
 STATUS    = docker exec Node1 /raft status
 
-# FROM scratch + the static binary; the root .dockerignore sends only that file.
-image: musl
-	docker build -q -f Node/Dockerfile -t $(IMAGE) .
-	@docker image ls $(IMAGE) --format 'image {{.Repository}}:{{.Tag}} {{.Size}}'
+# The base images the Dockerfiles' FROM lines name. Without a registry (no pull), a local
+# stand-in is built under the same name, once (scripts/base_images.py says so in one line).
+base-images:
+	@$(PYTHON) scripts/base_images.py
 
-# Start detached, then wait (at most 20 s) until every node names the same leader.
-up: image
+offline-images:
+	@$(PYTHON) scripts/base_images.py --offline $(if $(REBUILD),--rebuild)
+
+# The images the Docker suites run (compose builds the same two from the same Dockerfiles).
+# The node's builder stage compiles the binary: no host toolchain, layers cached.
+image: base-images
+	docker build -q -f Node/Dockerfile -t $(IMAGE) .
+	docker build -q -t $(CONTROLLER_IMAGE) Controller
+	@docker image ls --format 'image {{.Repository}}:{{.Tag}} {{.Size}}' $(IMAGE)
+	@docker image ls --format 'image {{.Repository}}:{{.Tag}} {{.Size}}' $(CONTROLLER_IMAGE)
+
+# Build both images through compose, start detached, then wait (at most 20 s) until every
+# node names the same leader.
+up: base-images
 	@$(GENERATE)
-	$(COMPOSE) -p $(PROJECT) -f $(CFILE) up -d
+	$(COMPOSE) -p $(PROJECT) -f $(CFILE) up -d --build
 	@for i in $$(seq 40); do $(STATUS) >/dev/null 2>&1 && break; sleep 0.5; done
 	$(STATUS)
+	@echo "dashboard: http://$(DASHBOARD_PUBLISH):$(DASHBOARD_PORT)/"
 
 # Containers, network and volumes (the sweep also catches those of another cluster size).
 down:
@@ -140,12 +162,6 @@ logs:
 
 status:
 	$(STATUS)
-
-# The dashboard on the host's loopback, asking the running cluster's nodes at their container
-# addresses on the `raft` network (the host reaches them over the bridge, not by name).
-dashboard:
-	$(PYTHON) Controller/dashboard.py --port $(DASHBOARD_PORT) --peers "$$(for i in $$(seq $(NODES)); do \
-	  printf 'Node%s=%s:5555,' $$i "$$(docker inspect -f '{{with index .NetworkSettings.Networks "raft"}}{{.IPAddress}}{{end}}' Node$$i)"; done)"
 
 # ---- benchmarks ----------------------------------------------------------------
 # Writes docs/BENCHMARKS.md, docs/failover.svg and docs/timeline.svg (about 6 minutes).

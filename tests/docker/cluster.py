@@ -3,8 +3,8 @@
 Each Cluster gets its own compose project and container prefix, so it never collides with
 `make up` or another run; `down()` removes its containers, network and volumes. The nodes are
 asked from the host over the project's bridge network (container IP, port 5555) with raftkit;
-the controller verbs run inside the network via `docker exec`. Never touches containers it did
-not create.
+the controller requests run inside the network, as the Controller image's Python scripts
+(`docker exec <Controller> python timeout.py Node3`). Never touches containers it did not create.
 """
 import contextlib
 import os
@@ -23,6 +23,7 @@ from raftkit import PORT, Failure  # noqa: F401  (the suites' names for them)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("RAFT_IMAGE", "raft-node:latest")
+CONTROLLER_IMAGE = os.environ.get("RAFT_CONTROLLER_IMAGE", "raft-controller:latest")
 RESULTS = []  # one bool per scenario run by check()
 
 
@@ -78,10 +79,11 @@ def preflight(suite):
         print(f"{suite} skipped: no Docker daemon")
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
-        print(f"image {IMAGE} is missing: run `make image` first")
-        print(f"{suite}: 0 passed, 1 failed")
-        return 1
+    for image in (IMAGE, CONTROLLER_IMAGE):
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+            print(f"image {image} is missing: run `make image` first")
+            print(f"{suite}: 0 passed, 1 failed")
+            return 1
     return None
 
 
@@ -170,7 +172,7 @@ class Cluster:
         self.compose = compose_cmd() + ["-p", self.id, "-f", self.file]
         self._ips = {}
         run(sys.executable, str(ROOT / "scripts" / "compose.py"), "--nodes", str(nodes),
-            "--prefix", self.id, "--image", IMAGE, "-o", self.file)
+            "--prefix", self.id, "--image", IMAGE, "--controller-image", CONTROLLER_IMAGE, "-o", self.file)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def up(self):
@@ -204,9 +206,12 @@ class Cluster:
         run("docker", "network", "connect", "--alias", name, self.network, self.container(name))
         self._ips.clear()
 
-    def ctl(self, *args, check=True):
-        """A controller verb, run inside the network: docker exec <Controller> /raft ARGS."""
-        return run("docker", "exec", self.container("Controller"), "/raft", *args, check=check, timeout=30)
+    def ctl(self, verb, *args, check=True):
+        """A controller request from inside the network, by the Controller image's script for it:
+        ctl("convert-follower", "Node2") runs `python convert_follower.py Node2` there."""
+        script = verb.replace("-", "_") + ".py"
+        return run("docker", "exec", self.container("Controller"), "python", script, *args,
+                   check=check, timeout=30)
 
     # ---- addresses ---------------------------------------------------------------------------
     def ip(self, name):

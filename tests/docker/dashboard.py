@@ -1,27 +1,27 @@
 #!/usr/bin/env python3
 """The dashboard in a real browser against a real cluster, in a throwaway compose project.
 
-    python3 tests/docker/dashboard.py      # after `make image`; `make docker-test` does both
+    PYTHONPATH=Controller:tests/docker python3 tests/docker/dashboard.py   # after `make image`
 
-Starts five nodes, runs Controller/dashboard.py on the host (it asks the nodes at their container
-addresses on the project's own bridge network), opens the page in headless Chromium through
-chromedriver, and checks what a demonstrator sees: five cards and one leader; TIMEOUT on a
+Starts five nodes and the Controller, whose default command serves the dashboard (published on
+a free port of the host's loopback), opens the page in headless Chromium through chromedriver,
+and checks what a demonstrator sees: five cards and one leader; TIMEOUT on a
 follower makes that card the leader within 2 s; SHUTDOWN and Revive; `docker kill` of the leader
 shows it unreachable and another leader within 2 s; the page loads nothing from elsewhere and
 the buttons reach only the node they are on. Screenshots go to build/dashboard*.png.
 
 Skipped (exit 0) without a Docker daemon or without chromium and chromedriver (Debian:
 `apt-get install chromium chromium-driver`), failing instead under CI=true. Prints the update
-rate seen in the browser, the dashboard's CPU and memory, and the kill-to-new-leader time.
+rate seen in the browser, the Controller's CPU and memory, and the kill-to-new-leader time.
 """
+import json
 import os
-import subprocess
-import sys
 import threading
 import time
+import urllib.request
 
 import raftkit
-from browser import Browser, free_port
+from browser import Browser
 from cluster import (ROOT, RESULTS, Cluster, check, expect, logs_are_safe, main_guard, preflight,
                      run, summary)
 
@@ -64,30 +64,32 @@ def node_requests(c, name, request):
 
 
 class Dash:
-    """Controller/dashboard.py on the host, on a free loopback port, watching the cluster."""
+    """The dashboard as deployed: in the cluster's Controller container (`with_dashboard.py
+    watch.py`), published on a free port of the host's loopback."""
 
     def __init__(self, c):
-        self.port = free_port()
-        peers = ",".join(f"{n}={c.ip(n)}:5555" for n in c.names)
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "Controller" / "dashboard.py"), "--peers", peers,
-             "--addr", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.t0 = time.monotonic()
+        container = c.container("Controller")
+        published = run("docker", "port", container, "8080/tcp").stdout.split()[0]
+        host, _, port = published.rpartition(":")
+        expect(host == "127.0.0.1", f"the dashboard is published on {published}, not on loopback")
+        self.url = f"http://127.0.0.1:{port}/"
+        self.pid = int(run("docker", "inspect", "-f", "{{.State.Pid}}", container).stdout)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "state", timeout=2) as r:
+                    json.load(r)
+                break
+            except (OSError, ValueError):
+                expect(time.monotonic() < deadline, f"no dashboard at {self.url}")
+                time.sleep(0.2)
+        self.t0, self.cpu0 = time.monotonic(), raftkit.cpu_seconds(self.pid)
 
     def usage(self):
-        """(CPU % of one core since start, resident memory in MiB) from /proc."""
-        cpu = 100.0 * raftkit.cpu_seconds(self.proc.pid) / (time.monotonic() - self.t0)
-        return cpu, raftkit.memory_kib(self.proc.pid)["VmRSS"] / 1024
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        """(CPU % of one core since the first page, resident memory in MiB) of the Controller's
+        process (the dashboard and the watcher), from the host's /proc."""
+        cpu = raftkit.cpu_seconds(self.pid) - self.cpu0
+        return 100.0 * cpu / (time.monotonic() - self.t0), raftkit.memory_kib(self.pid)["VmRSS"] / 1024
 
 
 # ---- scenarios --------------------------------------------------------------------------------
@@ -200,7 +202,7 @@ def main():
         return 0
     c = Cluster(5)
     print(f"== 5 nodes, compose project {c.id}", flush=True)
-    d = b = None
+    b = None
     try:
         c.up()
         c.wait_leader()
@@ -214,13 +216,12 @@ def main():
                              ("narrow window", narrow_window)]:
                 check(name, fn, c, b, d)
         cpu, rss = d.usage()
-        print(f"   dashboard process: {cpu:.1f} % of one core on average, {rss:.1f} MiB resident")
+        print(f"   the Controller's process (dashboard + watcher): {cpu:.1f} % of one core on "
+              f"average while the page was open, {rss:.1f} MiB resident")
         check("the logs (one leader per term, terms never go down)", logs_are_safe, c)
     finally:
         if b:
             b.close()
-        if d:
-            d.close()
         c.down()
     return summary() if RESULTS else 1
 

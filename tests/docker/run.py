@@ -59,11 +59,11 @@ def course_controller(c):
         print(f"   from {c.ip('Controller')}:{PORT} (nsenter): all {c.n} name {leader}")
     else:
         print("   nsenter needs root: only the docker exec variant runs")
-    # The same through the binary's own verb, by DNS name, bound to port 5555 of the controller.
+    # The same through the Controller's own script, by DNS name, bound to port 5555 of the controller.
     for n in c.names:
         p = c.ctl("leader-info", n, "--bind", f"0.0.0.0:{PORT}")
-        expect(leader in p.stdout, f"`raft leader-info {n}` printed {p.stdout.strip()!r}")
-    print(f"   docker exec Controller /raft leader-info NodeK --bind 0.0.0.0:{PORT}: all name {leader}")
+        expect(leader in p.stdout, f"`python leader_info.py {n}` printed {p.stdout.strip()!r}")
+    print(f"   docker exec Controller python leader_info.py NodeK --bind 0.0.0.0:{PORT}: all name {leader}")
 
 
 def controller_verbs(c):

@@ -33,12 +33,29 @@ class ComposeGenerator(unittest.TestCase):
         self.assertIn("hostname: Node3", text)
         self.assertIn("aliases: [Node3]", text)
         self.assertNotIn("container_name: Node", text)
+        self.assertIn('      - "127.0.0.1::8080"\n', text)  # a free loopback port per test cluster
 
-    def test_controller_leaves_port_5555_alone(self):
+    def test_controller_is_the_course_block_and_leaves_port_5555_alone(self):
         controller = generate().split("  controller:")[1].split("\nnetworks:")[0]
-        self.assertIn('command: ["watch"]', controller)
+        for line in ("build: Controller/", "container_name: Controller", "stdin_open: true",
+                     "aliases: [Controller]"):
+            self.assertIn(f"    {line}\n", controller)
+        self.assertNotIn("image:", controller)  # compose names it per project
+        self.assertNotIn("command", controller)  # the Dockerfile's: the watcher
         self.assertNotIn("5555", controller)
-        self.assertNotIn("ports", controller)
+        # The one published port: the dashboard's, on the host's loopback unless told otherwise.
+        self.assertIn('    ports:\n      - "${DASHBOARD_PUBLISH:-127.0.0.1}:${DASHBOARD_PORT:-8080}:8080"\n',
+                      controller)
+        self.assertEqual(generate().count("ports:"), 1)
+        self.assertNotIn("depends_on", generate())  # nothing waits for the controller
+
+    def test_nodes_build_from_the_repository_root(self):
+        text = generate()
+        self.assertEqual(text.count("      context: .\n      dockerfile: Node/Dockerfile\n"), 5)
+
+    def test_controller_image_option_tags_it(self):
+        controller = generate("--controller-image", "c:1").split("  controller:")[1]
+        self.assertTrue(controller.startswith("\n    image: c:1\n    build: Controller/\n"))
 
 
 if __name__ == "__main__":
