@@ -14,7 +14,8 @@ BIN     := target/$(MUSL)/release/raft
 export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
-        up down logs status image base-images offline-images bench bench-test chaos flood fuzz net-tools browser-tools
+        up down logs status image base-images offline-images bench bench-test chaos flood fuzz net-tools browser-tools \
+        swarm-up swarm-down swarm-test
 
 help:
 	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader;"
@@ -28,6 +29,8 @@ help:
 	@echo "  base-images  the Dockerfiles' FROM images: present, else pulled, else built here (offline-images)"
 	@echo "  status       leader table as seen by every node (docker exec Node1 /raft status)"
 	@echo "  docker-test  cluster scenarios in throwaway projects; skipped without a Docker daemon"
+	@echo "make swarm-up  the cluster as a Docker Swarm stack (STACK=$(STACK)); swarm-down removes it"
+	@echo "  swarm-test   a throwaway stack on this host's swarm (or a single-node one made for the test)"
 	@echo "make chaos     random faults against a throwaway cluster for DURATION=$(DURATION) s, safety checked from the logs"
 	@echo "make flood     100,000 hostile datagrams at one node of a loopback cluster (part of make test)"
 	@echo "make fuzz      FUZZ_ITERS=$(FUZZ_ITERS) random inputs through the decoder and classifier"
@@ -68,6 +71,7 @@ docker-test:
 	$(PYTHON) tests/docker/network.py
 	$(PYTHON) tests/docker/chaos.py --duration 25 --nodes 5
 	$(PYTHON) tests/docker/course.py
+	$(PYTHON) tests/docker/stack.py
 	$(PYTHON) tests/docker/dashboard.py
 
 # Random faults for DURATION seconds; the node logs stay in build/chaos/.
@@ -162,6 +166,24 @@ logs:
 
 status:
 	$(STATUS)
+
+# ---- swarm -------------------------------------------------------------------
+# A stack on the swarm this host manages (a single-node one on loopback is made when there is
+# none). No registry: every host of the swarm needs the image already (see README).
+STACK    ?= raft
+SFILE    := $(if $(filter 5,$(NODES)),docker-stack.yml,build/docker-stack.$(NODES).yml)
+SGENERATE = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose.py --swarm --nodes $(NODES) --image $(IMAGE) -o $(SFILE))
+
+swarm-up: image
+	@$(SGENERATE)
+	$(PYTHON) scripts/swarm.py up --stack $(STACK) --file $(SFILE) --nodes $(NODES)
+
+swarm-down:
+	$(PYTHON) scripts/swarm.py down --stack $(STACK)
+
+swarm-test:
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
+	RAFT_IMAGE=$(IMAGE) $(PYTHON) tests/docker/stack.py
 
 # ---- benchmarks ----------------------------------------------------------------
 # Writes docs/BENCHMARKS.md, docs/failover.svg and docs/timeline.svg (about 6 minutes).
