@@ -22,8 +22,8 @@ import urllib.request
 
 import raftkit
 from browser import Browser
-from cluster import (ROOT, RESULTS, Cluster, check, expect, logs_are_safe, main_guard, preflight,
-                     run, summary)
+from cluster import (ROOT, RESULTS, Cluster, Failure, check, expect, logs_are_safe, main_guard,
+                     preflight, run, summary)
 
 SUITE = "dashboard tests"
 SHOTS = ROOT / "build"
@@ -162,7 +162,8 @@ def kill_the_leader(c, b, d):
     on_screen = (max(since[leader], since[new]) - t_kill) / 1000
     print(f"   docker kill {leader}: card unreachable and {new} the leader on screen {on_screen:.3f} s "
           f"after `docker kill` was started ({secs:.2f} s by the WebDriver round trips; new leader "
-          f"at {(since[new] - t_kill) / 1000:.3f} s, unreachable at {(since[leader] - t_kill) / 1000:.3f} s)")
+          f"at {(since[new] - t_kill) / 1000:.3f} s, "
+          f"unreachable at {(since[leader] - t_kill) / 1000:.3f} s)")
     b.screenshot(str(SHOTS / "dashboard.png"))
     print(f"   screenshot: {SHOTS / 'dashboard.png'}")
     gaps = b.js("return document.querySelectorAll('#timeline [data-gap]').length;")
