@@ -14,8 +14,8 @@ BIN     := target/$(MUSL)/release/raft
 export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
-        up down logs status image base-images offline-images bench bench-test chaos flood fuzz net-tools browser-tools \
-        swarm-up swarm-down swarm-test
+        up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
+        swarm-up swarm-down swarm-test sim-adversary
 
 help:
 	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader;"
@@ -23,7 +23,8 @@ help:
 	@echo "make test      every test: format, lints, unit, loopback processes, Python controller, Docker"
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
-	@echo "make down | logs | status | image | bench"
+	@echo "make sim-adversary  SEEDS=100000 runs of a replaying, forging adversary against a keyed cluster"
+	@echo "make down | logs | status | image | bench | bench-auth (what a cluster key costs)"
 	@echo "  up NODES=7   any cluster size (compose file in build/docker-compose.7.yml); down removes any size"
 	@echo "  image        $(IMAGE) (FROM scratch + the static musl binary, < 1 MiB) and $(CONTROLLER_IMAGE)"
 	@echo "  base-images  the Dockerfiles' FROM images: present, else pulled, else built here (offline-images)"
@@ -68,6 +69,7 @@ docker-test:
 	$(PYTHON) -m unittest discover -s tests/docker -p 'test_*.py'
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools browser-tools; fi
 	$(PYTHON) tests/docker/run.py
+	$(PYTHON) tests/docker/keyed.py
 	$(PYTHON) tests/docker/network.py
 	$(PYTHON) tests/docker/chaos.py --duration 25 --nodes 5
 	$(PYTHON) tests/docker/course.py
@@ -94,6 +96,7 @@ net-tools:
 flood:
 	$(CARGO) build --profile checked
 	$(PYTHON) tests/flood.py --bin target/checked/raft
+	$(PYTHON) tests/flood.py --bin target/checked/raft --key
 
 # The decoder and classifier on FUZZ_ITERS random inputs (an ignored test, optimised build).
 fuzz:
@@ -109,6 +112,16 @@ START   ?= 0
 sim:
 	SIM_SEEDS=$(SEEDS) SIM_START=$(START) $(if $(THREADS),SIM_THREADS=$(THREADS)) \
 	  $(CARGO) test --profile checked --test sim campaign_long -- --ignored --nocapture
+
+# The adversary of tests/sim/adversary.rs against a keyed cluster, SEEDS runs (default 100,000;
+# `make unit` runs 1,000): no injected datagram may reach a core, and crash-free runs must be
+# identical step for step to the same seed without the adversary. The checked profile (debug
+# assertions, overflow checks) at opt-level 3, in its own target folder: SHA-256 at the size-
+# optimised level of the image would double the time.
+sim-adversary:
+	CARGO_PROFILE_CHECKED_OPT_LEVEL=3 CARGO_TARGET_DIR=target/sim-fast \
+	SIM_SEEDS=$(SEEDS) SIM_START=$(START) $(if $(THREADS),SIM_THREADS=$(THREADS)) \
+	  $(CARGO) test --profile checked --test sim adversary_long -- --ignored --nocapture
 
 # ---- run ---------------------------------------------------------------------
 local: build
@@ -190,6 +203,12 @@ swarm-test:
 # BENCH_QUICK=1: a one-minute smoke run into build/bench; BENCH_TRIALS=N, BENCH_QUIET_S=S.
 bench: build musl
 	$(PYTHON) bench/bench.py
+
+# Failover p50/p99 (TRIALS of SHUTDOWN and of kill -9, default 100), idle CPU and memory, with and
+# without CLUSTER_KEY, on five local processes (about 8 minutes).
+TRIALS ?= 100
+bench-auth: build
+	$(PYTHON) bench/auth_cost.py --trials $(TRIALS)
 
 bench-test:
 	$(PYTHON) -m unittest discover -s bench -v

@@ -62,7 +62,8 @@ def build_parser(request: Optional[str] = None, prog: Optional[str] = None):
                                      % (request or "one controller request"))
     if request is None:
         parser.add_argument("request", metavar="REQUEST",
-                            help="one of %s (case-insensitive, '-' or '_')" % ", ".join(REQUESTS))
+                            help="one of %s (case-insensitive, '-' or '_' here; sent as the exact constant)"
+                                 % ", ".join(REQUESTS))
     parser.add_argument("node", metavar="NODE",
                         help="node name, e.g. Node1; also its host unless --host is given")
     parser.add_argument("--host", help="host or IP to send to (default: the node name)")

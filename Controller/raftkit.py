@@ -64,7 +64,9 @@ class Answer(NamedTuple):
 
 
 def normalize_request(request: str) -> str:
-    """``leader-info`` -> ``LEADER_INFO``; ``ValueError`` for an empty name or one with spaces."""
+    """The protocol constant a command-line spelling names: ``leader-info`` -> ``LEADER_INFO``.
+    Only command lines are lenient: the wire always carries the exact constant, since nodes match
+    request names byte for byte. ``ValueError`` for an empty name or one with spaces."""
     name = str(request).strip().upper().replace("-", "_")
     if not name or any(c.isspace() for c in name):
         raise ValueError("invalid request name %r" % (request,))
@@ -114,13 +116,8 @@ def decode(data: bytes) -> Optional[dict]:
 
 
 def is_reply_to(msg: Optional[dict], request: str) -> bool:
-    """True when ``msg`` is a JSON object answering ``request``."""
-    if not isinstance(msg, dict) or not isinstance(msg.get("request"), str):
-        return False
-    try:
-        return normalize_request(msg["request"]) == request
-    except ValueError:
-        return False
+    """True when ``msg`` is a JSON object answering ``request`` (the exact constant)."""
+    return isinstance(msg, dict) and msg.get("request") == request
 
 
 # ---- addresses ------------------------------------------------------------------------------
@@ -422,7 +419,8 @@ def memory_kib(pid: int) -> Dict[str, int]:
 
 #: The node's configuration variables: a LocalCluster sets them itself unless told to inherit.
 NODE_VARS = ("NODE_NAME", "PEERS", "CLUSTER_SIZE", "ELECTION_TIMEOUT_MS", "HEARTBEAT_MS",
-             "DATA_DIR", "PRE_VOTE", "CHECK_QUORUM", "SHUTDOWN_EXITS", "CONTROLLER_ALLOW", "SEED")
+             "DATA_DIR", "PRE_VOTE", "CHECK_QUORUM", "SHUTDOWN_EXITS", "CONTROLLER_ALLOW", "SEED",
+             "CLUSTER_KEY", "CLUSTER_KEY_FILE", "CLUSTER_KEY_PREVIOUS", "CLUSTER_KEY_PREVIOUS_FILE")
 
 
 class LocalCluster:

@@ -195,6 +195,17 @@ class MessageTests(unittest.TestCase):
             with self.assertRaises(ValueError):
                 raftkit.normalize_request(bad)
 
+    def test_the_wire_carries_the_exact_constant(self):
+        for spelling in ("leader-info", "convert_follower", "Timeout", "SHUTDOWN"):
+            msg = raftkit.make_message(spelling, "Controller")
+            self.assertIn(msg["request"], raftkit.REQUESTS, spelling)
+            self.assertEqual(msg["request"], msg["request"].upper())
+        reply = {"sender_name": "Node1", "request": "LEADER_INFO", "term": 1, "key": "LEADER",
+                 "value": "Node1"}
+        self.assertTrue(raftkit.is_reply_to(reply, "LEADER_INFO"))
+        for near in ("leader_info", "Leader_Info", " LEADER_INFO", "LEADER-INFO", None, 5):
+            self.assertFalse(raftkit.is_reply_to(dict(reply, request=near), "LEADER_INFO"), near)
+
     def test_decode(self):
         self.assertEqual(raftkit.decode(b'{"a": 1}'), {"a": 1})
         for junk in (b"", b"not json", b"[1, 2]", b"\xff\xfe", b'"text"'):

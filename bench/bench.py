@@ -169,11 +169,12 @@ def first_leader(cfg, runs):
     return times
 
 
-def failovers(cfg, trials, pre_vote):
-    """Alternating SHUTDOWN and kill -9 of the leader; returns {mode: [ms]} and message counts."""
+def failovers(cfg, trials, pre_vote, **env):
+    """Alternating SHUTDOWN and kill -9 of the leader; returns {mode: [ms]} and message counts.
+    `env`: more node settings (e.g. CLUSTER_KEY)."""
     res = {"shutdown": [], "kill": [], "messages": [], "campaigns": []}
     with tempfile.TemporaryDirectory(prefix="raft-bench-") as d:
-        c = Cluster(GLIBC, d, net=cfg["net"], PRE_VOTE=int(pre_vote)).start()
+        c = Cluster(GLIBC, d, net=cfg["net"], PRE_VOTE=int(pre_vote), **env).start()
         try:
             for i in range(2 * trials):
                 mode = ("shutdown", "kill")[i % 2]

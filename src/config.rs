@@ -39,6 +39,50 @@ pub struct NodeConfig {
     /// Hosts or addresses allowed to send controller requests; empty means anyone.
     pub controller_allow: Vec<String>,
     pub seed: Option<u64>,
+    /// `CLUSTER_KEY[_FILE]`: node messages are authenticated when set.
+    pub cluster_key: Option<KeySource>,
+    /// `CLUSTER_KEY_PREVIOUS[_FILE]`: also accepted, during a key rotation.
+    pub cluster_key_previous: Option<KeySource>,
+}
+
+/// Where a cluster key comes from; read at start by `auth::keyfile`. `Debug` hides the key.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The variable's value itself.
+    Inline { var: &'static str, key: Vec<u8> },
+    /// A file (e.g. a compose or swarm secret under /run/secrets).
+    File { var: &'static str, path: String },
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Inline { var, .. } => write!(f, "{var}=(hidden)"),
+            KeySource::File { var, path } => write!(f, "{var}={path}"),
+        }
+    }
+}
+
+/// A key from `VAR` or `VAR_FILE`, not both; an empty inline key is an error.
+fn key_source(
+    get: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    file_var: &'static str,
+) -> Result<Option<KeySource>, ConfigError> {
+    match (get(var), get(file_var)) {
+        (Some(_), Some(_)) => err(var, format!("set {var} or {file_var}, not both")),
+        (Some(k), None) if k.trim().is_empty() => err(var, "is empty"),
+        (Some(k), None) => Ok(Some(KeySource::Inline {
+            var,
+            key: k.trim().as_bytes().to_vec(),
+        })),
+        (None, Some(p)) if p.trim().is_empty() => err(file_var, "is empty"),
+        (None, Some(p)) => Ok(Some(KeySource::File {
+            var: file_var,
+            path: p.trim().to_string(),
+        })),
+        (None, None) => Ok(None),
+    }
 }
 
 /// A configuration error: the variable at fault and what is wrong with it.
@@ -225,6 +269,15 @@ impl NodeConfig {
             );
         };
         let (min, max, heartbeat) = timing(get)?;
+        let cluster_key = key_source(get, "CLUSTER_KEY", "CLUSTER_KEY_FILE")?;
+        let cluster_key_previous =
+            key_source(get, "CLUSTER_KEY_PREVIOUS", "CLUSTER_KEY_PREVIOUS_FILE")?;
+        if cluster_key.is_none() && cluster_key_previous.is_some() {
+            return err(
+                "CLUSTER_KEY_PREVIOUS",
+                "needs CLUSTER_KEY (or CLUSTER_KEY_FILE) too",
+            );
+        }
         let core = raft::Config {
             id,
             cluster_size: peers.len(),
@@ -243,6 +296,8 @@ impl NodeConfig {
             shutdown_exits: parse_bool("SHUTDOWN_EXITS", get("SHUTDOWN_EXITS"), false)?,
             controller_allow: allow_list(get("CONTROLLER_ALLOW"))?,
             seed: seed_from(get("SEED"))?,
+            cluster_key,
+            cluster_key_previous,
         })
     }
 
@@ -365,11 +420,58 @@ mod tests {
                 ],
                 "CONTROLLER_ALLOW",
             ),
+            (
+                &[("NODE_NAME", "Node1"), ("CLUSTER_KEY", " ")],
+                "CLUSTER_KEY",
+            ),
+            (
+                &[("NODE_NAME", "Node1"), ("CLUSTER_KEY_FILE", "")],
+                "CLUSTER_KEY_FILE",
+            ),
+            (
+                &[
+                    ("NODE_NAME", "Node1"),
+                    ("CLUSTER_KEY", "k"),
+                    ("CLUSTER_KEY_FILE", "/run/secrets/k"),
+                ],
+                "CLUSTER_KEY",
+            ),
+            (
+                &[("NODE_NAME", "Node1"), ("CLUSTER_KEY_PREVIOUS", "old")],
+                "CLUSTER_KEY_PREVIOUS",
+            ),
         ];
         for (vars, var) in cases {
             let e = cfg(vars).expect_err(&format!("{vars:?} should be rejected"));
             assert_eq!(e.var, *var, "{vars:?}: {e}");
         }
+    }
+
+    #[test]
+    fn cluster_keys_come_from_a_variable_or_a_file_and_never_show_in_debug() {
+        let c = cfg(&[("NODE_NAME", "Node1")]).unwrap();
+        assert_eq!((c.cluster_key, c.cluster_key_previous), (None, None));
+        let c = cfg(&[
+            ("NODE_NAME", "Node1"),
+            ("CLUSTER_KEY_FILE", "/run/secrets/cluster_key"),
+            ("CLUSTER_KEY_PREVIOUS", " old-secret\n"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.cluster_key,
+            Some(KeySource::File {
+                var: "CLUSTER_KEY_FILE",
+                path: "/run/secrets/cluster_key".into()
+            })
+        );
+        assert_eq!(
+            c.cluster_key_previous,
+            Some(KeySource::Inline {
+                var: "CLUSTER_KEY_PREVIOUS",
+                key: b"old-secret".to_vec()
+            })
+        );
+        assert!(!format!("{c:?}").contains("old-secret"));
     }
 
     #[test]

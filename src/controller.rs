@@ -97,6 +97,7 @@ impl Client {
     /// Send a request that expects no reply (`CONVERT_FOLLOWER`, `TIMEOUT`, `SHUTDOWN`).
     pub fn send(&self, request: &str, to: SocketAddr) -> Result<(), String> {
         let socket = self.socket()?;
+        let request = message::request_for_verb(request).unwrap_or(request);
         let bytes = json::emit(&message::control_request(SENDER, request));
         socket
             .send_to(&bytes, to)

@@ -15,6 +15,7 @@
 //! | `controller.rs` | the controller verbs (a client of the nodes)                   |
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod controller;
 pub mod event;

@@ -201,7 +201,8 @@ fn request(cmd: &str, args: &Args) -> Result<bool, String> {
     let client = args.client()?;
     if cmd != "leader-info" {
         client.send(cmd, to)?;
-        println!("sent {} to {name} ({to})", raft::message::canonical(cmd));
+        let request = raft::message::request_for_verb(cmd).unwrap_or(cmd);
+        println!("sent {request} to {name} ({to})");
         return Ok(true);
     }
     match client.leader_info(&[(name.clone(), to)])?.pop().flatten() {

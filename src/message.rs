@@ -16,8 +16,11 @@
 //! | `STATUS`           | controller | any                  | any        | any         |
 //! | (its reply)        | node       | node's term          | `STATUS`   | logfmt, see [`status_value`] |
 //!
-//! Request names are matched without regard to case, with `-` or space read as `_`
-//! (`leader-info` is `LEADER_INFO`). Controller requests are recognised whatever `sender_name` is.
+//! Request names are the protocol's constants, matched byte for byte: `leader_info`, `Shutdown`,
+//! ` TIMEOUT` or `APPEND` are unknown requests (dropped, and the log line names them). Nothing is
+//! trimmed either: no sender of this protocol pads a constant, and every second spelling a
+//! receiver tolerates is one more way for stray bytes to become a command. Controller requests
+//! are recognised whatever `sender_name` is.
 use crate::json::Datagram;
 use crate::raft::{Command, Kind, Msg, NodeId, Status};
 
@@ -48,16 +51,20 @@ pub enum Incoming {
     },
 }
 
-/// A request name in canonical form: upper case, `_` separators.
-pub fn canonical(request: &str) -> String {
-    request
-        .trim()
-        .chars()
-        .map(|c| match c {
-            '-' | ' ' => '_',
-            c => c.to_ascii_uppercase(),
-        })
-        .collect()
+/// The controller requests, by the command-line verb that sends each.
+pub const CONTROL_VERBS: [(&str, &str); 4] = [
+    ("leader-info", "LEADER_INFO"),
+    ("convert-follower", "CONVERT_FOLLOWER"),
+    ("timeout", "TIMEOUT"),
+    ("shutdown", "SHUTDOWN"),
+];
+
+/// The request a command-line verb sends (`convert-follower` -> `CONVERT_FOLLOWER`).
+pub fn request_for_verb(verb: &str) -> Option<&'static str> {
+    CONTROL_VERBS
+        .iter()
+        .find(|(v, _)| *v == verb)
+        .map(|(_, request)| *request)
 }
 
 /// Why a decoded datagram means nothing to a node.
@@ -88,8 +95,7 @@ pub fn classify(d: &Datagram, peers: &[String]) -> Result<Incoming, Reject> {
     let Some(request) = d.request.as_deref() else {
         return Err(Reject::NoRequest);
     };
-    let request = canonical(request);
-    let kind = match request.as_str() {
+    let kind = match request {
         "LEADER_INFO" => {
             let reply_shaped = d.key.as_deref() == Some(LEADER);
             return Ok(Incoming::LeaderInfo { reply_shaped });
@@ -184,11 +190,12 @@ pub fn status_reply(me: &str, term: u64, value: String) -> Datagram {
     }
 }
 
-/// A controller request, exactly as the reference controller fills its template.
+/// A controller request, exactly as the reference controller fills its template. `request` is
+/// sent as given: one of the constants, or (to test a node) anything else.
 pub fn control_request(sender: &str, request: &str) -> Datagram {
     Datagram {
         sender_name: Some(sender.to_string()),
-        request: Some(canonical(request)),
+        request: Some(request.to_string()),
         ..Datagram::default()
     }
 }
@@ -239,25 +246,64 @@ mod tests {
     }
 
     #[test]
-    fn controller_requests_ignore_sender_and_case() {
+    fn request_names_are_exact_constants() {
+        let p = peers();
+        for near in [
+            "leader_info",
+            "Leader_Info",
+            "leader-info",
+            "LEADER-INFO",
+            " LEADER_INFO",
+            "LEADER_INFO ",
+            "LEADER_INFO\n",
+            "Shutdown",
+            "shutdown",
+            "timeout",
+            "status",
+            " STATUS",
+            "CONVERT FOLLOWER",
+            "APPEND",
+            "append_rpc",
+            "VOTE_REQUEST\u{0}",
+            "ＴＩＭＥＯＵＴ",
+            "",
+        ] {
+            for sender in [Some("Controller"), Some("Node1")] {
+                let d = dgram(sender, near, Some(1), None);
+                assert_eq!(classify(&d, &p), Err(Reject::UnknownRequest), "{near:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn verbs_map_to_the_constants_and_nothing_else() {
+        assert_eq!(
+            request_for_verb("convert-follower"),
+            Some("CONVERT_FOLLOWER")
+        );
+        assert_eq!(request_for_verb("leader-info"), Some("LEADER_INFO"));
+        assert_eq!(request_for_verb("TIMEOUT"), None);
+        for (_, request) in CONTROL_VERBS {
+            let d = control_request("Controller", request);
+            assert!(matches!(
+                classify(&d, &peers()),
+                Ok(Incoming::Control(_) | Incoming::LeaderInfo { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn controller_requests_ignore_sender() {
         for (req, want) in [
             ("LEADER_INFO", LEADER_INFO),
-            ("leader_info", LEADER_INFO),
-            ("leader-info", LEADER_INFO),
             (
-                " Convert_Follower ",
+                "CONVERT_FOLLOWER",
                 Incoming::Control(Command::ConvertFollower),
             ),
-            ("timeout", Incoming::Control(Command::Timeout)),
+            ("TIMEOUT", Incoming::Control(Command::Timeout)),
             ("SHUTDOWN", Incoming::Control(Command::Shutdown)),
             (
-                "status",
-                Incoming::Status {
-                    reply_shaped: false,
-                },
-            ),
-            (
-                " Status ",
+                "STATUS",
                 Incoming::Status {
                     reply_shaped: false,
                 },

@@ -9,6 +9,9 @@
 //!     Output: persist (fsync) -> send -> log
 //! }
 //! ```
+//! With a cluster key, node datagrams pass `auth::Guard::open` between the source check and the
+//! core, and `auth::Guard::seal` on the way out; the guard's announcements share the wait.
+use crate::auth::{self, Guard, Verdict};
 use crate::config::NodeConfig;
 use crate::json;
 use crate::log::{clip, Line, RateLimit};
@@ -47,6 +50,8 @@ pub enum Dropped {
     ControllerNotAllowed,
     SendError,
     NoAddress,
+    /// With a cluster key: no valid tag, or not fresh.
+    Auth(auth::Reject),
 }
 
 impl Dropped {
@@ -61,6 +66,7 @@ impl Dropped {
             Dropped::ControllerNotAllowed => "controller-not-allowed",
             Dropped::SendError => "send-error",
             Dropped::NoAddress => "no-address",
+            Dropped::Auth(r) => r.as_str(),
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct Runtime {
     book: AddressBook,
     start: Instant,
     limits: RateLimit,
+    /// Present when a cluster key is configured.
+    guard: Option<Guard>,
 }
 
 pub fn run(cfg: NodeConfig) -> Exit {
@@ -105,6 +113,7 @@ impl Runtime {
         let book = AddressBook::new(&targets, bind.is_ipv4());
         let seed = node_seed(cfg.seed, &cfg.name);
         let node = Node::new(cfg.core, hard, seed, 0);
+        let guard = make_guard(&cfg, &names)?;
         let rt = Runtime {
             names,
             node,
@@ -113,6 +122,7 @@ impl Runtime {
             book,
             start: Instant::now(),
             limits: RateLimit::default(),
+            guard,
             cfg,
         };
         rt.log_start(bind, seed);
@@ -140,7 +150,9 @@ impl Runtime {
                 }
                 continue;
             }
-            let wait = deadline.map(|d| Duration::from_millis((d - now).max(1)));
+            self.send_hellos(now);
+            let deadline = earliest(deadline, self.guard.as_ref().and_then(Guard::deadline));
+            let wait = deadline.map(|d| Duration::from_millis(d.saturating_sub(now).max(1)));
             if let Err(e) = self.socket.set_read_timeout(wait) {
                 return Exit::Io(format!("set_read_timeout: {e}"));
             }
@@ -171,6 +183,10 @@ impl Runtime {
                 return Ok(());
             }
         };
+        if self.guard.is_some() && d.request.as_deref() == Some(auth::HELLO) {
+            self.on_hello(&d, src, bytes.len());
+            return Ok(());
+        }
         match message::classify(&d, &self.names) {
             Err(reject) => {
                 let request = clip(d.request.as_deref().unwrap_or("null"));
@@ -182,6 +198,9 @@ impl Runtime {
                 if !self.book.matches(id, src, now) {
                     let name = self.names[id].clone();
                     self.drop_input(Dropped::UntrustedSource, &name, from);
+                    return Ok(());
+                }
+                if !self.authentic(id, &d, src, bytes.len()) {
                     return Ok(());
                 }
                 self.step(now, Input::Receive { from: id, msg })
@@ -310,8 +329,11 @@ impl Runtime {
                 self.drop_output(Dropped::NoAddress, &name);
                 continue;
             };
-            let bytes = json::emit(&message::encode(&self.cfg.name, msg));
-            if let Err(e) = self.socket.send_to(&bytes, addr) {
+            let mut d = message::encode(&self.cfg.name, msg);
+            if let Some(guard) = &mut self.guard {
+                guard.seal(to, &mut d);
+            }
+            if let Err(e) = self.socket.send_to(&json::emit(&d), addr) {
                 self.drop_output(Dropped::SendError, &format!("{}: {e}", self.names[to]));
             }
         }
@@ -362,6 +384,56 @@ impl Runtime {
             .unwrap_or((self.node.term(), self.node.role()));
         let line = self.line_as(event.name(), term, role);
         event_fields(line, &event, &self.names, held).emit();
+    }
+
+    // ---- authentication (with a cluster key) ------------------------------------------------
+
+    /// The guard's verdict on a node datagram from peer `from`; a rejection is logged.
+    fn authentic(&mut self, from: usize, d: &json::Datagram, src: SocketAddr, len: usize) -> bool {
+        let now = self.now();
+        let Some(guard) = &mut self.guard else {
+            return true;
+        };
+        match guard.open(from, d, now) {
+            Verdict::Deliver => true,
+            Verdict::Hello => false,
+            Verdict::Drop(why) => {
+                let detail = format!("{} {}", self.names[from], why.explain());
+                self.drop_input(Dropped::Auth(why), &detail, Some((src, len)));
+                false
+            }
+        }
+    }
+
+    /// An `AUTH_HELLO`: from a configured peer at its own address, then through the guard.
+    fn on_hello(&mut self, d: &json::Datagram, src: SocketAddr, len: usize) {
+        let sender = d.sender_name.as_deref().unwrap_or("");
+        let Some(from) = self.names.iter().position(|n| n == sender) else {
+            let why = Dropped::Reject(Reject::UnknownSender);
+            self.drop_input(why, &clip(sender), Some((src, len)));
+            return;
+        };
+        let now = self.now();
+        if !self.book.matches(from, src, now) {
+            self.drop_input(Dropped::UntrustedSource, sender, Some((src, len)));
+            return;
+        }
+        self.authentic(from, d, src, len);
+    }
+
+    fn send_hellos(&mut self, now: u64) {
+        let Some(guard) = &mut self.guard else { return };
+        if guard.deadline().is_none_or(|t| t > now) {
+            return;
+        }
+        for (to, d) in guard.due_hellos(now) {
+            let Some(addr) = self.book.addr(to, now) else {
+                continue; // not resolved yet; the next announcement will try again
+            };
+            if let Err(e) = self.socket.send_to(&json::emit(&d), addr) {
+                self.drop_output(Dropped::SendError, &format!("{}: {e}", self.names[to]));
+            }
+        }
     }
 
     fn drop_input(&mut self, why: Dropped, detail: &str, src: Option<(SocketAddr, usize)>) {
@@ -443,6 +515,13 @@ impl Runtime {
                 hard.voted_for.map_or("none", |i| self.names[i].as_str()),
             )
             .kv("seed", seed)
+            .kv("auth", self.guard.as_ref().map_or("off", |_| "hmac-sha256"))
+            .kv(
+                "epoch",
+                self.guard
+                    .as_ref()
+                    .map_or("none".to_string(), |g| format!("{:x}", g.epoch())),
+            )
             .emit();
         if self.store.is_none() {
             self.line("warning")
@@ -467,6 +546,40 @@ fn event_fields(mut line: Line, event: &Event, names: &[String], held: Option<u6
     match held {
         Some(held) => line.kv("suppressed", held),
         None => line,
+    }
+}
+
+/// The message guard when a cluster key is configured: keys read, this start's epoch saved.
+fn make_guard(cfg: &NodeConfig, names: &[String]) -> Result<Option<Guard>, Exit> {
+    let Some(src) = &cfg.cluster_key else {
+        return Ok(None);
+    };
+    let current = auth::keyfile::load(src).map_err(Exit::Config)?;
+    let previous = match &cfg.cluster_key_previous {
+        Some(p) => Some(auth::keyfile::load(p).map_err(Exit::Config)?),
+        None => None,
+    };
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let dir = cfg.data_dir.as_deref().map(std::path::Path::new);
+    let epoch = auth::epoch::next(dir, now_us).map_err(Exit::State)?;
+    let keys = auth::Keys::new(&current, previous.as_deref());
+    let hello_ms = cfg.core.heartbeat_ms;
+    Ok(Some(Guard::new(
+        keys,
+        names.to_vec(),
+        cfg.id(),
+        epoch,
+        hello_ms,
+        0,
+    )))
+}
+
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
     }
 }
 

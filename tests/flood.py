@@ -14,8 +14,17 @@ Last, when run as root, one APPEND_RPC with term 2^64-1 whose source address is 
 peer's (raw socket): a peer's word is trusted, so the cluster moves to that term and can elect
 nobody after it, but no node may crash, stop answering, or let its term go down (wrap).
 
+With --key (CLUSTER_KEY on every node), a fifth of the flood is node messages carrying made-up
+or altered tags, sent as root from the named peers' own addresses (raw socket), so they pass
+the source check and meet the MAC; then the term-2^64-1 forgery must change nothing; then the
+cluster's own traffic, captured on `lo` (AF_PACKET), is replayed from the original senders'
+addresses, first to everyone while the leader lives (nothing may change), then after the
+leader is killed, its heartbeats again and again (another leader must still be elected).
+
 Asserted: every process is still alive, every node answers LEADER_INFO after the flood, the
-cluster agrees on a leader, and the target's VmRSS grew by less than 1 MiB. Reported: whether
+cluster agrees on a leader, and the target's VmRSS grew by less than 1 MiB; with --key also
+that the flood caused no election and left leader and term as they were (the keyed run sends
+no 64 KiB datagrams: see `main`). Reported: whether
 the leader and the term stayed the same (timing-sensitive under load, so not asserted), the
 log lines written during the flood, and what the kernel dropped at the target's socket.
 Standard library only; every process is stopped and the folder removed, also on failure.
@@ -138,21 +147,103 @@ KINDS = [  # (generator, share in %)
 ]
 
 
-def pool(rng, size=20000):
-    gens = [g for g, share in KINDS for _ in range(share)]
+def pool(rng, size=20000, oversized_too=True):
+    gens = [g for g, share in KINDS for _ in range(share) if oversized_too or g is not oversized]
     return [rng.choice(gens)(rng) for _ in range(size)]
 
 
-def spoofed(src, dst, payload):
+def spoofed(src, dst, payload, raw=None):
     """One UDP datagram to dst whose IP source is src (raw socket, needs root)."""
     udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload  # checksum 0: none
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0,
                      socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
+    if raw is not None:
+        raw.sendto(ip + udp, (dst[0], 0))
+        return
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as r:
         r.sendto(ip + udp, (dst[0], 0))
 
 
-def forged_last_term(c, failures):
+def tagged(rng):
+    """(sender, a node message in its name with a made-up `value` tag), for the keyed flood."""
+    h = lambda bits: "%x" % rng.getrandbits(bits)
+    value = rng.choice([
+        '"%s.%s.%s.%032x"' % (h(52), h(20), h(52), rng.getrandbits(128)),
+        '"%x.%x.%x.%032x"' % (2**64 - 1, 2**64 - 1, 2**64 - 1, rng.getrandbits(128)),
+        '"%s.%s.%s.%s"' % (h(52), h(20), h(52), h(rng.choice([64, 120, 200]))),
+        '"..."', "null", '"%s"' % ("f" * rng.randrange(200)), "1", '["x"]',
+    ])
+    req = rng.choice(["APPEND_RPC", "VOTE_REQUEST", "PRE_VOTE_REQUEST", "VOTE_ACK", "APPEND_REPLY",
+                      "PRE_VOTE_ACK", "AUTH_HELLO"])
+    term = rng.choice([HUGE, str(rng.randrange(100)), str(2**63)])
+    sender = rng.choice(NAMES)
+    return sender, ('{"sender_name": "%s", "request": "%s", "term": %s, "key": %s, "value": %s}'
+                    % (sender, req, term, rng.choice(["null", '"TRANSFER"']), value)).encode()
+
+
+class Capture:
+    """The cluster's own datagrams on `lo`, as (src, dst, payload), via an AF_PACKET socket."""
+
+    def __init__(self, c):
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.05)
+        self.cluster = {c.addr(n)[0] for n in NAMES}
+
+    def collect(self, seconds):
+        got, t_end = [], time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            try:
+                frame = self.sock.recv(65535)
+            except socket.timeout:
+                continue
+            ip = frame[14:]  # loopback frames carry a 14-byte Ethernet header
+            if frame[12:14] != b"\x08\x00" or len(ip) < 28 or ip[9] != socket.IPPROTO_UDP:
+                continue
+            ihl = (ip[0] & 15) * 4
+            src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+            sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
+            if src in self.cluster and dst in self.cluster and sport == 5555 == dport:
+                got.append(((src, sport), (dst, dport), bytes(ip[ihl + 8:])))
+        self.sock.close()
+        return got
+
+
+def replayed(c, failures):
+    """Captured traffic replayed from the senders' own addresses changes nothing; the dead
+    leader's replayed heartbeats keep nobody from electing another."""
+    leader, term = agreed(c)
+    traffic = Capture(c).collect(1.5)
+    heartbeats = [t for t in traffic if t[0] == c.addr(leader) and b"APPEND_RPC" in t[2]]
+    print(f"  captured {len(traffic)} node datagrams on lo ({len(heartbeats)} heartbeats of {leader})")
+    if not heartbeats:
+        failures.append("nothing captured on lo: the replay test did not run")
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
+        for _ in range(3):
+            for src, dst, payload in traffic:
+                spoofed(src, dst, payload, raw)
+        time.sleep(1.0)
+        after = agreed(c)
+        print(f"  every captured datagram replayed 3 times: (leader, term) {(leader, term)} -> {after}")
+        if after != (leader, term):
+            failures.append(f"replayed traffic moved the cluster: {(leader, term)} -> {after}")
+        c.kill(leader)
+        t_end = time.monotonic() + 3.0
+        while time.monotonic() < t_end:
+            for src, dst, payload in heartbeats:
+                spoofed(src, dst, payload, raw)
+            time.sleep(0.01)
+    rest = [n for n in NAMES if n != leader]
+    replies = {n: ask(c, n, wait=1.0) for n in rest}
+    named = {(r or {}).get("value") for r in replies.values()}
+    print(f"  {leader} killed, its heartbeats replayed for 3 s: the others now name {sorted(map(str, named))}")
+    if len(named) != 1 or None in named or leader in named:
+        failures.append(f"after {leader} died under replayed heartbeats: {replies}")
+
+
+def forged_last_term(c, failures, keyed=False):
+    before = agreed(c)
     terms0 = {n: (ask(c, n) or {}).get("term", 0) for n in NAMES}
     msg = ('{"sender_name": "Node2", "request": "APPEND_RPC", "term": %s, "key": null, "value": null}'
            % HUGE).encode()
@@ -169,6 +260,8 @@ def forged_last_term(c, failures):
             failures.append(f"after the forged term, {n} does not answer")
         elif r["term"] < terms0[n]:
             failures.append(f"after the forged term, {n}'s term went down {terms0[n]} -> {r['term']}")
+    if keyed and agreed(c) != before:
+        failures.append(f"with a key, the forged term moved the cluster: {before} -> {agreed(c)}")
 
 
 def read_log(path, since=None):
@@ -184,12 +277,15 @@ def parse_args():
     ap.add_argument("--rate", type=int, default=8000, help="datagrams per second")
     ap.add_argument("--target", default="leader", help="leader, follower or a node name")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--key", action="store_true", help="run the cluster with a CLUSTER_KEY")
     return ap.parse_args()
 
 
-def flood(c, a, rng, target, datagrams):
-    """Send a.count datagrams at a.rate/s to target, polling every node twice a second.
+def flood(c, a, rng, target, datagrams, keyed_pool=()):
+    """Send a.count datagrams at a.rate/s to target, polling every node twice a second; with a
+    `keyed_pool`, a fifth of them are its tagged forgeries, each from its named peer's address.
     Returns (sent, bytes, send errors, seconds, nodes that missed a poll)."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) if keyed_pool else None
     out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     out.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     batch = max(a.rate // 100, 1)  # every 10 ms
@@ -198,8 +294,13 @@ def flood(c, a, rng, target, datagrams):
     while sent < a.count:
         for _ in range(min(batch, a.count - sent)):
             d = datagrams[rng.randrange(len(datagrams))]
+            sender, forgery = keyed_pool[rng.randrange(len(keyed_pool))] if keyed_pool else (target, d)
             try:
-                out.sendto(d, c.addr(target))
+                if sender != target and rng.randrange(5) == 0:
+                    d = forgery  # from the named peer's own address: it meets the MAC
+                    spoofed(c.addr(sender), c.addr(target), d, raw)
+                else:
+                    out.sendto(d, c.addr(target))
                 sent_bytes += len(d)
             except OSError:
                 errors += 1
@@ -210,6 +311,8 @@ def flood(c, a, rng, target, datagrams):
             next_poll = now + 0.5
         time.sleep(max(0.0, t0 + sent / a.rate - time.monotonic()))
     out.close()
+    if raw is not None:
+        raw.close()
     return sent, sent_bytes, errors, time.monotonic() - t0, silent
 
 
@@ -253,21 +356,27 @@ def main():
     rng = random.Random(a.seed)
     failures = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with raftkit.LocalCluster(a.bin, first="127.0.9.1", inherit=True) as c:
+    root = os.geteuid() == 0
+    key = {"CLUSTER_KEY": "flood test key"} if a.key else {}
+    with raftkit.LocalCluster(a.bin, first="127.0.9.1", inherit=True, **key) as c:
         leader, term = agreed(c)
         if leader is None:
             raise SystemExit(f"no leader before the flood: {term}")
         target = {"leader": leader, "follower": next(n for n in NAMES if n != leader)}.get(a.target, a.target)
         print(f"flood: 5 nodes on 127.0.9.1-5, {leader} leads term {term}; "
               f"{a.count} datagrams at {target} ({c.addr(target)[0]}), {a.rate}/s", flush=True)
-        datagrams = pool(rng)
+        # The keyed run leaves out the 64 KiB datagrams (the plain run has them; they never get as
+        # far as the MAC): two of them fill a socket's default receive buffer, and the heartbeat
+        # replies the kernel then drops would cost an election that says nothing about keys.
+        datagrams = pool(rng, oversized_too=not a.key)
+        keyed_pool = [tagged(rng) for _ in range(4000)] if a.key and root else []
         print(f"  pool of {len(datagrams)} distinct datagrams, {min(map(len, datagrams))}-"
               f"{max(map(len, datagrams))} bytes", flush=True)
         rss0 = {n: rss_kib(p.pid) for n, p in c.procs.items()}
         lines0 = {n: len(read_log(c.log(n))) for n in NAMES}
         drops0, cpu0 = socket_drops(c.addr(target)), raftkit.cpu_seconds(c.procs[target].pid)
 
-        sent, sent_bytes, errors, secs, silent = flood(c, a, rng, target, datagrams)
+        sent, sent_bytes, errors, secs, silent = flood(c, a, rng, target, datagrams, keyed_pool)
         drops = socket_drops(c.addr(target))
         time.sleep(0.5)
         cpu = raftkit.cpu_seconds(c.procs[target].pid) - cpu0
@@ -290,8 +399,13 @@ def main():
         same = after == (leader, term) and not elections
         print(f"  {'no election, same leader and term' if same else 'the leader or term changed (reported, not asserted)'}")
         non_log_lines(c, failures, lines0)
-        if os.geteuid() == 0 and not c.exited():
-            forged_last_term(c, failures)
+        if a.key and not same:
+            failures.append(f"with a key the flood caused {elections} elections, "
+                            f"({leader}, {term}) -> {after}")
+        if root and not c.exited():
+            forged_last_term(c, failures, keyed=a.key)
+            if a.key:
+                replayed(c, failures)
             non_log_lines(c, failures)
     for f in failures:
         print(f"FAIL {f}")

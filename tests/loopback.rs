@@ -63,6 +63,11 @@ impl Cluster {
     }
 
     fn start_node(&mut self, k: usize) {
+        self.start_node_env(k, &[]);
+    }
+
+    /// Starts node `k` with `extra` on top of the cluster's environment.
+    fn start_node_env(&mut self, k: usize, extra: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -74,6 +79,7 @@ impl Cluster {
             .env("PEERS", self.peers())
             .env("DATA_DIR", self.dir.join(format!("Node{k}")))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -502,4 +508,174 @@ fn a_reply_shaped_status_from_a_peer_is_not_answered() {
     from_peer.send_to(plain, c.addr(leader)).unwrap();
     let v = status_reply(&mut buf, PATIENCE).expect("a STATUS answer");
     assert_eq!(v["key"], "STATUS");
+}
+
+// ---- authenticated node messages (CLUSTER_KEY) -----------------------------------------------
+
+const KEY: (&str, &str) = ("CLUSTER_KEY", "loopback test key");
+
+fn log_of(c: &Cluster, k: usize) -> String {
+    std::fs::read_to_string(c.dir.join(format!("Node{k}.log"))).unwrap_or_default()
+}
+
+/// Node messages at term 2^64-1 in the name of node `k`, sent from `k`'s own address (the node
+/// is killed first, so its address is free): what a host that can forge source addresses does.
+fn forge_from_peer_address(c: &mut Cluster, k: usize) {
+    c.kill(k);
+    let sock = UdpSocket::bind(c.addr(k)).expect("bind the dead peer's own address");
+    let max = u64::MAX;
+    let tags = [
+        "null".to_string(),
+        r#""1.1.1.00000000000000000000000000000000""#.to_string(),
+        format!(r#""{max:x}.{max:x}.{max:x}.ffffffffffffffffffffffffffffffff""#),
+    ];
+    for tag in &tags {
+        for (request, key) in [
+            ("APPEND_RPC", "null"),
+            ("VOTE_REQUEST", r#""TRANSFER""#),
+            ("VOTE_REQUEST", "null"),
+            ("PRE_VOTE_REQUEST", "null"),
+            ("VOTE_ACK", "null"),
+            ("AUTH_HELLO", "null"),
+        ] {
+            let msg = format!(
+                r#"{{"sender_name": "Node{k}", "request": "{request}", "term": {max}, "key": {key}, "value": {tag}}}"#
+            );
+            for to in c.all().into_iter().filter(|&to| to != k) {
+                sock.send_to(msg.as_bytes(), c.addr(to)).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn with_a_key_a_forgery_from_a_peers_own_address_changes_no_term_or_leader() {
+    let mut c = Cluster::start_with(211, 5, &[KEY]);
+    let leader = c.agreed_leader(&c.all());
+    let term = c.term_of(leader);
+    let victim = others(&c, leader)[0];
+    forge_from_peer_address(&mut c, victim);
+    // Several election timeouts: a forged term or vote would have shown by now.
+    std::thread::sleep(Duration::from_millis(1000));
+    let alive: Vec<usize> = others(&c, victim);
+    for &k in &alive {
+        let (t, l) = c.leader_info(k).expect("answers");
+        assert_eq!(
+            (t, l.as_deref()),
+            (term, Some(format!("Node{leader}").as_str())),
+            "Node{k} moved\n{}",
+            c.logs()
+        );
+    }
+    let log = log_of(&c, leader);
+    assert!(
+        log.contains("reason=bad-mac") && log.contains(&format!("detail=\"Node{victim} no tag")),
+        "the drop is logged:\n{log}"
+    );
+}
+
+#[test]
+fn without_a_key_a_forgery_from_a_peers_own_address_moves_the_term_as_documented() {
+    let mut c = Cluster::start(212, 5);
+    let leader = c.agreed_leader(&c.all());
+    let victim = others(&c, leader)[0];
+    forge_from_peer_address(&mut c, victim);
+    let start = Instant::now();
+    while c.term_of(leader) != u64::MAX {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the forged term was not taken\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_node_with_a_different_key_cannot_join_vote_or_lead_and_says_why() {
+    let mut c = Cluster::start_with(213, 5, &[KEY]);
+    c.kill(5);
+    c.start_node_env(5, &[("CLUSTER_KEY", "some other key")]);
+    let four = [1, 2, 3, 4];
+    let leader = c.agreed_leader(&four);
+    let term = c.term_of(leader);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(c.agreed_leader(&four), leader, "the four keep their leader");
+    assert_eq!(
+        c.term_of(leader),
+        term,
+        "the outsider moved no term\n{}",
+        c.logs()
+    );
+    let (_, named) = c.leader_info(5).expect("the outsider answers LEADER_INFO");
+    assert_eq!(named, None, "the outsider follows nobody\n{}", c.logs());
+    let outsider = log_of(&c, 5);
+    assert!(
+        outsider.contains("reason=bad-mac") && !outsider.contains("event=elected"),
+        "{outsider}"
+    );
+    assert!(log_of(&c, leader).contains("detail=\"Node5 no tag that verifies"));
+}
+
+#[test]
+fn a_rolling_key_rotation_keeps_a_leader_throughout() {
+    let mut c = Cluster::start_with(214, 3, &[("CLUSTER_KEY", "old key")]);
+    c.agreed_leader(&c.all());
+    // Step 1: each node in turn restarts with the new key, still accepting the old one.
+    let both = [
+        ("CLUSTER_KEY", "new key"),
+        ("CLUSTER_KEY_PREVIOUS", "old key"),
+    ];
+    for k in 1..=3 {
+        c.kill(k);
+        c.start_node_env(k, &both);
+        c.agreed_leader(&c.all());
+    }
+    // Step 2: the old key is dropped, again one node at a time.
+    for k in 1..=3 {
+        c.kill(k);
+        c.start_node_env(k, &[("CLUSTER_KEY", "new key")]);
+        c.agreed_leader(&c.all());
+    }
+    // Only the new key is spoken now: a node holding just the old one is shut out.
+    let leader = c.agreed_leader(&c.all());
+    let follower = others(&c, leader)[0];
+    c.kill(follower);
+    c.start_node_env(follower, &[("CLUSTER_KEY", "old key")]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        c.leader_info(follower).and_then(|(_, l)| l),
+        None,
+        "{}",
+        c.logs()
+    );
+    assert!(log_of(&c, follower).contains("reason=bad-mac"));
+}
+
+#[test]
+fn an_empty_or_unreadable_key_is_exit_2_with_one_line() {
+    let dir = std::env::temp_dir().join(format!("raft-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let missing = dir.join("missing");
+    let cases = [
+        ("CLUSTER_KEY_FILE", empty.display().to_string()),
+        ("CLUSTER_KEY_FILE", missing.display().to_string()),
+        ("CLUSTER_KEY", String::new()),
+    ];
+    for (var, value) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_raft"))
+            .arg("node")
+            .env("NODE_NAME", "Node1")
+            .env("PEERS", "Node1=127.0.215.1:5555")
+            .env(var, &value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{var}={value:?}: {err}");
+        assert!(err.contains("CLUSTER_KEY"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -162,7 +162,7 @@ def main_guard(main, what="clusters"):
 
 
 class Cluster:
-    def __init__(self, nodes=5):
+    def __init__(self, nodes=5, key=None):
         self.n = nodes
         self.names = [f"Node{i}" for i in range(1, nodes + 1)]
         self.id = f"rafttest{os.getpid()}x{secrets.token_hex(2)}"  # project name == prefix
@@ -171,8 +171,15 @@ class Cluster:
         self.file = os.path.join(self.dir, "docker-compose.yml")
         self.compose = compose_cmd() + ["-p", self.id, "-f", self.file]
         self._ips = {}
+        extra = []
+        if key is not None:  # the cluster key, as a compose secret
+            key_file = os.path.join(self.dir, "cluster_key")
+            with open(key_file, "w") as f:
+                f.write(key + "\n")
+            extra = ["--key-file", key_file]
         run(sys.executable, str(ROOT / "scripts" / "compose.py"), "--nodes", str(nodes),
-            "--prefix", self.id, "--image", IMAGE, "--controller-image", CONTROLLER_IMAGE, "-o", self.file)
+            "--prefix", self.id, "--image", IMAGE, "--controller-image", CONTROLLER_IMAGE, "-o", self.file,
+            *extra)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def up(self):

@@ -35,6 +35,13 @@ class ComposeGenerator(unittest.TestCase):
         self.assertNotIn("container_name: Node", text)
         self.assertIn('      - "127.0.0.1::8080"\n', text)  # a free loopback port per test cluster
 
+    def test_a_key_file_becomes_a_secret_of_every_node(self):
+        text = generate("--nodes", "3", "--key-file", "/tmp/k")
+        self.assertEqual(text.count("CLUSTER_KEY_FILE: /run/secrets/cluster_key"), 3)
+        self.assertEqual(text.count("secrets: [cluster_key]"), 3)
+        self.assertTrue(text.endswith("secrets:\n  cluster_key:\n    file: /tmp/k\n"), text[-200:])
+        self.assertNotIn("CLUSTER_KEY", generate("--nodes", "3"))
+
     def test_controller_is_the_course_block_and_leaves_port_5555_alone(self):
         controller = generate().split("  controller:")[1].split("\nnetworks:")[0]
         for line in ("build: Controller/", "container_name: Controller", "stdin_open: true",

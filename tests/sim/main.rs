@@ -15,6 +15,7 @@
 //! 10,000 random seeds plus everything else. A failing seed prints its replay command;
 //! `make sim SEEDS=1000000` runs a longer campaign.
 
+mod adversary;
 mod campaign;
 mod check;
 mod experiments;
@@ -28,6 +29,8 @@ use std::time::Instant;
 
 /// Seeds the regular test run covers, split over three tests by cluster size.
 const SEEDS: u64 = 10_000;
+/// Seeds of the adversary campaign in the regular run (`make sim-adversary` runs 100,000).
+const ADVERSARY_SEEDS: u64 = 1_000;
 
 /// Totals over a set of seeds.
 #[derive(Default)]
@@ -227,4 +230,102 @@ fn campaign_long() {
         total.seeds as f64 / wall / threads as f64
     );
     total.assert_ok();
+}
+
+/// With a key, an adversary that replays and forges without it has no effect (adversary.rs).
+#[test]
+fn adversary_changes_nothing_with_a_key() {
+    let start = Instant::now();
+    match adversary::campaign(0, ADVERSARY_SEEDS) {
+        Ok(summary) => println!("{summary} in {:.1} s", start.elapsed().as_secs_f64()),
+        Err(f) => panic!(
+            "{} seeds failed:\n{}",
+            f.len(),
+            f[..f.len().min(20)].join("\n")
+        ),
+    }
+}
+
+/// The same adversary without a key takes the cluster over: the checks above can fail.
+#[test]
+fn adversary_takes_over_without_a_key() {
+    let (mut moved, mut delivered, seeds) = (0, 0, 100);
+    for seed in 0..seeds {
+        let p = adversary::Params {
+            n: 5,
+            keyed: false,
+            adversary: true,
+            crashes: false,
+            run_ms: 3_000,
+        };
+        let r = adversary::run(seed, p).expect("an unkeyed run reports, it does not fail");
+        moved += u64::from(r.max_term >= u64::MAX - 1);
+        delivered += u64::from(r.injected_delivered > 0);
+    }
+    assert_eq!(delivered, seeds, "forgeries reach the core without a key");
+    assert!(
+        moved >= seeds * 9 / 10,
+        "term 2^64-1 in only {moved}/{seeds} seeds"
+    );
+}
+
+/// A keyed run without the adversary still elects and keeps a leader through crashes.
+#[test]
+fn a_keyed_cluster_elects_through_loss_and_restarts() {
+    for seed in 0..50 {
+        let p = adversary::Params {
+            n: 5,
+            keyed: true,
+            adversary: false,
+            crashes: true,
+            run_ms: 3_000,
+        };
+        let r = adversary::run(seed, p).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(r.leader_at_end.is_some());
+    }
+}
+
+/// `make sim-adversary`: `SIM_SEEDS` (default 100,000) adversary seeds from `SIM_START`, on
+/// every core.
+#[test]
+#[ignore = "long; run with `make sim-adversary`"]
+fn adversary_long() {
+    let start_seed = env_u64("SIM_START").unwrap_or(0);
+    let count = env_u64("SIM_SEEDS").unwrap_or(100_000);
+    let threads = env_u64("SIM_THREADS")
+        .map(|t| t.max(1))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |p| p.get() as u64));
+    let start = Instant::now();
+    let chunk = count.div_ceil(threads);
+    let results: Vec<Result<String, Vec<String>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let from = start_seed + t * chunk;
+                let n = chunk.min((start_seed + count).saturating_sub(from));
+                scope.spawn(move || adversary::campaign(from, n))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("adversary thread panicked"))
+            .collect()
+    });
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(summary) => println!("{summary}"),
+            Err(f) => failures.extend(f),
+        }
+    }
+    println!(
+        "adversary seeds {start_seed}..{}: {} failures in {:.1} s",
+        start_seed + count,
+        failures.len(),
+        start.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "{}",
+        failures[..failures.len().min(20)].join("\n")
+    );
 }
