@@ -1,6 +1,9 @@
 # One binary, one image, one cluster.  `make up` starts it, `make test` proves it.
 # (`docker compose up --build` alone also works: both images build from their Dockerfiles.)
 NODES   ?= 5
+# Where compose publishes the Controller's dashboard: `make up DASHBOARD_PORT=9000`.
+export DASHBOARD_PORT ?= 8080
+export DASHBOARD_PUBLISH ?= 127.0.0.1
 DURATION ?= 120
 FUZZ_ITERS ?= 1000000
 CARGO   ?= cargo
@@ -11,11 +14,12 @@ BIN     := target/$(MUSL)/release/raft
 export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
-        up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools \
+        up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
         swarm-up swarm-down swarm-test sim-adversary
 
 help:
-	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader"
+	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader;"
+	@echo "               the live dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"
 	@echo "make test      every test: format, lints, unit, loopback processes, Python controller, Docker"
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
@@ -63,18 +67,24 @@ python-test: build
 # own flow (a fresh copy of the tree, `docker-compose up --build`, the Controller's scripts).
 docker-test:
 	$(PYTHON) -m unittest discover -s tests/docker -p 'test_*.py'
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools; fi
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools browser-tools; fi
 	$(PYTHON) tests/docker/run.py
 	$(PYTHON) tests/docker/keyed.py
 	$(PYTHON) tests/docker/network.py
 	$(PYTHON) tests/docker/chaos.py --duration 25 --nodes 5
 	$(PYTHON) tests/docker/course.py
 	$(PYTHON) tests/docker/stack.py
+	$(PYTHON) tests/docker/dashboard.py
 
 # Random faults for DURATION seconds; the node logs stay in build/chaos/.
 chaos:
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools; fi
 	$(PYTHON) tests/docker/chaos.py --duration $(DURATION) --nodes $(NODES) --timeline docs/chaos-timeline.svg
+
+# Headless Chromium and its WebDriver for the dashboard's browser test (Debian's packages).
+browser-tools:
+	@(command -v chromium >/dev/null && command -v chromedriver >/dev/null) || \
+	  (apt-get update && apt-get install -y chromium chromium-driver)
 
 # tc (iproute2) and nsenter for the link faults; a fresh machine may lack them.
 net-tools:
@@ -155,6 +165,7 @@ up: base-images
 	$(COMPOSE) -p $(PROJECT) -f $(CFILE) up -d --build
 	@for i in $$(seq 40); do $(STATUS) >/dev/null 2>&1 && break; sleep 0.5; done
 	$(STATUS)
+	@echo "dashboard: http://$(DASHBOARD_PUBLISH):$(DASHBOARD_PORT)/"
 
 # Containers, network and volumes (the sweep also catches those of another cluster size).
 down:

@@ -366,7 +366,13 @@ def parse_fields(line: str) -> Optional[List[Tuple[str, str]]]:
     start = _START.search(line)
     if not start:
         return None
-    text, at, pairs = line.rstrip("\r\n"), start.end(), []
+    return parse_pairs(line.rstrip("\r\n"), start.end())
+
+
+def parse_pairs(text: str, at: int = 0) -> Optional[List[Tuple[str, str]]]:
+    """The ``key=value`` pairs of ``text`` from ``at`` on (logfmt as ``src/log.rs`` writes it,
+    e.g. a STATUS reply's value), values unescaped, in order; ``None`` when it is not exactly that."""
+    pairs = []
     while at < len(text):
         m = _FIELD.match(text, at)
         value = m and (m.group(3) if m.group(3) is not None else _unescape(m.group(2)))

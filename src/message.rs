@@ -14,6 +14,8 @@
 //! | `LEADER_INFO`      | controller | any                  | any        | any         |
 //! | (its reply)        | node       | node's term          | `LEADER`   | leader or null |
 //! | `CONVERT_FOLLOWER`, `TIMEOUT`, `SHUTDOWN` | controller | any | any | any      |
+//! | `STATUS`           | controller | any                  | any        | any         |
+//! | (its reply)        | node       | node's term          | `STATUS`   | logfmt, see [`status_value`] |
 //!
 //! Request names are the protocol's constants, matched byte for byte: `leader_info`, `Shutdown`,
 //! ` TIMEOUT` or `APPEND` are unknown requests (dropped, and the log line names them). Nothing is
@@ -21,12 +23,14 @@
 //! receiver tolerates is one more way for stray bytes to become a command. Controller requests
 //! are recognised whatever `sender_name` is.
 use crate::json::Datagram;
-use crate::raft::{Command, Kind, Msg, NodeId};
+use crate::raft::{Command, Kind, Msg, NodeId, Status};
 
 /// `key` of a forced `VOTE_REQUEST`: a leadership transfer that overrides leader stickiness.
 pub const TRANSFER: &str = "TRANSFER";
 /// `key` of a `LEADER_INFO` reply.
 pub const LEADER: &str = "LEADER";
+/// `key` of a `STATUS` reply.
+pub const STATUS: &str = "STATUS";
 
 /// What a datagram asks of a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +43,11 @@ pub enum Incoming {
     /// `reply_shaped`: it carries `key: "LEADER"`, as a node's answer does. A node never answers
     /// one that comes from a peer's address, so two nodes can never be made to ping-pong.
     LeaderInfo {
+        reply_shaped: bool,
+    },
+    /// A read-only request for [`status_value`]; `reply_shaped` as for `LeaderInfo` (`key:
+    /// "STATUS"`), with the same rule.
+    Status {
         reply_shaped: bool,
     },
 }
@@ -92,6 +101,10 @@ pub fn classify(d: &Datagram, peers: &[String]) -> Result<Incoming, Reject> {
             let reply_shaped = d.key.as_deref() == Some(LEADER);
             return Ok(Incoming::LeaderInfo { reply_shaped });
         }
+        "STATUS" => {
+            let reply_shaped = d.key.as_deref() == Some(STATUS);
+            return Ok(Incoming::Status { reply_shaped });
+        }
         "CONVERT_FOLLOWER" => return Ok(Incoming::Control(Command::ConvertFollower)),
         "TIMEOUT" => return Ok(Incoming::Control(Command::Timeout)),
         "SHUTDOWN" => return Ok(Incoming::Control(Command::Shutdown)),
@@ -138,6 +151,44 @@ pub fn leader_info_reply(me: &str, term: u64, leader: Option<&str>) -> Datagram 
         term: Some(term),
         key: Some(LEADER.to_string()),
         value: leader.map(str::to_string),
+    }
+}
+
+/// The `value` of a `STATUS` reply: one logfmt line, names quoted only when they must be,
+/// `none` for an absent value.
+///
+/// `role=Follower term=4 voted_for=Node2 leader=Node2 timer_ms=173 heard_ms=23 election_ms=150-300`
+///
+/// `timer_ms` is the time left before the timer fires (a leader's: its next heartbeat);
+/// `heard_ms` the time since the node last heard from its leader (0 on the leader itself);
+/// `election_ms` the configured timeout range, so a reader can scale `timer_ms`.
+pub fn status_value(st: &Status, names: &[String], election_ms: (u64, u64)) -> String {
+    let name = |id: Option<NodeId>| {
+        id.and_then(|i| names.get(i))
+            .map_or_else(|| "none".to_string(), |n| crate::log::value(n))
+    };
+    let ms = |v: Option<u64>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+    format!(
+        "role={} term={} voted_for={} leader={} timer_ms={} heard_ms={} election_ms={}-{}",
+        st.role.as_str(),
+        st.term,
+        name(st.voted_for),
+        name(st.leader),
+        ms(st.timer_ms),
+        ms(st.heard_ms),
+        election_ms.0,
+        election_ms.1
+    )
+}
+
+/// The answer to `STATUS`.
+pub fn status_reply(me: &str, term: u64, value: String) -> Datagram {
+    Datagram {
+        sender_name: Some(me.to_string()),
+        request: Some("STATUS".to_string()),
+        term: Some(term),
+        key: Some(STATUS.to_string()),
+        value: Some(value),
     }
 }
 
@@ -211,6 +262,8 @@ mod tests {
             "Shutdown",
             "shutdown",
             "timeout",
+            "status",
+            " STATUS",
             "CONVERT FOLLOWER",
             "APPEND",
             "append_rpc",
@@ -252,6 +305,12 @@ mod tests {
             ),
             ("TIMEOUT", Incoming::Control(Command::Timeout)),
             ("SHUTDOWN", Incoming::Control(Command::Shutdown)),
+            (
+                "STATUS",
+                Incoming::Status {
+                    reply_shaped: false,
+                },
+            ),
         ] {
             for sender in [Some("Controller"), None, Some("Node3"), Some("anyone")] {
                 assert_eq!(
@@ -300,5 +359,65 @@ mod tests {
         );
         let none = leader_info_reply("Node3", 4, None);
         assert_eq!(none.value, None);
+    }
+
+    #[test]
+    fn a_reply_shaped_status_is_marked() {
+        let reply = status_reply("Node1", 3, String::new());
+        let got = classify(&reply, &peers());
+        assert_eq!(got, Ok(Incoming::Status { reply_shaped: true }));
+    }
+
+    #[test]
+    fn the_status_reply_has_the_documented_shape() {
+        let st = Status {
+            role: crate::raft::Role::Follower,
+            term: 4,
+            voted_for: Some(1),
+            leader: Some(1),
+            timer_ms: Some(173),
+            heard_ms: Some(23),
+        };
+        let value = status_value(&st, &peers(), (150, 300));
+        let d = status_reply("Node3", 4, value);
+        assert_eq!(
+            crate::json::emit(&d),
+            br#"{"sender_name": "Node3", "request": "STATUS", "term": 4, "key": "STATUS", "value": "role=Follower term=4 voted_for=Node2 leader=Node2 timer_ms=173 heard_ms=23 election_ms=150-300"}"#
+        );
+    }
+
+    #[test]
+    fn status_value_says_none_for_what_is_absent_and_quotes_odd_names() {
+        let st = Status {
+            role: crate::raft::Role::Stopped,
+            term: 0,
+            voted_for: Some(0),
+            leader: None,
+            timer_ms: None,
+            heard_ms: None,
+        };
+        let names = vec!["a b".to_string(), "x\"y".to_string()];
+        assert_eq!(
+            status_value(&st, &names, (10, 20)),
+            r#"role=Stopped term=0 voted_for="a b" leader=none timer_ms=none heard_ms=none election_ms=10-20"#
+        );
+        // The longest names a configuration allows still fit one reply datagram.
+        let long = vec!["N".repeat(64); 2];
+        let st = Status {
+            role: crate::raft::Role::PreCandidate,
+            term: u64::MAX,
+            voted_for: Some(0),
+            leader: Some(1),
+            timer_ms: Some(u64::MAX),
+            heard_ms: Some(u64::MAX),
+        };
+        let d = status_reply(
+            &"N".repeat(64),
+            u64::MAX,
+            status_value(&st, &long, (60000, 60000)),
+        );
+        let bytes = crate::json::emit(&d);
+        assert!(bytes.len() <= crate::json::MAX_OUTPUT);
+        assert_eq!(crate::json::parse(&bytes).unwrap(), d, "nothing was cut");
     }
 }

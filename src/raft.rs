@@ -319,6 +319,21 @@ pub struct Output {
     pub deadline: Option<Time>,
 }
 
+/// A read-only picture of a node at one instant, for the controller's `STATUS` request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub role: Role,
+    pub term: u64,
+    pub voted_for: Option<NodeId>,
+    pub leader: Option<NodeId>,
+    /// Milliseconds until the timer fires: the election timeout, or a leader's next heartbeat;
+    /// `None` when stopped (no timer runs).
+    pub timer_ms: Option<u64>,
+    /// Milliseconds since this node last heard from its leader: 0 when it leads, `None` when it
+    /// knows no leader.
+    pub heard_ms: Option<u64>,
+}
+
 // ---- the node --------------------------------------------------------------------------------
 
 /// A follower's leader, and when it last heard from it (this drives stickiness).
@@ -420,6 +435,25 @@ impl Node {
     }
     pub fn deadline(&self) -> Option<Time> {
         (self.state != State::Stopped).then_some(self.timer)
+    }
+
+    /// What the node is doing at `now`; changes nothing.
+    pub fn status(&self, now: Time) -> Status {
+        let heard_ms = match self.state {
+            State::Leader { .. } => Some(0),
+            State::Follower {
+                leader: Some(contact),
+            } => Some(now.saturating_sub(contact.at)),
+            _ => None,
+        };
+        Status {
+            role: self.state.role(),
+            term: self.hard.term,
+            voted_for: self.hard.voted_for,
+            leader: self.leader(),
+            timer_ms: self.deadline().map(|d| d.saturating_sub(now)),
+            heard_ms,
+        }
     }
 
     /// Advance the state machine by one input at time `now`.

@@ -59,6 +59,8 @@ pub enum Dropped {
     UntrustedSource,
     /// A `LEADER_INFO` answer arriving from a peer: never answered, so nodes cannot ping-pong.
     LeaderInfoReply,
+    /// The same for a `STATUS` answer.
+    StatusReply,
     ControllerNotAllowed,
     SendError,
     NoAddress,
@@ -74,6 +76,7 @@ impl Dropped {
             Dropped::RecvError => "recv-error",
             Dropped::UntrustedSource => "untrusted-source",
             Dropped::LeaderInfoReply => "leader-info-reply",
+            Dropped::StatusReply => "status-reply",
             Dropped::ControllerNotAllowed => "controller-not-allowed",
             Dropped::SendError => "send-error",
             Dropped::NoAddress => "no-address",
@@ -278,6 +281,15 @@ impl Runtime {
                 }
                 Ok(())
             }
+            Ok(Incoming::Status { reply_shaped }) => {
+                let from_peer = (0..self.names.len()).any(|i| self.book.known(i, src));
+                if reply_shaped && from_peer {
+                    self.drop_input(Dropped::StatusReply, "from a peer", from);
+                } else if self.controller_allowed(src) {
+                    self.answer_status(src);
+                }
+                Ok(())
+            }
             Ok(Incoming::Control(cmd)) => self.on_command(cmd, &d, src),
         }
     }
@@ -342,6 +354,27 @@ impl Runtime {
                 .kv("request", "LEADER_INFO")
                 .kv("from", src)
                 .kv("leader", leader.as_deref().unwrap_or("null"))
+                .kv("suppressed", held)
+                .emit();
+        }
+    }
+
+    /// `STATUS`: the core's read-only picture, sent back; a dashboard asks many times a second.
+    fn answer_status(&mut self, src: SocketAddr) {
+        let now = self.now();
+        let st = self.node.status(now);
+        let core = &self.cfg.core;
+        let range = (core.election_timeout_min_ms, core.election_timeout_max_ms);
+        let value = message::status_value(&st, &self.names, range);
+        let reply = message::status_reply(&self.cfg.name, st.term, value);
+        if let Err(e) = self.socket.send_to(&json::emit(&reply), src) {
+            self.drop_input(Dropped::SendError, &e.to_string(), Some((src, 0)));
+        }
+        let key = format!("status-{}", src.ip());
+        if let Some(held) = self.limits.allow(&key, now, 60 * DROP_LOG_PERIOD_MS) {
+            self.line("request")
+                .kv("request", "STATUS")
+                .kv("from", src)
                 .kv("suppressed", held)
                 .emit();
         }

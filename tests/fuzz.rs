@@ -156,6 +156,7 @@ fn kind(r: &Result<Incoming, Reject>) -> String {
         Ok(Incoming::Peer { msg, .. }) => format!("peer {:?}", msg.kind),
         Ok(Incoming::Control(c)) => format!("control {c:?}"),
         Ok(Incoming::LeaderInfo { .. }) => "leader-info".into(),
+        Ok(Incoming::Status { .. }) => "status".into(),
         Err(why) => format!("dropped {}", why.as_str()),
     }
 }

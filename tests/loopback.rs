@@ -420,6 +420,96 @@ fn a_controller_template_with_key_leader_is_still_answered() {
     assert_eq!(v["value"], format!("Node{leader}"));
 }
 
+/// `STATUS` (read-only): every node answers with its role, term, vote, leader and timers, the
+/// answer changes nothing, and `CONTROLLER_ALLOW` keeps strangers from getting one.
+#[test]
+fn status_is_answered_read_only_and_honours_controller_allow() {
+    let c = Cluster::start_with(12, 3, &[("CONTROLLER_ALLOW", "127.0.12.100")]);
+    let leader = c.agreed_leader(&c.all());
+    let term = c.term_of(leader);
+    let mut buf = [0u8; 1024]; // recvfrom(1024)
+    c.controller.set_read_timeout(Some(PATIENCE)).unwrap();
+    for k in c.all() {
+        c.request(k, "STATUS");
+        let (n, src) = loop {
+            let (n, src) = c.controller.recv_from(&mut buf).expect("a STATUS answer");
+            let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+            if src == c.addr(k) && v["request"] == "STATUS" {
+                break (n, src);
+            }
+        };
+        assert_eq!(src, c.addr(k));
+        let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 5, "five fields: {v}");
+        assert_eq!(
+            (v["sender_name"].clone(), v["key"].clone()),
+            (format!("Node{k}").into(), "STATUS".into())
+        );
+        assert_eq!(v["term"], term);
+        let text = v["value"].as_str().expect("a logfmt value");
+        let role = if k == leader { "Leader" } else { "Follower" };
+        assert!(
+            text.starts_with(&format!("role={role} term={term} ")),
+            "{text}"
+        );
+        assert!(text.contains(&format!(" leader=Node{leader} ")), "{text}");
+        assert!(text.ends_with(" election_ms=150-300"), "{text}");
+    }
+    assert_eq!(c.agreed_leader(&c.all()), leader, "asking moved nothing");
+    assert_eq!(c.term_of(leader), term);
+
+    let stranger = UdpSocket::bind("127.0.12.101:0").unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let ask = br#"{"sender_name": "Controller", "request": "STATUS", "term": null, "key": null, "value": null}"#;
+    stranger.send_to(ask, c.addr(leader)).unwrap();
+    assert!(
+        stranger.recv_from(&mut buf).is_err(),
+        "a stranger got a STATUS"
+    );
+}
+
+/// Two nodes can never be made to answer each other's `STATUS` replies in a loop: a reply-shaped
+/// `STATUS` (`key: "STATUS"`) from a peer's address is not answered; a plain one is.
+#[test]
+fn a_reply_shaped_status_from_a_peer_is_not_answered() {
+    let mut c = Cluster::start(13, 3);
+    let leader = c.agreed_leader(&c.all());
+    let peer = others(&c, leader)[0];
+    c.kill(peer);
+    let from_peer = UdpSocket::bind(c.addr(peer)).unwrap();
+    let mut buf = [0u8; 1024];
+    let shaped = br#"{"sender_name": "Node1", "request": "STATUS", "term": 1, "key": "STATUS", "value": "role=Leader"}"#;
+    // The leader keeps sending heartbeats to this address: only a STATUS reply counts.
+    let status_reply = |buf: &mut [u8; 1024], wait: Duration| {
+        let until = Instant::now() + wait;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            from_peer
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let Ok((n, _)) = from_peer.recv_from(buf) else {
+                break;
+            };
+            let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+            if v["request"] == "STATUS" {
+                return Some(v);
+            }
+        }
+        None
+    };
+    from_peer.send_to(shaped, c.addr(leader)).unwrap();
+    assert_eq!(
+        status_reply(&mut buf, Duration::from_millis(300)),
+        None,
+        "a reply-shaped STATUS from a peer was answered"
+    );
+    let plain = br#"{"sender_name": "Controller", "request": "STATUS", "term": null, "key": null, "value": null}"#;
+    from_peer.send_to(plain, c.addr(leader)).unwrap();
+    let v = status_reply(&mut buf, PATIENCE).expect("a STATUS answer");
+    assert_eq!(v["key"], "STATUS");
+}
+
 // ---- authenticated node messages (CLUSTER_KEY) -----------------------------------------------
 
 const KEY: (&str, &str) = ("CLUSTER_KEY", "loopback test key");

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use raft::raft::{
     Command, Config, Disregard, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Role,
-    Time, Verdict,
+    Status, Time, Verdict,
 };
 
 // ---- configuration ------------------------------------------------------------------------------
@@ -1657,6 +1657,76 @@ fn at_the_last_term_a_node_does_not_campaign_wrap_or_vote_twice() {
         let out = receive(&mut node, 6_000, 3, u64::MAX, PRE_VOTE_ACK);
         assert!(out.send.is_empty() && out.persist.is_none(), "{out:?}");
     }
+}
+
+// ---- the controller's STATUS request -------------------------------------------------------
+
+/// Contract of `Node::status`: "what the node is doing at `now`; changes nothing". A follower
+/// reports its leader, how long ago it heard it, and the time left on its election timer.
+#[test]
+fn status_of_a_follower_counts_down_its_timer_and_up_since_the_leader() {
+    let mut node = follower_of(config(0, 5), 2, 3, 40);
+    let deadline = node.deadline().unwrap();
+    let twin = node.clone();
+    let st = node.status(60);
+    assert_eq!(
+        st,
+        Status {
+            role: Role::Follower,
+            term: 3,
+            voted_for: None,
+            leader: Some(2),
+            timer_ms: Some(deadline - 60),
+            heard_ms: Some(20),
+        }
+    );
+    assert_eq!(
+        node.status(deadline + 5).timer_ms,
+        Some(0),
+        "never negative"
+    );
+    // Asking changed nothing: the node behaves exactly as its untouched twin.
+    let mut twin = twin;
+    assert_eq!(
+        node.step(deadline, Input::Tick),
+        twin.step(deadline, Input::Tick)
+    );
+}
+
+/// A leader names itself, has heard "itself" 0 ms ago, and its timer is the next heartbeat.
+#[test]
+fn status_of_a_leader_names_itself_and_its_heartbeat() {
+    let (node, now, _) = leader(config(1, 3));
+    let st = node.status(now + 10);
+    assert_eq!((st.role, st.term), (Role::Leader, 1));
+    assert_eq!((st.voted_for, st.leader), (Some(1), Some(1)));
+    assert_eq!((st.timer_ms, st.heard_ms), (Some(HEARTBEAT - 10), Some(0)));
+}
+
+/// Candidates know no leader; a stopped node runs no timer but keeps its term and vote.
+#[test]
+fn status_of_candidates_and_stopped_nodes() {
+    let (mut node, now) = candidate(config(0, 5));
+    let st = node.status(now);
+    assert_eq!(
+        (st.role, st.term, st.voted_for),
+        (Role::Candidate, 1, Some(0))
+    );
+    assert_eq!((st.leader, st.heard_ms), (None, None));
+    assert!((MIN..=MAX).contains(&st.timer_ms.unwrap()));
+
+    let mut pre = boot(config(0, 5));
+    let (at, _) = fire(&mut pre);
+    assert_eq!(pre.status(at).role, Role::PreCandidate);
+    assert_eq!(pre.status(at).term, 0, "a pre-vote does not raise the term");
+
+    command(&mut node, now + 1, Command::Shutdown);
+    let st = node.status(now + 2);
+    assert_eq!(
+        (st.role, st.term, st.voted_for),
+        (Role::Stopped, 1, Some(0))
+    );
+    assert_eq!((st.leader, st.timer_ms, st.heard_ms), (None, None, None));
 }
 
 /// The contract of `raft::raft`: the core, not the runtime, says when a node starts following a

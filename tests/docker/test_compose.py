@@ -33,6 +33,7 @@ class ComposeGenerator(unittest.TestCase):
         self.assertIn("hostname: Node3", text)
         self.assertIn("aliases: [Node3]", text)
         self.assertNotIn("container_name: Node", text)
+        self.assertIn('      - "127.0.0.1::8080"\n', text)  # a free loopback port per test cluster
 
     def test_a_key_file_becomes_a_secret_of_every_node(self):
         text = generate("--nodes", "3", "--key-file", "/tmp/k")
@@ -49,7 +50,10 @@ class ComposeGenerator(unittest.TestCase):
         self.assertNotIn("image:", controller)  # compose names it per project
         self.assertNotIn("command", controller)  # the Dockerfile's: the watcher
         self.assertNotIn("5555", controller)
-        self.assertNotIn("ports", controller)
+        # The one published port: the dashboard's, on the host's loopback unless told otherwise.
+        self.assertIn('    ports:\n      - "${DASHBOARD_PUBLISH:-127.0.0.1}:${DASHBOARD_PORT:-8080}:8080"\n',
+                      controller)
+        self.assertEqual(generate().count("ports:"), 1)
         self.assertNotIn("depends_on", generate())  # nothing waits for the controller
 
     def test_nodes_build_from_the_repository_root(self):
