@@ -11,7 +11,7 @@ PYTHON  ?= python3
 MUSL    := x86_64-unknown-linux-musl
 BIN     := target/$(MUSL)/release/raft
 # Every Python script imports the toolkit (Controller/raftkit.py); the bench also the Docker harness.
-export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker:$(CURDIR)/scripts
+export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
         up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \

@@ -25,9 +25,12 @@ import tempfile
 import threading
 import time
 
-import logcheck
-import swarm as sw  # scripts/swarm.py
-from cluster import CONTROLLER_IMAGE, IMAGE, ROOT, Failure, preflight, run, shielded
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+sys.path[:0] = [HERE, os.path.join(TOP, "scripts"), os.path.join(TOP, "Controller")]  # + raftkit
+import logcheck  # noqa: E402
+import swarm as sw  # noqa: E402  (scripts/swarm.py)
+from cluster import CONTROLLER_IMAGE, IMAGE, ROOT, Failure, preflight, run, shielded  # noqa: E402
 
 RESULTS = []
 FIGURES = []
