@@ -30,9 +30,9 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [HERE, os.path.join(TOP, "scripts"), os.path.join(TOP, "Controller")]  # + raftkit
 import logcheck  # noqa: E402
 import swarm as sw  # noqa: E402  (scripts/swarm.py)
-from cluster import CONTROLLER_IMAGE, IMAGE, ROOT, Failure, preflight, run, shielded  # noqa: E402
+from cluster import (CONTROLLER_IMAGE, IMAGE, RESULTS, ROOT, Failure, check, expect, preflight, run,
+                     shielded)  # noqa: E402
 
-RESULTS = []
 FIGURES = []
 
 # As the course's script does it, on the stack network: its own name bound, the nodes by name.
@@ -49,27 +49,6 @@ for name in json.loads(sys.argv[1]):
     out[name] = [json.loads(data.decode()), list(addr), socket.gethostbyname(name)]
 print(json.dumps(out))
 """
-
-
-def check(name, fn, *args):
-    print(f"-- {name}", flush=True)
-    t0 = time.monotonic()
-    try:
-        fn(*args)
-        ok, why = True, ""
-    except (Failure, sw.Failure) as e:
-        ok, why = False, str(e)
-    except Exception as e:  # noqa: BLE001 - a broken scenario is a failed one, keep going
-        ok, why = False, f"{type(e).__name__}: {e}"
-    RESULTS.append(ok)
-    print(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - t0:.1f} s){'' if ok else ': ' + why}",
-          flush=True)
-    return ok
-
-
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg)
 
 
 def epoch(stamp):
