@@ -3,9 +3,11 @@
 //!
 //! ```text
 //! loop {
-//!     wait for a datagram, at most until 10 ms before the core's next deadline (set_read_timeout)
-//!     within 10 ms of it: sleep precisely to it, then read what came meanwhile  (thread::sleep)
-//!     datagram -> json::parse -> message::classify -> Node::step
+//!     SIGTERM/SIGINT                               -> Node::step(Stop); exit once Stopped
+//!     wait for a datagram, at most until the core's next deadline (set_read_timeout); an
+//!     election timer's wait ends 10 ms early and sleeps precisely to it (thread::sleep), then
+//!     reads what came meanwhile
+//!     datagram -> json::parse -> route::route -> Node::step, an answer, or a drop
 //!     deadline passed                              -> Node::step(Tick)
 //!     Output: persist (fsync) -> send -> log
 //! }
@@ -16,9 +18,12 @@ use crate::auth::{self, Guard, Verdict};
 use crate::config::NodeConfig;
 use crate::json;
 use crate::log::{clip, Line, RateLimit};
-use crate::message::{self, Incoming, Reject};
+use crate::message::{self, Query, Request};
 use crate::raft::{Cause, Command, Event, Field, HardState, Input, Node, Output, Role};
 use crate::resolver::AddressBook;
+pub use crate::route::Dropped;
+use crate::route::{route, Context, Route, Source};
+use crate::signal;
 use crate::storage::{Saved, Store};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -37,9 +42,11 @@ pub enum Exit {
 const DROP_LOG_PERIOD_MS: u64 = 1000;
 
 /// The socket's receive timeout is the loop's clock, but Linux rounds it up to its tick and
-/// fires it one tick after that (up to 8 ms late at HZ=250), so timers that fall in one tick
-/// fire together and split votes. A wait therefore ends this much before the deadline, and a
-/// precise sleep (`nanosleep`, microseconds) covers the rest.
+/// fires it one tick after that (up to 8 ms late at HZ=250), so election timers that fall in
+/// one tick fire together and split votes. Their wait therefore ends this much before the
+/// deadline, and a precise sleep (`nanosleep`, microseconds) covers the rest. A leader's
+/// heartbeat needs no such precision (a few ms late is nothing against an election timeout,
+/// and the core keeps the cadence): it waits on the socket alone.
 const TIMER_SLACK: Duration = Duration::from_millis(10);
 /// The longest single socket wait: beyond 63 ticks (252 ms at HZ=250) the kernel's timer wheel
 /// rounds a timeout up to 8 ticks, so long waits are taken in pieces below that.
@@ -48,42 +55,6 @@ const COARSE_MAX: Duration = Duration::from_millis(200);
 const MIN_WAIT: Duration = Duration::from_millis(1);
 /// Datagrams read after a precise sleep before the tick runs.
 const DRAIN_MAX: usize = 64;
-
-/// Why an input was dropped or an output not sent (the `reason` of `drop` and `send-failed`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dropped {
-    Reject(Reject),
-    BadJson,
-    RecvError,
-    /// A node message from an address that is not the named peer's.
-    UntrustedSource,
-    /// A `LEADER_INFO` answer arriving from a peer: never answered, so nodes cannot ping-pong.
-    LeaderInfoReply,
-    /// The same for a `STATUS` answer.
-    StatusReply,
-    ControllerNotAllowed,
-    SendError,
-    NoAddress,
-    /// With a cluster key: no valid tag, or not fresh.
-    Auth(auth::Reject),
-}
-
-impl Dropped {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dropped::Reject(r) => r.as_str(),
-            Dropped::BadJson => "bad-json",
-            Dropped::RecvError => "recv-error",
-            Dropped::UntrustedSource => "untrusted-source",
-            Dropped::LeaderInfoReply => "leader-info-reply",
-            Dropped::StatusReply => "status-reply",
-            Dropped::ControllerNotAllowed => "controller-not-allowed",
-            Dropped::SendError => "send-error",
-            Dropped::NoAddress => "no-address",
-            Dropped::Auth(r) => r.as_str(),
-        }
-    }
-}
 
 pub struct Runtime {
     cfg: NodeConfig,
@@ -100,9 +71,20 @@ pub struct Runtime {
     persist_us: u64,
     /// Present when a cluster key is configured.
     guard: Option<Guard>,
+    /// The socket's read timeout as last set (set again only when it changes).
+    armed: Option<Option<Duration>>,
+    /// Stop signals handled so far, and when the first one asked the node to stop.
+    signals: usize,
+    stop_at: Option<u64>,
 }
 
 pub fn run(cfg: NodeConfig) -> Exit {
+    if let Err(e) = signal::install() {
+        Line::new(&format!("node={}", cfg.name))
+            .kv("event", "warning")
+            .kv("msg", format!("{e}: a stop ends the process at once"))
+            .emit();
+    }
     match Runtime::start(cfg) {
         Ok(mut rt) => rt.serve(),
         Err(exit) => exit,
@@ -143,6 +125,9 @@ impl Runtime {
             tick_late_us: 0,
             persist_us: 0,
             guard,
+            armed: None,
+            signals: 0,
+            stop_at: None,
             cfg,
         };
         rt.log_start(bind, seed);
@@ -159,42 +144,60 @@ impl Runtime {
     pub fn serve(&mut self) -> Exit {
         let mut buf = vec![0u8; 65536];
         loop {
-            for change in self.book.poll() {
-                self.log_address(change);
-            }
-            let now = self.now();
-            let deadline = self.node.deadline();
-            if let Some(d) = deadline.filter(|&d| now >= d) {
-                let late = self.start.elapsed().as_micros() as u64;
-                self.tick_late_us = late.saturating_sub(d * 1000);
-                if let Err(exit) = self.step(now, Input::Tick) {
-                    return exit;
-                }
-                continue;
-            }
-            self.send_hellos(now);
-            let deadline = earliest(deadline, self.guard.as_ref().and_then(Guard::deadline));
-            let left = deadline.map(|d| {
-                (self.start + Duration::from_millis(d)).saturating_duration_since(Instant::now())
-            });
-            let result = match left {
-                // A deadline already past (a hello due) waits the shortest socket wait instead.
-                Some(left) if left <= TIMER_SLACK && !left.is_zero() => {
-                    self.sleep_then_drain(left, &mut buf)
-                }
-                _ => self.wait_for_datagram(left, &mut buf),
-            };
-            if let Err(exit) = result {
+            if let Err(exit) = self.turn(&mut buf) {
                 return exit;
             }
         }
     }
 
-    /// Waits for one datagram, at most until `TIMER_SLACK` before the deadline `left` from now.
-    fn wait_for_datagram(&mut self, left: Option<Duration>, buf: &mut [u8]) -> Result<(), Exit> {
-        let wait = left.map(|l| l.saturating_sub(TIMER_SLACK).clamp(MIN_WAIT, COARSE_MAX));
-        if let Err(e) = self.socket.set_read_timeout(wait) {
-            return Err(Exit::Io(format!("set_read_timeout: {e}")));
+    /// One turn of the loop: a stop signal, address changes, then a timer that is due or a wait
+    /// for one datagram.
+    fn turn(&mut self, buf: &mut [u8]) -> Result<(), Exit> {
+        self.on_signals()?;
+        for change in self.book.poll() {
+            self.log_address(change);
+        }
+        let now = self.now();
+        let timer = self.node.deadline();
+        if let Some(d) = timer.filter(|&d| now >= d) {
+            let late = self.start.elapsed().as_micros() as u64;
+            self.tick_late_us = late.saturating_sub(d * 1000);
+            return self.step(now, Input::Tick);
+        }
+        // A node stopped by SHUTDOWN sends nothing, announcements included.
+        let stopped = self.node.role() == Role::Stopped;
+        if !stopped {
+            self.send_hellos(now);
+        }
+        let hello = self.guard.as_ref().and_then(Guard::deadline);
+        let deadline = earliest(timer, hello.filter(|_| !stopped));
+        let left = deadline.map(|d| {
+            (self.start + Duration::from_millis(d)).saturating_duration_since(Instant::now())
+        });
+        let precise = deadline == timer && self.node.role() != Role::Leader;
+        match left {
+            Some(left) if precise && left <= TIMER_SLACK && !left.is_zero() => {
+                self.sleep_then_drain(left, buf)
+            }
+            Some(left) if precise => {
+                self.wait_for_datagram(Some(left.saturating_sub(TIMER_SLACK)), buf)
+            }
+            left => self.wait_for_datagram(left, buf),
+        }
+    }
+
+    /// Waits for one datagram, at most `wait` (whole milliseconds, so that the read timeout is
+    /// set again only when it changes; waits beyond `COARSE_MAX` are taken in pieces).
+    fn wait_for_datagram(&mut self, wait: Option<Duration>, buf: &mut [u8]) -> Result<(), Exit> {
+        let wait = wait.map(|w| {
+            let ms = Duration::from_millis(w.as_millis() as u64);
+            ms.clamp(MIN_WAIT, COARSE_MAX)
+        });
+        if self.armed != Some(wait) {
+            self.socket
+                .set_read_timeout(wait)
+                .map_err(|e| Exit::Io(format!("set_read_timeout: {e}")))?;
+            self.armed = Some(wait);
         }
         match self.socket.recv_from(buf) {
             Ok((n, src)) => self.on_datagram(&buf[..n], src),
@@ -205,9 +208,10 @@ impl Runtime {
         }
     }
 
-    /// The last part of a wait: a precise sleep to the deadline, then whatever arrived meanwhile
-    /// (it came before the deadline, so it is handled before the tick, as a precise timer would
-    /// have it). At most `DRAIN_MAX` datagrams, so a flood cannot hold the tick off.
+    /// The last part of an election timer's wait: a precise sleep to the deadline, then
+    /// whatever arrived meanwhile (it came before the deadline, so it is handled before the
+    /// tick, as a precise timer would have it). At most `DRAIN_MAX` datagrams, so a flood cannot
+    /// hold the tick off.
     fn sleep_then_drain(&mut self, left: Duration, buf: &mut [u8]) -> Result<(), Exit> {
         std::thread::sleep(left);
         self.socket
@@ -230,6 +234,28 @@ impl Runtime {
         result
     }
 
+    /// SIGTERM or SIGINT: the first asks the core to stop (a leader hands over; the process ends
+    /// once the node is stopped, see [`Runtime::step`]); a second one ends it at once.
+    fn on_signals(&mut self) -> Result<(), Exit> {
+        let received = signal::received();
+        if received == self.signals {
+            return Ok(());
+        }
+        let first = self.signals == 0;
+        self.signals = received;
+        let now = self.now();
+        if !first || received > 1 {
+            self.line("exit")
+                .kv("reason", "second-signal")
+                .kv("signal", signal::last_name())
+                .emit();
+            return Err(Exit::Clean);
+        }
+        self.stop_at = Some(now);
+        self.line("signal").kv("signal", signal::last_name()).emit();
+        self.step(now, Input::Stop)
+    }
+
     fn on_recv_error(&mut self, e: std::io::Error) {
         // A timeout, or a signal (e.g. the container was paused and resumed): look again.
         if !matches!(
@@ -241,8 +267,9 @@ impl Runtime {
         }
     }
 
-    fn on_datagram(&mut self, bytes: &[u8], src: SocketAddr) -> Result<(), Exit> {
-        let from = Some((src, bytes.len()));
+    /// Receive, route, act: every decision about the datagram is [`route`]'s.
+    fn on_datagram(&mut self, bytes: &[u8], addr: SocketAddr) -> Result<(), Exit> {
+        let from = Some((addr, bytes.len()));
         let d = match json::parse(bytes) {
             Ok(d) => d,
             Err(e) => {
@@ -250,48 +277,36 @@ impl Runtime {
                 return Ok(());
             }
         };
-        if self.guard.is_some() && d.request.as_deref() == Some(auth::HELLO) {
-            self.on_hello(&d, src, bytes.len());
-            return Ok(());
+        let now = self.now();
+        let src = Source {
+            addr,
+            members: self.book.members_at(addr, self.names.len()),
+            controller: self.controller_allowed(addr, now),
+        };
+        let ctx = Context {
+            names: &self.names,
+            keyed: self.guard.is_some(),
+            stopped: self.node.role() == Role::Stopped,
+        };
+        match route(&d, &src, &ctx) {
+            Route::Peer { from: id, msg } => {
+                if self.authentic(id, &d, from) {
+                    return self.step(now, Input::Receive { from: id, msg });
+                }
+            }
+            Route::Hello { from: id } => {
+                self.authentic(id, &d, from);
+            }
+            Route::Untrusted { claimed } => {
+                self.book.recheck(claimed, now);
+                let name = self.names[claimed].clone();
+                self.drop_input(Dropped::UntrustedSource, &name, from);
+            }
+            Route::Command(cmd) => return self.on_command(cmd, &d, addr),
+            Route::Answer(query) => self.answer(query, addr),
+            Route::Drop(why, detail) => self.drop_input(why, &detail, from),
         }
-        match message::classify(&d, &self.names) {
-            Err(reject) => {
-                let request = clip(d.request.as_deref().unwrap_or("null"));
-                self.drop_input(Dropped::Reject(reject), &request, from);
-                Ok(())
-            }
-            Ok(Incoming::Peer { from: id, msg }) => {
-                let now = self.now();
-                if !self.book.matches(id, src, now) {
-                    let name = self.names[id].clone();
-                    self.drop_input(Dropped::UntrustedSource, &name, from);
-                    return Ok(());
-                }
-                if !self.authentic(id, &d, src, bytes.len()) {
-                    return Ok(());
-                }
-                self.step(now, Input::Receive { from: id, msg })
-            }
-            Ok(Incoming::LeaderInfo { reply_shaped }) => {
-                let from_peer = (0..self.names.len()).any(|i| self.book.known(i, src));
-                if reply_shaped && from_peer {
-                    self.drop_input(Dropped::LeaderInfoReply, "from a peer", from);
-                } else if self.controller_allowed(src) {
-                    self.answer_leader_info(src);
-                }
-                Ok(())
-            }
-            Ok(Incoming::Status { reply_shaped }) => {
-                let from_peer = (0..self.names.len()).any(|i| self.book.known(i, src));
-                if reply_shaped && from_peer {
-                    self.drop_input(Dropped::StatusReply, "from a peer", from);
-                } else if self.controller_allowed(src) {
-                    self.answer_status(src);
-                }
-                Ok(())
-            }
-            Ok(Incoming::Control(cmd)) => self.on_command(cmd, &d, src),
-        }
+        Ok(())
     }
 
     fn on_command(
@@ -300,10 +315,7 @@ impl Runtime {
         d: &json::Datagram,
         src: SocketAddr,
     ) -> Result<(), Exit> {
-        if !self.controller_allowed(src) {
-            return Ok(());
-        }
-        let request = cmd.as_str();
+        let request = Request::from(cmd).name();
         let now = self.now();
         // Every request is obeyed; a flood of them is not written out line by line.
         if let Some(held) = self.limits.allow(request, now, 100) {
@@ -314,7 +326,7 @@ impl Runtime {
                 .kv("suppressed", held)
                 .emit();
         }
-        self.step(self.now(), Input::Command(cmd))?;
+        self.step(now, Input::Command(cmd))?;
         if cmd == Command::Shutdown && self.cfg.shutdown_exits {
             self.line("exit").kv("reason", "shutdown").emit();
             return Err(Exit::Clean);
@@ -322,68 +334,61 @@ impl Runtime {
         Ok(())
     }
 
-    fn controller_allowed(&mut self, src: SocketAddr) -> bool {
-        if self.cfg.controller_allow.is_empty() {
-            return true;
-        }
-        let now = self.now();
+    /// May `src` send controller requests? Anyone may, unless `CONTROLLER_ALLOW` names hosts.
+    fn controller_allowed(&mut self, src: SocketAddr, now: u64) -> bool {
         let first = self.cfg.peers.len();
-        let allowed = (first..first + self.cfg.controller_allow.len())
-            .any(|i| self.book.has_ip(i, src.ip(), now));
-        if !allowed {
-            self.drop_input(
-                Dropped::ControllerNotAllowed,
-                &src.to_string(),
-                Some((src, 0)),
-            );
-        }
-        allowed
+        let hosts = first..first + self.cfg.controller_allow.len();
+        hosts.is_empty()
+            || hosts
+                .into_iter()
+                .any(|i| self.book.has_ip(i, src.ip(), now))
     }
 
-    fn answer_leader_info(&mut self, src: SocketAddr) {
-        let leader = self.node.leader().map(|i| self.names[i].clone());
-        let reply = message::leader_info_reply(&self.cfg.name, self.node.term(), leader.as_deref());
-        if let Err(e) = self.socket.send_to(&json::emit(&reply), src) {
-            self.drop_input(Dropped::SendError, &e.to_string(), Some((src, 0)));
-        }
-        let now = self.now();
-        // Pollers ask several times a second: one line per asking host per minute is plenty.
-        let key = format!("leader-info-{}", src.ip());
-        if let Some(held) = self.limits.allow(&key, now, 60 * DROP_LOG_PERIOD_MS) {
-            self.line("request")
-                .kv("request", "LEADER_INFO")
-                .kv("from", src)
-                .kv("leader", leader.as_deref().unwrap_or("null"))
-                .kv("suppressed", held)
-                .emit();
-        }
-    }
-
-    /// `STATUS`: the core's read-only picture, sent back; a dashboard asks many times a second.
-    fn answer_status(&mut self, src: SocketAddr) {
+    /// `LEADER_INFO` or `STATUS`: the core's read-only picture, sent back. Pollers (a dashboard,
+    /// a grader's loop) ask many times a second: one line per query and asking host per minute.
+    fn answer(&mut self, query: Query, src: SocketAddr) {
         let now = self.now();
         let st = self.node.status(now);
-        let core = &self.cfg.core;
-        let range = (core.election_timeout_min_ms, core.election_timeout_max_ms);
-        let value = message::status_value(&st, &self.names, range);
-        let reply = message::status_reply(&self.cfg.name, st.term, value);
+        let leader = st.leader.map(|i| self.names[i].clone());
+        let value = match query {
+            Query::LeaderInfo => leader.clone(),
+            Query::Status => {
+                let core = &self.cfg.core;
+                let range = (core.election_timeout_min_ms, core.election_timeout_max_ms);
+                Some(message::status_value(&st, &self.names, range))
+            }
+        };
+        let reply = message::reply(query, &self.cfg.name, st.term, value);
         if let Err(e) = self.socket.send_to(&json::emit(&reply), src) {
             self.drop_input(Dropped::SendError, &e.to_string(), Some((src, 0)));
         }
-        let key = format!("status-{}", src.ip());
+        let request = query.request().name();
+        let key = format!("{request}-{}", src.ip());
         if let Some(held) = self.limits.allow(&key, now, 60 * DROP_LOG_PERIOD_MS) {
-            self.line("request")
-                .kv("request", "STATUS")
-                .kv("from", src)
-                .kv("suppressed", held)
-                .emit();
+            let mut line = self.line("request").kv("request", request).kv("from", src);
+            if query == Query::LeaderInfo {
+                line = line.kv("leader", leader.as_deref().unwrap_or("null"));
+            }
+            line.kv("suppressed", held).emit();
         }
     }
 
     /// One step of the core, then its output in the order Raft requires: persist, send, log.
+    /// After a stop signal, the process ends once the core has stopped.
     fn step(&mut self, now: u64, input: Input) -> Result<(), Exit> {
         let out = self.node.step(now, input);
-        self.apply(now, out)
+        self.apply(now, out)?;
+        match self.stop_at {
+            Some(at) if self.node.role() == Role::Stopped => {
+                self.line("exit")
+                    .kv("reason", "signal")
+                    .kv("signal", signal::last_name())
+                    .kv("stop_ms", now - at)
+                    .emit();
+                Err(Exit::Clean)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn apply(&mut self, now: u64, out: Output) -> Result<(), Exit> {
@@ -481,8 +486,14 @@ impl Runtime {
 
     // ---- authentication (with a cluster key) ------------------------------------------------
 
-    /// The guard's verdict on a node datagram from peer `from`; a rejection is logged.
-    fn authentic(&mut self, from: usize, d: &json::Datagram, src: SocketAddr, len: usize) -> bool {
+    /// The guard's verdict on a node datagram (or hello) from member `from`, true to deliver it
+    /// to the core; a rejection is logged. Without a key everything is delivered.
+    fn authentic(
+        &mut self,
+        from: usize,
+        d: &json::Datagram,
+        src: Option<(SocketAddr, usize)>,
+    ) -> bool {
         let now = self.now();
         let Some(guard) = &mut self.guard else {
             return true;
@@ -492,26 +503,10 @@ impl Runtime {
             Verdict::Hello => false,
             Verdict::Drop(why) => {
                 let detail = format!("{} {}", self.names[from], why.explain());
-                self.drop_input(Dropped::Auth(why), &detail, Some((src, len)));
+                self.drop_input(Dropped::Auth(why), &detail, src);
                 false
             }
         }
-    }
-
-    /// An `AUTH_HELLO`: from a configured peer at its own address, then through the guard.
-    fn on_hello(&mut self, d: &json::Datagram, src: SocketAddr, len: usize) {
-        let sender = d.sender_name.as_deref().unwrap_or("");
-        let Some(from) = self.names.iter().position(|n| n == sender) else {
-            let why = Dropped::Reject(Reject::UnknownSender);
-            self.drop_input(why, &clip(sender), Some((src, len)));
-            return;
-        };
-        let now = self.now();
-        if !self.book.matches(from, src, now) {
-            self.drop_input(Dropped::UntrustedSource, sender, Some((src, len)));
-            return;
-        }
-        self.authentic(from, d, src, len);
     }
 
     fn send_hellos(&mut self, now: u64) {

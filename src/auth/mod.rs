@@ -28,7 +28,7 @@ use crate::json::Datagram;
 use hmac::{ct_eq, HmacKey};
 
 /// `request` of the epoch announcement. Only nodes with a key send or accept it.
-pub const HELLO: &str = "AUTH_HELLO";
+pub const HELLO: &str = crate::message::Request::AuthHello.name();
 /// Bytes of the HMAC-SHA-256 tag carried (128 bits).
 pub const TAG_LEN: usize = 16;
 /// Domain separation: a tag made for anything else never verifies here.
