@@ -3,7 +3,7 @@
 //! talks to nodes over UDP, as any controller would).
 use crate::config::{split_host_port, Peer, DEFAULT_PORT};
 use crate::json::{self, Datagram};
-use crate::message::{self, Request};
+use crate::message::{self, Query, Request};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
@@ -110,11 +110,18 @@ impl Client {
         &self,
         targets: &[(String, SocketAddr)],
     ) -> Result<Vec<Option<Answer>>, String> {
+        self.query(Query::LeaderInfo, targets)
+    }
+
+    /// Ask each target `query` from one socket; answers by target name (None: silent).
+    pub fn query(
+        &self,
+        query: Query,
+        targets: &[(String, SocketAddr)],
+    ) -> Result<Vec<Option<Answer>>, String> {
         let socket = self.socket()?;
-        let bytes = json::emit(&message::control_request(
-            SENDER,
-            Request::LeaderInfo.name(),
-        ));
+        let request = query.request().name();
+        let bytes = json::emit(&message::control_request(SENDER, request));
         for (_, addr) in targets {
             // A target that cannot be reached is simply one that does not answer.
             let _ = socket.send_to(&bytes, addr);
@@ -136,6 +143,9 @@ impl Client {
             let Ok(d) = json::parse(&buf[..n]) else {
                 continue;
             };
+            if d.request.as_deref() != Some(request) {
+                continue;
+            }
             let slot = targets
                 .iter()
                 .position(|(name, addr)| *addr == src || d.sender_name.as_deref() == Some(name));

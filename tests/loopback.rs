@@ -318,6 +318,12 @@ fn timeout_revives_a_shut_down_node_into_an_election() {
     let status = c.status(f).unwrap_or_default();
     assert!(status.starts_with("role=Stopped "), "{status}");
     assert_eq!(c.leader_info(f), None);
+    // Stopped is the course's state, not a fault: the container health check still passes.
+    let health = Command::new(env!("CARGO_BIN_EXE_raft"))
+        .args(["health", "--to", &c.addr(f).to_string()])
+        .status()
+        .expect("raft health runs");
+    assert!(health.success());
     c.request(f, "TIMEOUT");
     assert_eq!(c.agreed_leader(&c.all()), f, "{}", c.logs());
 }
