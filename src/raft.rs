@@ -233,9 +233,9 @@ pub enum Tally {
 
 /// The outcome of a count of `granted` and `refused` among `cluster_size` voters.
 pub fn tally(granted: usize, refused: usize, cluster_size: usize) -> Tally {
-    debug_assert!(granted <= cluster_size);
-    debug_assert!(refused <= cluster_size);
-    debug_assert!(granted + refused <= cluster_size, "one answer per voter");
+    assert!(granted <= cluster_size);
+    assert!(refused <= cluster_size);
+    assert!(granted + refused <= cluster_size, "one answer per voter");
     let majority = cluster_size / 2 + 1;
     if granted >= majority {
         Tally::Won
@@ -279,7 +279,7 @@ impl Votes {
     }
 
     fn tally(&self, cluster_size: usize) -> Tally {
-        debug_assert_eq!(
+        assert_eq!(
             self.granted & self.refused,
             0,
             "a voter both granted and refused"
@@ -390,7 +390,7 @@ pub struct Node {
 impl Node {
     /// A node starting (or restarting) from `hard`, as a follower with a fresh election timer.
     pub fn new(cfg: Config, hard: HardState, seed: u64, now: Time) -> Node {
-        debug_assert!(cfg.validate().is_ok());
+        assert!(cfg.validate().is_ok());
         let mut node = Node {
             cfg,
             hard,
@@ -464,12 +464,12 @@ impl Node {
         if let Some(l) = leader.filter(|&l| l != self.cfg.id && leader != leader_before) {
             self.out.events.push(Event::Leader { leader: l });
         }
-        debug_assert!(self.hard.term >= term_before, "terms never decrease");
+        assert!(self.hard.term >= term_before, "terms never decrease");
         if was_stopped && matches!(input, Input::Tick | Input::Receive { .. }) {
             // A stopped node is deaf and silent: only the controller wakes it.
-            debug_assert_eq!(self.state, State::Stopped);
-            debug_assert!(self.out.send.is_empty());
-            debug_assert!(self.out.persist.is_none());
+            assert_eq!(self.state, State::Stopped);
+            assert!(self.out.send.is_empty());
+            assert!(self.out.persist.is_none());
         }
         self.check_invariants();
         let mut out = std::mem::take(&mut self.out);
@@ -606,8 +606,12 @@ impl Node {
     }
 
     fn become_leader(&mut self, now: Time, campaign: Campaign) {
-        debug_assert_eq!(self.role(), Role::Candidate);
-        debug_assert_eq!(self.hard.voted_for, Some(self.cfg.id));
+        assert_eq!(self.role(), Role::Candidate);
+        assert_eq!(self.hard.voted_for, Some(self.cfg.id));
+        assert!(
+            campaign.votes.granted() >= self.cfg.majority(),
+            "a leader has a majority"
+        );
         self.state = State::Leader {
             last_heard: vec![now; self.cfg.cluster_size].into_boxed_slice(),
         };
@@ -905,7 +909,7 @@ impl Node {
 
     /// Move to `term` (never down) on the way to becoming `role`.
     fn set_term(&mut self, term: u64, role: Role) {
-        debug_assert!(term >= self.hard.term, "terms never decrease");
+        assert!(term >= self.hard.term, "terms never decrease");
         if term > self.hard.term {
             self.out.events.push(Event::Term {
                 from: self.hard.term,
@@ -921,7 +925,7 @@ impl Node {
     }
 
     fn set_vote(&mut self, id: NodeId) {
-        debug_assert!(self.hard.voted_for.is_none() || self.hard.voted_for == Some(id));
+        assert!(self.hard.voted_for.is_none() || self.hard.voted_for == Some(id));
         if self.hard.voted_for != Some(id) {
             self.hard.voted_for = Some(id);
             self.out.persist = Some(self.hard);
@@ -936,8 +940,8 @@ impl Node {
     }
 
     fn send(&mut self, to: NodeId, kind: Kind, term: u64) {
-        debug_assert!(to < self.cfg.cluster_size);
-        debug_assert_ne!(to, self.cfg.id, "a node never sends to itself");
+        assert!(to < self.cfg.cluster_size);
+        assert_ne!(to, self.cfg.id, "a node never sends to itself");
         self.out.send.push((to, Msg { term, kind }));
     }
 
@@ -962,39 +966,40 @@ impl Node {
         self.out.events.push(Event::Ignored { from, reason });
     }
 
-    /// What the types cannot say, checked after every step (debug builds). A candidate and a
-    /// leader have voted for themselves; a follower never follows itself.
+    /// What the types cannot say, checked after every step, in the shipped binary too (an
+    /// election node is all control plane: a broken invariant must stop it, not spread). A
+    /// candidate and a leader have voted for themselves; a follower never follows itself.
     fn check_invariants(&self) {
         let me = self.cfg.id;
         match &self.state {
             State::Leader { .. } | State::Candidate(_) => {
-                debug_assert_eq!(self.hard.voted_for, Some(me));
+                assert_eq!(self.hard.voted_for, Some(me));
             }
             State::Follower { leader: Some(c) } => {
-                debug_assert_ne!(c.leader, me, "a follower never follows itself");
-                debug_assert!(c.leader < self.cfg.cluster_size);
+                assert_ne!(c.leader, me, "a follower never follows itself");
+                assert!(c.leader < self.cfg.cluster_size);
             }
             State::Stopping(h) => {
-                debug_assert_ne!(h.successor, me, "a node never hands over to itself");
-                debug_assert!(h.term <= self.hard.term);
-                debug_assert!(self.leader().is_none());
+                assert_ne!(h.successor, me, "a node never hands over to itself");
+                assert!(h.term <= self.hard.term);
+                assert!(self.leader().is_none());
             }
             State::Follower { leader: None } | State::PreCandidate(_) | State::Stopped => {
-                debug_assert!(self.leader().is_none());
+                assert!(self.leader().is_none());
             }
         }
         if let State::PreCandidate(c) | State::Candidate(c) = &self.state {
             let members = u64::MAX >> (Votes::BITS - self.cfg.cluster_size);
-            debug_assert!(
+            assert!(
                 c.votes.granted & (1 << me) != 0,
                 "a candidate votes for itself"
             );
-            debug_assert_eq!(
+            assert_eq!(
                 c.votes.granted & !members,
                 0,
                 "a vote from outside the cluster"
             );
-            debug_assert_eq!(
+            assert_eq!(
                 c.votes.refused & !members,
                 0,
                 "a refusal from outside the cluster"

@@ -100,9 +100,19 @@ impl Runtime {
             None => (HardState::default(), None),
         };
         if let Some(s) = &store {
-            // Find out now, not at the first election, that the state cannot be written.
+            // Find out now, not at the first election, that the state cannot be written, or
+            // does not read back as written.
+            let path = s.path();
             save(s, hard, &names)
-                .map_err(|e| Exit::State(format!("cannot write {}: {e}", s.path().display())))?;
+                .map_err(|e| Exit::State(format!("cannot write {}: {e}", path.display())))?;
+            match load_hard_state(s, &names) {
+                Ok((back, None)) if back == hard => {}
+                other => {
+                    let got = other.map(|(h, _)| h);
+                    let msg = format!("{}: wrote {hard:?}, read back {got:?}", path.display());
+                    return Err(Exit::State(msg));
+                }
+            }
         }
         let bind = cfg.bind_addr();
         let socket =
@@ -393,6 +403,11 @@ impl Runtime {
 
     fn apply(&mut self, now: u64, out: Output) -> Result<(), Exit> {
         if let Some(hard) = out.persist {
+            assert_eq!(
+                hard,
+                self.node.hard_state(),
+                "the core's current state is persisted"
+            );
             let t = Instant::now();
             self.persist(hard)?;
             self.persist_us = t.elapsed().as_micros() as u64;
