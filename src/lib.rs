@@ -9,7 +9,8 @@
 //! | `message.rs`    | the wire table: which datagram means which core input, and back |
 //! | `route.rs`      | what a node does with a datagram (a pure function)            |
 //! | `signal.rs`     | SIGTERM/SIGINT caught (the crate's only `unsafe`)              |
-//! | `runtime.rs`    | the single-threaded UDP loop around the core                   |
+//! | `runtime/`      | the single-threaded UDP loop around the core (`mod.rs`), its   |
+//! |                 | log lines (`log.rs`) and start-up: state, guard, seed (`setup.rs`) |
 //! | `config.rs`     | configuration from the environment                             |
 //! | `storage.rs`    | durable term and vote                                          |
 //! | `resolver.rs`   | peer addresses, looked up off the election loop                |

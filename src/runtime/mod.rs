@@ -14,20 +14,24 @@
 //! ```
 //! With a cluster key, node datagrams pass `auth::Guard::open` between the source check and the
 //! core, and `auth::Guard::seal` on the way out; the guard's announcements share the wait.
-use crate::auth::{self, Guard, Verdict};
+use crate::auth::{Guard, Verdict};
 use crate::config::NodeConfig;
 use crate::json;
 use crate::log::{clip, Line, RateLimit};
 use crate::message::{self, Query, Request};
-use crate::raft::{Cause, Command, Event, Field, HardState, Input, Node, Output, Role};
+use crate::raft::{Command, HardState, Input, Node, Output, Role};
 use crate::resolver::AddressBook;
 pub use crate::route::Dropped;
 use crate::route::{route, Context, Route, Source};
 use crate::signal;
-use crate::storage::{Saved, Store};
+use crate::storage::Store;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+
+mod log;
+mod setup;
+use setup::{load_hard_state, make_guard, node_seed, save};
 
 /// Why the node stopped: `Config` and `State` exit with status 2, `Io` with 1.
 #[derive(Debug)]
@@ -440,65 +444,6 @@ impl Runtime {
             .map_err(|e| Exit::Io(format!("cannot persist to {}: {e}", store.path().display())))
     }
 
-    // ---- logging -----------------------------------------------------------------------------
-
-    fn line(&self, event: &str) -> Line {
-        self.line_as(event, self.node.term(), self.node.role())
-    }
-
-    /// A line stamped with the term and role an event happened in (a step can pass through
-    /// several: a one-node cluster becomes candidate and leader in one step).
-    fn line_as(&self, event: &str, term: u64, role: Role) -> Line {
-        Line::new(&format!("node={}", self.cfg.name))
-            .kv("term", term)
-            .kv("role", role.as_str())
-            .kv("event", event)
-    }
-
-    /// An event's line: its canonical fields, with members by name. Lines about ignored
-    /// messages are rate-limited per reason.
-    fn log_event(&mut self, now: u64, event: Event) {
-        let held = match event {
-            Event::Ignored { reason, .. } => {
-                let key = format!("ignored-{}", reason.as_str());
-                match self.limits.allow(&key, now, DROP_LOG_PERIOD_MS) {
-                    Some(held) => Some(held),
-                    None => return,
-                }
-            }
-            _ => None,
-        };
-        let (term, role) = event
-            .stamp()
-            .unwrap_or((self.node.term(), self.node.role()));
-        let line = self.line_as(event.name(), term, role);
-        self.timing(event_fields(line, &event, &self.names, held), &event)
-            .emit();
-    }
-
-    /// What explains an election's timing: how late a timer fired (the kernel rounds socket
-    /// timeouts up to its tick) and how long writing the term and vote took.
-    fn timing(&self, mut line: Line, event: &Event) -> Line {
-        let (timer, disk) = match *event {
-            Event::Became { role, cause, .. } => {
-                (cause == Cause::ElectionTimeout, role == Role::Candidate)
-            }
-            Event::Vote {
-                pre: false,
-                verdict,
-                ..
-            } => (false, verdict.granted()),
-            _ => (false, false),
-        };
-        if timer {
-            line = line.kv("late_us", self.tick_late_us);
-        }
-        if disk {
-            line = line.kv("persist_us", self.persist_us);
-        }
-        line
-    }
-
     // ---- authentication (with a cluster key) ------------------------------------------------
 
     /// The guard's verdict on a node datagram (or hello) from member `from`, true to deliver it
@@ -538,145 +483,6 @@ impl Runtime {
             }
         }
     }
-
-    fn drop_input(&mut self, why: Dropped, detail: &str, src: Option<(SocketAddr, usize)>) {
-        let now = self.now();
-        let reason = why.as_str();
-        if let Some(held) = self.limits.allow(reason, now, DROP_LOG_PERIOD_MS) {
-            let mut line = self.line("drop").kv("reason", reason).kv("detail", detail);
-            if let Some((addr, len)) = src {
-                line = line.kv("from", addr).kv("bytes", len);
-            }
-            line.kv("suppressed", held).emit();
-        }
-    }
-
-    fn drop_output(&mut self, why: Dropped, detail: &str) {
-        let now = self.now();
-        let reason = why.as_str();
-        if let Some(held) = self.limits.allow(reason, now, DROP_LOG_PERIOD_MS) {
-            self.line("send-failed")
-                .kv("reason", reason)
-                .kv("detail", detail)
-                .kv("suppressed", held)
-                .emit();
-        }
-    }
-
-    fn log_address(&mut self, change: crate::resolver::Change) {
-        let name = match self.names.get(change.index) {
-            Some(n) => n.clone(),
-            None => self.cfg.controller_allow[change.index - self.names.len()].clone(),
-        };
-        match change.addrs {
-            Ok(addrs) => {
-                let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-                self.line("address")
-                    .kv("peer", name)
-                    .kv("addrs", list.join(","))
-                    .emit();
-            }
-            Err(e) => {
-                let key = format!("resolve-{name}");
-                let now = self.now();
-                if let Some(held) = self.limits.allow(&key, now, 10 * DROP_LOG_PERIOD_MS) {
-                    self.line("address")
-                        .kv("peer", name)
-                        .kv("error", e)
-                        .kv("suppressed", held)
-                        .emit();
-                }
-            }
-        }
-    }
-
-    fn log_start(&self, bind: SocketAddr, seed: u64) {
-        let peers: Vec<String> = self
-            .cfg
-            .peers
-            .iter()
-            .map(|p| format!("{}={}:{}", p.name, p.host, p.port))
-            .collect();
-        let hard = self.node.hard_state();
-        let core = self.cfg.core;
-        self.line("start")
-            .kv("bind", bind)
-            .kv("peers", peers.join(","))
-            .kv(
-                "election_ms",
-                format!(
-                    "{}-{}",
-                    core.election_timeout_min_ms, core.election_timeout_max_ms
-                ),
-            )
-            .kv("heartbeat_ms", core.heartbeat_ms)
-            .kv("pre_vote", core.pre_vote)
-            .kv("check_quorum", core.check_quorum)
-            .kv("data_dir", self.cfg.data_dir.as_deref().unwrap_or("none"))
-            .kv(
-                "voted_for",
-                hard.voted_for.map_or("none", |i| self.names[i].as_str()),
-            )
-            .kv("seed", seed)
-            .kv("auth", self.guard.as_ref().map_or("off", |_| "hmac-sha256"))
-            .kv(
-                "epoch",
-                self.guard
-                    .as_ref()
-                    .map_or("none".to_string(), |g| format!("{:x}", g.epoch())),
-            )
-            .emit();
-        if self.store.is_none() {
-            self.line("warning")
-                .kv(
-                    "msg",
-                    "DATA_DIR is not set: term and vote are not durable across restarts",
-                )
-                .emit();
-        }
-    }
-}
-
-/// An event's fields after the line's stamp, members by name (`?` for an id outside the cluster),
-/// then `suppressed` when the line is rate-limited.
-fn event_fields(mut line: Line, event: &Event, names: &[String], held: Option<u64>) -> Line {
-    for (key, value) in event.fields() {
-        line = match value {
-            Field::Node(id) => line.kv(key, names.get(id).map_or("?", |s| s.as_str())),
-            other => line.kv(key, other),
-        };
-    }
-    match held {
-        Some(held) => line.kv("suppressed", held),
-        None => line,
-    }
-}
-
-/// The message guard when a cluster key is configured: keys read, this start's epoch saved.
-fn make_guard(cfg: &NodeConfig, names: &[String]) -> Result<Option<Guard>, Exit> {
-    let Some(src) = &cfg.cluster_key else {
-        return Ok(None);
-    };
-    let current = auth::keyfile::load(src).map_err(Exit::Config)?;
-    let previous = match &cfg.cluster_key_previous {
-        Some(p) => Some(auth::keyfile::load(p).map_err(Exit::Config)?),
-        None => None,
-    };
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    let dir = cfg.data_dir.as_deref().map(std::path::Path::new);
-    let epoch = auth::epoch::next(dir, now_us).map_err(Exit::State)?;
-    let keys = auth::Keys::new(&current, previous.as_deref());
-    let hello_ms = cfg.core.heartbeat_ms;
-    Ok(Some(Guard::new(
-        keys,
-        names.to_vec(),
-        cfg.id(),
-        epoch,
-        hello_ms,
-        0,
-    )))
 }
 
 fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -686,196 +492,5 @@ fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// The saved term and vote, and a warning worth logging, if any.
-fn load_hard_state(store: &Store, names: &[String]) -> Result<(HardState, Option<String>), Exit> {
-    let loaded = store.load();
-    let path = store.path();
-    let Some(saved) = loaded.map_err(|e| Exit::State(format!("{}: {e}", path.display())))? else {
-        return Ok((HardState::default(), None));
-    };
-    let Some(name) = saved.voted_for else {
-        let hard = HardState {
-            term: saved.term,
-            voted_for: None,
-        };
-        return Ok((hard, None));
-    };
-    if let Some(id) = names.iter().position(|n| *n == name) {
-        let hard = HardState {
-            term: saved.term,
-            voted_for: Some(id),
-        };
-        return Ok((hard, None));
-    }
-    // The vote went to a node no longer in PEERS (the cluster was resized). Moving on to the next
-    // term with no vote is always safe in Raft; forgetting the vote within its term is not.
-    let term = saved.term.checked_add(1).ok_or_else(|| {
-        Exit::State(format!(
-            "{}: votes for {name}, not in PEERS",
-            store.path().display()
-        ))
-    })?;
-    let note = format!(
-        "saved vote for {name} (not in PEERS) in term {}: starting at term {term}",
-        saved.term
-    );
-    Ok((
-        HardState {
-            term,
-            voted_for: None,
-        },
-        Some(note),
-    ))
-}
-
-fn save(store: &Store, hard: HardState, names: &[String]) -> std::io::Result<()> {
-    store.save(&Saved {
-        term: hard.term,
-        voted_for: hard.voted_for.map(|i| names[i].clone()),
-    })
-}
-
-/// Each node's PRNG seed. Nodes started in the same millisecond must still draw different
-/// timeouts (identical ones split every vote), so the seed mixes the node's name with either the
-/// configured `SEED` (reproducible runs) or the time and pid.
-fn node_seed(base: Option<u64>, name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a over the name
-    for b in name.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    let base = base.unwrap_or_else(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        nanos ^ ((std::process::id() as u64) << 32)
-    });
-    crate::raft::Rng::new(base ^ h).next_u64()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store_with(tag: &str, text: &str) -> Store {
-        let dir = std::env::temp_dir().join(format!("raft-rt-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(crate::storage::FILE_NAME), text).unwrap();
-        Store::new(dir)
-    }
-
-    /// The lines the Python suites parse, byte for byte after the time stamp.
-    #[test]
-    fn event_lines_keep_their_format() {
-        use crate::raft::{Cause, Disregard, Verdict};
-        let names: Vec<String> = ["Node1", "Node2", "Node3"].map(String::from).to_vec();
-        let cases = [
-            (
-                Event::Became {
-                    role: Role::Candidate,
-                    term: 1,
-                    cause: Cause::PreVoteWon,
-                },
-                None,
-                "node=Node1 term=1 role=Candidate event=become to=Candidate reason=pre-vote-won",
-            ),
-            (
-                Event::Elected {
-                    term: 1,
-                    votes: 2,
-                    of: 3,
-                    after_ms: 5,
-                },
-                None,
-                "node=Node1 term=1 role=Leader event=elected votes=2/3 after_ms=5",
-            ),
-            (
-                Event::Vote {
-                    candidate: 1,
-                    term: 4,
-                    pre: false,
-                    verdict: Verdict::Granted,
-                },
-                None,
-                "node=Node1 term=1 role=Leader event=vote candidate=Node2 for_term=4 granted=true reason=granted",
-            ),
-            (
-                Event::Vote {
-                    candidate: 2,
-                    term: 4,
-                    pre: true,
-                    verdict: Verdict::LeaderLease,
-                },
-                None,
-                "node=Node1 term=1 role=Leader event=pre-vote candidate=Node3 for_term=4 granted=false reason=leader-lease",
-            ),
-            (
-                Event::Term {
-                    from: 3,
-                    to: 4,
-                    role: Role::Follower,
-                },
-                None,
-                "node=Node1 term=4 role=Follower event=term from=3",
-            ),
-            (
-                Event::Ignored {
-                    from: 9,
-                    reason: Disregard::NotAPeer,
-                },
-                Some(2),
-                "node=Node1 term=1 role=Leader event=ignored from=? reason=not-a-peer suppressed=2",
-            ),
-            (
-                Event::Leader { leader: 2 },
-                None,
-                "node=Node1 term=1 role=Leader event=leader leader=Node3",
-            ),
-        ];
-        for (event, held, want) in cases {
-            let (term, role) = event.stamp().unwrap_or((1, Role::Leader));
-            let line = Line::new("node=Node1")
-                .kv("term", term)
-                .kv("role", role.as_str())
-                .kv("event", event.name());
-            let text = event_fields(line, &event, &names, held).into_string();
-            let (_, rest) = text.split_once(' ').unwrap_or_default();
-            assert_eq!(rest, want);
-        }
-    }
-
-    #[test]
-    fn a_saved_vote_loads_as_the_member_it_names() {
-        let names: Vec<String> = ["Node1", "Node2"].map(String::from).to_vec();
-        let store = store_with("member", "term=7\nvoted_for=Node2\n");
-        let (hard, note) = load_hard_state(&store, &names).unwrap();
-        assert_eq!(
-            hard,
-            HardState {
-                term: 7,
-                voted_for: Some(1)
-            }
-        );
-        assert_eq!(note, None);
-    }
-
-    #[test]
-    fn a_vote_for_a_removed_member_moves_to_the_next_term_without_a_vote() {
-        let names: Vec<String> = ["Node1", "Node2"].map(String::from).to_vec();
-        let store = store_with("removed", "term=7\nvoted_for=Node9\n");
-        let (hard, note) = load_hard_state(&store, &names).unwrap();
-        assert_eq!(
-            hard,
-            HardState {
-                term: 8,
-                voted_for: None
-            }
-        );
-        assert!(note.is_some_and(|n| n.contains("Node9")));
-        let last = store_with("last", &format!("term={}\nvoted_for=Node9\n", u64::MAX));
-        assert!(matches!(
-            load_hard_state(&last, &names),
-            Err(Exit::State(_))
-        ));
-    }
-}
+mod tests;
