@@ -63,7 +63,12 @@ impl Runtime {
         line
     }
 
-    pub(super) fn drop_input(&mut self, why: Dropped, detail: &str, src: Option<(SocketAddr, usize)>) {
+    pub(super) fn drop_input(
+        &mut self,
+        why: Dropped,
+        detail: &str,
+        src: Option<(SocketAddr, usize)>,
+    ) {
         let now = self.now();
         let reason = why.as_str();
         if let Some(held) = self.limits.allow(reason, now, DROP_LOG_PERIOD_MS) {
