@@ -331,3 +331,28 @@ fn adversary_long() {
         failures[..failures.len().min(20)].join("\n")
     );
 }
+
+/// One line per seed, `seed nodes bytes digest outcome`, with the FNV-1a digest of the seed's
+/// full trace: `SIM_SEEDS=300 cargo test --profile checked --test sim trace_digests -- --ignored
+/// --nocapture > before.txt`. Two builds replay alike when their lists are equal.
+#[test]
+#[ignore = "a tool: compare its output between two builds"]
+fn trace_digests() {
+    let start_seed = env_u64("SIM_START").unwrap_or(0);
+    let count = env_u64("SIM_SEEDS").unwrap_or(300);
+    for seed in start_seed..start_seed + count {
+        let n = nodes_for(seed);
+        let (result, trace) = campaign::run(seed, n, true);
+        let digest = trace.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let outcome = match result {
+            Ok(o) => format!("ok converge={} events={}", o.converge_ms, o.events),
+            Err(e) => format!("FAILED {}", e.lines().next().unwrap_or("")),
+        };
+        println!(
+            "seed {seed} n={n} bytes={} fnv={digest:016x} {outcome}",
+            trace.len()
+        );
+    }
+}
