@@ -13,6 +13,7 @@
 //! | `resolver.rs`   | peer addresses, looked up off the election loop                |
 //! | `log.rs`        | logfmt lines and rate limits                                   |
 //! | `controller.rs` | the controller verbs (a client of the nodes)                   |
+//! | `sim/`          | the deterministic simulator, for the tests and the playground  |
 #![deny(unsafe_code)]
 
 pub mod auth;
@@ -25,4 +26,6 @@ pub mod message;
 pub mod raft;
 pub mod resolver;
 pub mod runtime;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod storage;

@@ -1,13 +1,12 @@
 //! Deterministic simulation of the election core.
 //!
-//! Every test here drives real `raft::raft::Node`s through a simulated clock and network (see
-//! `world.rs`); a run is a pure function of (seed, cluster size). Layout:
-//! - `net.rs`: links with delay, jitter, loss, duplication, reordering, and cuts;
-//! - `world.rs`: event queue, nodes and their disks, crashes, pauses, partitions, commands;
-//! - `check.rs`: the safety invariants, checked after every step;
+//! Every test here drives real `raft::raft::Node`s through the simulated clock and network of
+//! `raft::sim` (the world, its network and host models, the safety checker and the timed
+//! properties live in the library, shared with the browser playground); a run is a pure
+//! function of (seed, cluster size). Layout:
 //! - `campaign.rs`: random fault schedules per seed, liveness after the heal;
 //! - `script.rs` and `testdata/*.txt`: scenario files, the election stories as scripts with their
-//!   exact traces (the place to read an election);
+//!   exact traces (the place to read an election; the language is `raft::sim::script`);
 //! - `scenarios.rs`: the same situations on a jittery LAN, with timing bounds;
 //! - `experiments.rs`: failover-time and split-vote measurements against the Raft paper.
 //!
@@ -17,14 +16,9 @@
 
 mod adversary;
 mod campaign;
-mod check;
 mod experiments;
-mod host;
-mod net;
-mod props;
 mod scenarios;
 mod script;
-mod world;
 
 use campaign::{nodes_for, Outcome};
 use std::time::Instant;
