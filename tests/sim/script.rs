@@ -16,7 +16,7 @@ fn scenario_files() {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 7,
+        files.len() >= 8,
         "scenario files missing from {}",
         dir.display()
     );
@@ -48,10 +48,21 @@ fn a_script_error_names_its_line() {
     let unknown = regenerate("> nodes 3\n> dance\n").unwrap_err();
     assert!(unknown.contains("unknown command"), "{unknown}");
     assert!(regenerate("> tick n0\n").is_err(), "no cluster yet");
+    let late = regenerate("> nodes 3\n> elect n2\n").unwrap_err();
+    assert!(late.contains("n0's timer is due first"), "{late}");
+    let big = regenerate("> nodes 65\n").unwrap_err();
+    assert!(big.starts_with("line 1:"), "{big}");
 }
 
 #[test]
 fn a_changed_trace_is_a_difference() {
+    let silent = regenerate("> nodes 3\n> elect n0\n> status\n").unwrap();
+    assert_eq!(
+        silent.lines().count(),
+        6,
+        "the setup writes nothing: {silent}"
+    );
+    assert!(silent.contains("n0 Leader       t1"), "{silent}");
     let script = "> nodes 3\n> tick n0\n";
     let trace = regenerate(script).unwrap();
     assert!(trace.lines().count() > 2, "{trace}");
