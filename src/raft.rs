@@ -612,8 +612,18 @@ impl Node {
             campaign.votes.granted() >= self.cfg.majority(),
             "a leader has a majority"
         );
+        // Its voters were heard from as it won, the others not yet (0: outside the window once
+        // the clock has run `election_min`), so a handover never names a peer that never answered.
         self.state = State::Leader {
-            last_heard: vec![now; self.cfg.cluster_size].into_boxed_slice(),
+            last_heard: (0..self.cfg.cluster_size)
+                .map(|p| {
+                    if campaign.votes.granted & (1 << p) != 0 {
+                        now
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
         };
         self.out.events.push(Event::Elected {
             term: self.hard.term,

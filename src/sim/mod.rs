@@ -10,7 +10,8 @@
 //! | `host.rs`    | when a timer really fires (the kernel's tick), disk time before sending  |
 //! | `world.rs`   | the timed world: event queue, nodes and disks, crashes, pauses, faults   |
 //! | `check.rs`   | the safety invariants, checked after every step                          |
-//! | `props.rs`   | the timed properties of stickiness and CheckQuorum                       |
+//! | `props.rs`   | the timed properties of stickiness, CheckQuorum, timers, forced campaigns |
+//! | `handover.rs`| the timed properties of leadership transfer and of the planned stop      |
 //! | `cluster.rs` | the zero-delay cluster: messages wait until delivered, timers fire on cue |
 //! | `script.rs`  | scenario files: commands to a cluster, each followed by its trace        |
 //!
@@ -19,6 +20,7 @@
 
 pub mod check;
 pub mod cluster;
+pub mod handover;
 pub mod host;
 pub mod net;
 pub mod props;

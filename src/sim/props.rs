@@ -1,5 +1,7 @@
-//! Timed properties: what the extensions (leader stickiness, CheckQuorum) promise over time,
-//! checked in every campaign, beside the safety invariants of `check.rs`.
+//! Timed properties: what the extensions (leader stickiness, CheckQuorum, the pre-vote hold,
+//! forced campaigns) and the timers promise over time, checked in every campaign, beside the
+//! safety invariants of `check.rs`. Leadership transfer and the planned stop have theirs in
+//! `handover.rs`.
 //!
 //! - **Stickiness holds at every node:** with CheckQuorum on, a node that heard a heartbeat from
 //!   the leader it follows less than `election_min` ago grants neither a pre-vote nor an
@@ -16,12 +18,34 @@
 //! - **A leader with a majority stays:** on a clean network (no loss, no reordering), a leader
 //!   whose majority has been reachable for `election_min + heartbeat + 2 * d` never steps down
 //!   for lost quorum; `d` is the longest one-way delay.
+//! - **Forced campaigns only on a current order:** a campaign that skips the pre-vote and
+//!   overrides stickiness (cause `leadership-transfer` or `timeout-command`) starts only on a
+//!   `TIMEOUT` command to that node, or on a `TIMEOUT_NOW` of term `t` sent by the leader elected
+//!   in `t` to a node whose term was at most `t`, the campaign being in `t + 1` (so never on a
+//!   stale, duplicated or overtaken one); a vote request marked forced leaves only in the step
+//!   that starts such a campaign in its term; an unforced candidacy without a pre-vote starts
+//!   only when the node's own timer fires.
+//! - **Only a leader's heartbeat, a granted vote or the timer move a follower's timer:** a node
+//!   that is a follower before and after a step, in the same term, changes its election
+//!   deadline only on its timer's tick (the pre-vote hold moves it there), on an `APPEND_RPC` of
+//!   its term from the leader it then follows, or when it grants its vote. A controller request
+//!   or any other message that restarts it holds failover off.
+//! - **The heartbeat cadence does not drift:** a leader elected at `e` asks to be woken at
+//!   `e + heartbeat`, and at each heartbeat tick at `now` for the deadline `d` it asks for
+//!   `d + heartbeat` (the grid `e + k * heartbeat`), however late the tick came (the kernel's
+//!   tick always comes late); only a tick later than a whole interval (a paused process) starts
+//!   a new grid at `now + heartbeat`. Between ticks nothing moves the deadline.
+//! - **The pre-vote hold holds:** a node that granted a pre-vote at `g` starts no campaign of
+//!   its own timer's before `g + heartbeat` (the core's departure from §9.6).
 //!
-//! Each is tracked from what the world knows (deliveries, links, statuses), never from the
-//! node's own bookkeeping, so a node that gets its lease or its quorum count wrong is caught.
+//! Each is tracked from what the world knows (deliveries, links, statuses, the deadline each
+//! step asks for), never from the node's own bookkeeping, so a node that gets its lease or its
+//! quorum count wrong is caught.
 
-use super::check::Violation;
-use crate::raft::{Cause, Event, Kind, NodeId, Role, Time, Verdict};
+use super::check::{Checker, Violation};
+use crate::raft::{
+    Cause, Command, Config, Event, HardState, Input, Kind, Msg, NodeId, Role, Time, Verdict,
+};
 
 /// The longest a kernel tick can delay a timer in the host model (a level-1 bucket at HZ=250).
 pub const TICK_SLACK: Time = 40;
@@ -34,17 +58,45 @@ pub struct Props {
     lacking: Vec<Option<Time>>,
     /// Per leader: since when it has had a reachable majority on a clean network.
     reachable: Vec<Option<Time>>,
+    /// Per leader: (term, the heartbeat deadline its grid gives next).
+    beat: Vec<Option<(u64, Time)>>,
+    /// Per node: when it last granted a pre-vote (its hold runs from there).
+    pre_granted: Vec<Option<Time>>,
 }
 
 /// What the world tells the properties about one step of one node.
 pub struct Step<'a> {
     pub id: NodeId,
     pub now: Time,
+    pub input: Input,
     pub from: Option<(NodeId, Kind, u64)>,
     /// The node's term and leader before and after the step.
     pub before: (u64, Option<NodeId>),
     pub after: (u64, Option<NodeId>),
+    /// The node's role before and after the step.
+    pub roles: (Role, Role),
+    /// The deadline the node had before the step, and the one it asks for after it.
+    pub deadlines: (Option<Time>, Option<Time>),
     pub events: &'a [Event],
+    pub sent: &'a [(NodeId, Msg)],
+    pub persist: Option<HardState>,
+}
+
+impl Step<'_> {
+    /// Whether one of the step's events is `Became { role, cause }` (any term).
+    pub fn became(&self, role: Role, cause: Cause) -> bool {
+        self.events.iter().any(
+            |e| matches!(*e, Event::Became { role: r, cause: c, .. } if r == role && c == cause),
+        )
+    }
+
+    /// The recipients of the messages of `kind` this step sent.
+    pub fn sent_kind(&self, kind: Kind) -> impl Iterator<Item = (NodeId, Msg)> + '_ {
+        self.sent
+            .iter()
+            .copied()
+            .filter(move |(_, m)| m.kind == kind)
+    }
 }
 
 impl Props {
@@ -53,7 +105,14 @@ impl Props {
             heard: vec![None; n],
             lacking: vec![None; n],
             reachable: vec![None; n],
+            beat: vec![None; n],
+            pre_granted: vec![None; n],
         }
+    }
+
+    /// The last heartbeat node `id` accepted from the leader it follows: (term, leader, time).
+    pub fn heard(&self, id: NodeId) -> Option<(u64, NodeId, Time)> {
+        self.heard[id]
     }
 
     /// Stickiness, after every step. `check_quorum`: stickiness is on; `election_min`: its span.
@@ -116,9 +175,85 @@ impl Props {
         Ok(())
     }
 
-    /// A crashed node forgets whom it followed.
+    /// A crashed node forgets whom it followed, whether it leads, and its hold.
     pub fn forget(&mut self, id: NodeId) {
         self.heard[id] = None;
+        self.beat[id] = None;
+        self.pre_granted[id] = None;
+    }
+
+    /// Forced campaigns, the follower's timer, the heartbeat cadence and the pre-vote hold,
+    /// after every step (see the module's list).
+    pub fn timers(&mut self, s: &Step, cfg: &Config, check: &Checker) -> Result<(), Violation> {
+        forced_campaigns(s, check)?;
+        follower_timer(s)?;
+        self.cadence(s, cfg.heartbeat_ms)?;
+        self.hold(s, cfg.heartbeat_ms)
+    }
+
+    fn cadence(&mut self, s: &Step, heartbeat: Time) -> Result<(), Violation> {
+        let id = s.id;
+        let elected = s.events.iter().find_map(|e| match *e {
+            Event::Elected { term, .. } => Some(term),
+            _ => None,
+        });
+        let expected = match (elected, self.beat[id]) {
+            (Some(term), _) => Some((term, s.now + heartbeat)),
+            (None, Some((term, due))) if s.roles == (Role::Leader, Role::Leader) => {
+                let next = match s.input {
+                    // The heartbeat tick: the next beat on the grid, unless even that has passed.
+                    Input::Tick if s.now >= due && due + heartbeat > s.now => due + heartbeat,
+                    Input::Tick if s.now >= due => s.now + heartbeat,
+                    _ => due,
+                };
+                Some((term, next))
+            }
+            _ => None,
+        };
+        self.beat[id] = None;
+        let Some((term, due)) =
+            expected.filter(|&(t, _)| (s.roles.1, s.after.0) == (Role::Leader, t))
+        else {
+            return Ok(());
+        };
+        if s.deadlines.1 != Some(due) {
+            return Err(format!(
+                "CADENCE: n{id}, leader of term {term}, asked to be woken at {:?} after {:?} at \
+                 {} ms (deadline was {:?}); its heartbeat grid gives {due}",
+                s.deadlines.1, s.input, s.now, s.deadlines.0
+            ));
+        }
+        self.beat[id] = Some((term, due));
+        Ok(())
+    }
+
+    fn hold(&mut self, s: &Step, heartbeat: Time) -> Result<(), Violation> {
+        let own_timer = s.became(Role::PreCandidate, Cause::ElectionTimeout)
+            || s.became(Role::Candidate, Cause::ElectionTimeout);
+        if let (true, Some(g)) = (own_timer, self.pre_granted[s.id]) {
+            if s.now < g + heartbeat {
+                return Err(format!(
+                    "HOLD: n{} granted a pre-vote at {g} ms and its own timer started a campaign \
+                     {} ms later, within the hold of {heartbeat} ms",
+                    s.id,
+                    s.now - g
+                ));
+            }
+        }
+        let grants = s.events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Vote {
+                    pre: true,
+                    verdict: Verdict::Granted,
+                    ..
+                }
+            )
+        });
+        if grants {
+            self.pre_granted[s.id] = Some(s.now);
+        }
+        Ok(())
     }
 
     /// CheckQuorum in both directions, after every event. `leading`: whether the node runs and
@@ -173,6 +308,90 @@ impl Props {
             _ => Ok(()),
         }
     }
+}
+
+/// Forced campaigns only on a current order; forced vote requests only from them; unforced
+/// candidacies without a pre-vote only on the node's own timer.
+fn forced_campaigns(s: &Step, check: &Checker) -> Result<(), Violation> {
+    let id = s.id;
+    let mut forced_terms = Vec::new();
+    for e in s.events {
+        let Event::Became {
+            role: Role::Candidate,
+            term,
+            cause,
+        } = *e
+        else {
+            continue;
+        };
+        let ok = match (cause, s.input) {
+            (Cause::LeadershipTransfer, Input::Receive { from, msg }) => {
+                msg.kind == Kind::TimeoutNow
+                    && term == msg.term + 1
+                    && s.before.0 <= msg.term
+                    && check.leader_of(msg.term) == Some(from)
+            }
+            (Cause::TimeoutCommand, Input::Command(Command::Timeout)) => true,
+            (Cause::ElectionTimeout, Input::Tick) => true,
+            (Cause::PreVoteWon, _) => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "FORCED: n{id} became candidate of term {term} (cause {}) on {:?} in term {}, \
+                 whose leader was {:?}",
+                cause.as_str(),
+                s.input,
+                s.before.0,
+                match s.input {
+                    Input::Receive { msg, .. } => check.leader_of(msg.term),
+                    _ => None,
+                }
+            ));
+        }
+        if matches!(cause, Cause::LeadershipTransfer | Cause::TimeoutCommand) {
+            forced_terms.push(term);
+        }
+    }
+    for (to, msg) in s.sent_kind(Kind::VoteRequest { forced: true }) {
+        if !forced_terms.contains(&msg.term) {
+            return Err(format!(
+                "FORCED: n{id} sent a forced {msg} to n{to} without starting a forced campaign \
+                 in that term (on {:?})",
+                s.input
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A follower's election deadline moves only on its timer, a heartbeat of its term from the
+/// leader it then follows, or a vote it grants.
+fn follower_timer(s: &Step) -> Result<(), Violation> {
+    let same = s.roles == (Role::Follower, Role::Follower) && s.before.0 == s.after.0;
+    if !same || s.deadlines.0 == s.deadlines.1 {
+        return Ok(());
+    }
+    let heartbeat = matches!(s.input, Input::Receive { from, msg }
+        if msg.kind == Kind::Append && msg.term == s.after.0 && s.after.1 == Some(from));
+    let voted = s.events.iter().any(|e| {
+        matches!(
+            e,
+            Event::Vote {
+                pre: false,
+                verdict: Verdict::Granted,
+                ..
+            }
+        )
+    });
+    if s.input == Input::Tick || heartbeat || voted {
+        return Ok(());
+    }
+    Err(format!(
+        "TIMER: n{}, follower of {:?} in term {}, moved its election deadline from {:?} to {:?} \
+         on {:?}",
+        s.id, s.after.1, s.after.0, s.deadlines.0, s.deadlines.1, s.input
+    ))
 }
 
 /// Whether a step's events include a leader stepping down because it lost its quorum.

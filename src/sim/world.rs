@@ -6,6 +6,7 @@
 //! scheduled (a sequence number breaks ties), and nothing iterates a hash map.
 
 use super::check::{Checker, Violation};
+use super::handover::{Handover, Seen, Started};
 use super::host::Host;
 use super::net::{Net, NetParams};
 use super::props::{self, Props};
@@ -60,6 +61,10 @@ pub enum Fault {
     Pause(Who),
     /// The controller's SHUTDOWN; the episode ends with the given revival command.
     Stop(Who, Command),
+    /// The process is asked to end (SIGTERM: [`Input::Stop`]); once its core is stopped the
+    /// process is gone, as after a crash. It starts again from its disk when the episode ends
+    /// (or, if it is still handing over then, as soon as it has ended).
+    PlannedStop(Who),
     /// Loss raised to this many parts per million.
     Lossy(u64),
 }
@@ -71,6 +76,8 @@ enum Undo {
     Restart(NodeId),
     Resume(NodeId),
     Revive(NodeId, Command),
+    /// Start the process again once it has ended (a planned stop).
+    Start(NodeId),
     Loss(u64),
 }
 
@@ -144,6 +151,10 @@ struct Slot {
     /// Messages that arrived while paused, in arrival order.
     inbox: Vec<(NodeId, Msg)>,
     crash_on_persist: bool,
+    /// A planned stop is under way: the process ends once the core is stopped.
+    planned: bool,
+    /// Start the process again as soon as its planned stop has ended it.
+    restart_on_exit: bool,
 }
 
 pub struct World {
@@ -163,6 +174,8 @@ pub struct World {
     /// Candidacies so far (every `Became Candidate`), to count split or failed votes.
     pub campaigns: u64,
     props: Props,
+    /// The timed properties of handovers and planned stops (`handover.rs`).
+    handover: Handover,
     /// When each directed link (`from * n + to`) last carried a message, for `props.rs`.
     sent_at: Vec<Time>,
     trace: Option<String>,
@@ -187,6 +200,7 @@ impl World {
             last_elected: None,
             campaigns: 0,
             props: Props::new(setup.n),
+            handover: Handover::new(setup.n),
             sent_at: vec![0; setup.n * setup.n],
             trace: None,
         };
@@ -201,6 +215,8 @@ impl World {
                 wake: None,
                 inbox: Vec::new(),
                 crash_on_persist: false,
+                planned: false,
+                restart_on_exit: false,
             });
             w.arm(id);
         }
@@ -235,6 +251,10 @@ impl World {
     }
     pub fn deadline(&self, id: NodeId) -> Option<Time> {
         self.slots[id].deadline
+    }
+    /// How often the handover and planned-stop properties were put to the test.
+    pub fn seen(&self) -> Seen {
+        self.handover.seen
     }
 
     /// The running leader with the highest term, if any node is leading.
@@ -320,6 +340,7 @@ impl World {
                 self.events += 1;
                 self.handle(ev)
                     .and_then(|()| self.quorum_props())
+                    .and_then(|()| self.transfer_props())
                     .map_err(|v| format!("t={at} ms: {v}"))?;
                 if done(self) {
                     return Ok(Some(at));
@@ -384,8 +405,13 @@ impl World {
         let slot = &mut self.slots[id];
         let was_stopped = slot.node.role() == Role::Stopped;
         let before = (slot.node.term(), slot.node.leader());
+        let (role_before, deadline_before) = (slot.node.role(), slot.node.deadline());
+        if input == Input::Stop {
+            slot.planned = true;
+        }
         let out = slot.node.step(now, input);
         let after = (slot.node.term(), slot.node.leader());
+        let role_after = slot.node.role();
         // A deadline may be overdue after other inputs (a paused node reads its buffer before
         // its late tick), but a tick that does not move the timer forward would spin forever.
         if input == Input::Tick && out.deadline.is_some_and(|d| d <= now) {
@@ -413,7 +439,23 @@ impl World {
         let needs_pre_vote = self.setup.cfg.pre_vote && !forced;
         self.check
             .after_step(id, &slot.node, slot.disk, &out.events, needs_pre_vote)?;
-        self.step_props(id, input, before, after, &out)?;
+        let step = props::Step {
+            id,
+            now,
+            input,
+            from: match input {
+                Input::Receive { from, msg } => Some((from, msg.kind, msg.term)),
+                _ => None,
+            },
+            before,
+            after,
+            roles: (role_before, role_after),
+            deadlines: (deadline_before, out.deadline),
+            events: &out.events,
+            sent: &out.send,
+            persist: out.persist,
+        };
+        self.step_props(&step)?;
         self.note_elected(id, &out);
         let lost = if crash {
             " (crash after persist: sends lost)"
@@ -434,6 +476,9 @@ impl World {
             self.check.sent(id, disk, to, msg)?;
             self.send(id, to, msg, held);
         }
+        if self.slots[id].planned && self.slots[id].node.role() == Role::Stopped {
+            return self.exit(id); // the planned stop is over: the process ends
+        }
         // Re-arm only on a new deadline: most steps keep it, and each re-arm leaves a stale
         // tick in the queue. With a kernel tick the runtime re-arms its socket timeout after
         // every datagram, and where the wheel puts the timer depends on when it was armed.
@@ -448,37 +493,86 @@ impl World {
         Ok(())
     }
 
-    /// The timed properties of `props.rs` that one step can break.
-    fn step_props(
-        &mut self,
-        id: NodeId,
-        input: Input,
-        before: (u64, Option<NodeId>),
-        after: (u64, Option<NodeId>),
-        out: &Output,
-    ) -> Result<(), Violation> {
+    /// The timed properties of `props.rs` and `handover.rs` that one step can break.
+    fn step_props(&mut self, step: &props::Step) -> Result<(), Violation> {
         let cfg = self.setup.cfg;
-        let from = match input {
-            Input::Receive { from, msg } => Some((from, msg.kind, msg.term)),
-            _ => None,
-        };
-        let step = props::Step {
-            id,
-            now: self.now,
-            from,
-            before,
-            after,
-            events: &out.events,
-        };
         self.props
-            .step(&step, cfg.check_quorum, cfg.election_timeout_min_ms)?;
-        if cfg.check_quorum && props::lost_quorum(&out.events) {
+            .step(step, cfg.check_quorum, cfg.election_timeout_min_ms)?;
+        self.props.timers(step, &cfg, &self.check)?;
+        if let Some(h) = self
+            .handover
+            .step(step, cfg.election_timeout_min_ms, &self.check)?
+        {
+            if let Some(by) = self.healthy_handover(h) {
+                self.handover.await_handover(h, self.now, by);
+            }
+        }
+        if cfg.check_quorum && props::lost_quorum(step.events) {
             let p = self.setup.net;
             let d = p.delay_max + p.jitter + self.setup.host.disk_max + self.tick_slack();
             let window = cfg.election_timeout_min_ms + cfg.heartbeat_ms + 2 * d;
-            self.props.stepped_down(id, self.now, window)?;
+            self.props.stepped_down(step.id, self.now, window)?;
         }
         Ok(())
+    }
+
+    /// Whether a handover that just started runs on a healthy network (see `handover.rs`), and
+    /// if so by when it must be over: `4 * d + 2 * disk_max`.
+    fn healthy_handover(&self, h: Started) -> Option<Time> {
+        let p = self.net.params;
+        let d = p.delay_max + p.jitter;
+        let by = self.now + 4 * d + 2 * self.setup.host.disk_max;
+        let clean = p.loss_ppm == 0 && p.reorder_ppm == 0 && self.net.all_up();
+        let running = |s: &Slot| s.status == Status::Up && s.node.role() != Role::Stopped;
+        if !clean
+            || self.slots.iter().any(|s| s.status == Status::Paused)
+            || !running(&self.slots[h.successor])
+            || self.slots.iter().filter(|s| running(s)).count() < self.setup.n / 2 + 1
+        {
+            return None;
+        }
+        let min = self.setup.cfg.election_timeout_min_ms;
+        let settled = (0..self.setup.n)
+            .filter(|&f| f != h.leader && running(&self.slots[f]))
+            .all(|f| {
+                let node = &self.slots[f].node;
+                node.leader() == Some(h.leader)
+                    && node.term() == h.term
+                    && matches!(self.props.heard(f),
+                        Some((term, leader, at)) if (term, leader) == (h.term, h.leader) && at + min > by)
+            });
+        settled.then_some(by)
+    }
+
+    /// The handover and planned-stop properties that time alone can break, after every event.
+    fn transfer_props(&mut self) -> Result<(), Violation> {
+        let bound = self.setup.cfg.election_timeout_min_ms + self.tick_slack();
+        let stopping: Vec<NodeId> = self.handover.stopping().collect();
+        for id in stopping {
+            let s = &self.slots[id];
+            let (running, role) = (s.status == Status::Up, s.node.role());
+            self.handover
+                .stop_bound(id, self.now, running, role, bound)?;
+        }
+        let Some(h) = self.handover.awaited() else {
+            return Ok(());
+        };
+        let leads = |i: NodeId| {
+            let s = &self.slots[i];
+            (s.status == Status::Up && s.node.role() == Role::Leader && s.node.term() > h.term)
+                .then_some((i, s.node.term()))
+        };
+        let done = (0..self.setup.n).find_map(leads).is_some_and(|(l, term)| {
+            (0..self.setup.n).all(|i| {
+                let s = &self.slots[i];
+                let counted = s.status == Status::Up
+                    && !matches!(s.node.role(), Role::Stopped | Role::Stopping)
+                    && i != l
+                    && !(h.stop && i == h.leader);
+                !counted || (s.node.leader() == Some(l) && s.node.term() == term)
+            })
+        });
+        self.handover.resolve(self.now, done)
     }
 
     fn tick_slack(&self) -> Time {
@@ -586,6 +680,7 @@ impl World {
 
     /// Starts fault episode `ep` now.
     pub fn begin(&mut self, ep: usize, fault: Fault) -> Result<(), Violation> {
+        self.handover.disturbed();
         let undo = self.start_fault(fault)?;
         self.log_world(|| format!("begin #{ep} {fault:?} ({undo:?})"));
         if self.episodes.len() <= ep {
@@ -652,6 +747,11 @@ impl World {
                 self.command(id, Command::Shutdown)?;
                 Undo::Revive(id, revive)
             }
+            Fault::PlannedStop(who) => {
+                let id = self.resolve(who);
+                self.stop(id)?;
+                Undo::Start(id)
+            }
             Fault::Lossy(ppm) => {
                 let prev = self.net.params.loss_ppm;
                 self.net.params.loss_ppm = ppm;
@@ -675,6 +775,7 @@ impl World {
         let Some(undo) = self.episodes.get_mut(ep).and_then(Option::take) else {
             return Ok(());
         };
+        self.handover.disturbed();
         self.log_world(|| format!("end #{ep} ({undo:?})"));
         match undo {
             Undo::Heal(cut) => self.net.heal(cut),
@@ -684,6 +785,8 @@ impl World {
             }
             Undo::Resume(id) => self.resume(id)?,
             Undo::Revive(id, cmd) => self.command(id, cmd)?,
+            Undo::Start(id) if self.slots[id].planned => self.slots[id].restart_on_exit = true,
+            Undo::Start(id) => self.restart(id)?,
             Undo::Loss(ppm) => self.net.params.loss_ppm = ppm,
         }
         Ok(())
@@ -693,6 +796,12 @@ impl World {
     /// healthy: no loss, no reordering beyond jitter (duplicates stay; they are harmless).
     pub fn heal_all(&mut self) -> Result<(), Violation> {
         self.log_world(|| "heal all".into());
+        self.handover.disturbed();
+        for id in 0..self.setup.n {
+            // A process still handing over ends first, then starts again.
+            let slot = &mut self.slots[id];
+            slot.restart_on_exit = slot.planned;
+        }
         for ep in 0..self.episodes.len() {
             self.end(ep)?;
         }
@@ -715,7 +824,37 @@ impl World {
         if self.slots[id].status != Status::Up {
             return Ok(());
         }
+        self.handover.disturbed();
         self.step(id, Input::Command(cmd), || format!("command {cmd}"))
+    }
+
+    /// The process is asked to end (SIGTERM): [`Input::Stop`]. A crashed or paused process
+    /// cannot hear it.
+    pub fn stop(&mut self, id: NodeId) -> Result<(), Violation> {
+        if self.slots[id].status != Status::Up {
+            return Ok(());
+        }
+        self.handover.disturbed();
+        self.step(id, Input::Stop, || "stop".into())
+    }
+
+    /// The planned stop is over and the process ends: memory and timers gone, disk kept, as
+    /// after a crash. It starts again at once if the episode has ended meanwhile.
+    fn exit(&mut self, id: NodeId) -> Result<(), Violation> {
+        let slot = &mut self.slots[id];
+        slot.status = Status::Crashed;
+        slot.gen += 1;
+        slot.inbox.clear();
+        slot.crash_on_persist = false;
+        slot.planned = false;
+        let again = std::mem::take(&mut slot.restart_on_exit);
+        self.props.forget(id);
+        self.handover.forget(id);
+        self.log(id, || "exit".into());
+        if again {
+            self.start_again(id)?;
+        }
+        Ok(())
     }
 
     /// The process dies: its memory and timers are gone, its disk stays.
@@ -729,6 +868,10 @@ impl World {
         self.props.forget(id);
         slot.inbox.clear();
         slot.crash_on_persist = false;
+        slot.planned = false;
+        slot.restart_on_exit = false;
+        self.handover.forget(id);
+        self.handover.disturbed();
         self.log(id, || "crash".into());
     }
 
@@ -737,6 +880,11 @@ impl World {
         if self.slots[id].status != Status::Crashed {
             return Ok(());
         }
+        self.handover.disturbed();
+        self.start_again(id)
+    }
+
+    fn start_again(&mut self, id: NodeId) -> Result<(), Violation> {
         let seed = self.rng.next_u64();
         let node = Node::new(self.node_cfg(id), self.slots[id].disk, seed, self.now);
         let slot = &mut self.slots[id];
@@ -755,6 +903,7 @@ impl World {
         if self.slots[id].status != Status::Paused {
             return Ok(());
         }
+        self.handover.disturbed();
         self.slots[id].status = Status::Up;
         self.log(id, || "resume".into());
         for (from, msg) in std::mem::take(&mut self.slots[id].inbox) {

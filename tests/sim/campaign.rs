@@ -1,7 +1,13 @@
 //! Random campaigns: each seed draws a configuration, a network and a schedule of faults, runs
 //! them, heals everything, and then demands a single agreed leader within a bound.
+//!
+//! Planned stops (SIGTERM) are drawn from a PRNG stream of their own, so a seed that draws none
+//! replays exactly as it did before they existed (`trace_digests` with `SIM_PLANNED_STOPS=0`
+//! compares every seed with an older build). `run_stops` is a second kind of campaign: the
+//! leader stopped at every phase of its heartbeat cycle, on clean and lossy networks.
 
 use raft::raft::{Command, Config, NodeId, Rng, Time};
+use raft::sim::handover::Seen;
 use raft::sim::host::Host;
 use raft::sim::net::{chance, NetParams, PPM};
 use raft::sim::world::{Ev, Fault, Setup, Who, World};
@@ -15,6 +21,10 @@ pub struct Outcome {
     pub converge_ms: Time,
     pub events: u64,
     pub elections: u64,
+    /// How often the handover and planned-stop properties were put to the test.
+    pub seen: Seen,
+    /// Planned stops scheduled.
+    pub stops: u64,
 }
 
 /// A failed seed: what broke, and how to see it again.
@@ -25,27 +35,66 @@ pub fn failure(seed: u64, n: usize, why: &str) -> String {
     )
 }
 
-/// The cluster size the campaign gives a seed: 5, 7 and 9 in turn.
+/// The cluster size the campaign gives a seed: 5, 7 and 9 in turn (the even sizes have
+/// campaigns of their own, on the same seeds: `SIM_NODES=4`).
 pub fn nodes_for(seed: u64) -> usize {
     5 + 2 * (seed % 3) as usize
 }
 
-/// Runs one seed like [`run`], without a trace, and turns a panic (a `debug_assert!` inside the
-/// core, in the `checked` profile) into a failure that names the seed.
-pub fn run_caught(seed: u64, n: usize) -> Result<Outcome, String> {
-    std::panic::catch_unwind(|| run(seed, n, false).0).unwrap_or_else(|panic| {
+/// The cluster size the planned-stop campaign gives a seed: 4, 5, 6, 7 and 9 in turn.
+pub fn stop_nodes_for(seed: u64) -> usize {
+    [4, 5, 6, 7, 9][(seed % 5) as usize]
+}
+
+/// The two kinds of campaign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Random faults and commands ([`run`]).
+    Faults,
+    /// The leader stopped at every phase of its heartbeat ([`run_stops`]).
+    Stops,
+}
+
+/// Runs one seed like [`run`] (or [`run_stops`]), without a trace, and turns a panic (an
+/// assertion inside the core) into a failure that names the seed.
+pub fn run_kind_caught(kind: Kind, seed: u64, n: usize) -> Result<Outcome, String> {
+    let run = || match kind {
+        Kind::Faults => run(seed, n, false).0,
+        Kind::Stops => run_stops(seed, n, false).0,
+    };
+    std::panic::catch_unwind(run).unwrap_or_else(|panic| {
         let text = panic
             .downcast_ref::<String>()
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("(no message)");
-        Err(failure(seed, n, &format!("panicked: {text}")))
+        let why = format!("panicked: {text}");
+        Err(match kind {
+            Kind::Faults => failure(seed, n, &why),
+            Kind::Stops => stop_failure(seed, n, &why),
+        })
     })
+}
+
+/// Whether campaigns schedule planned stops: on, unless `SIM_PLANNED_STOPS=0` (to compare
+/// traces with a build that had none).
+pub fn planned_stops_on() -> bool {
+    std::env::var("SIM_PLANNED_STOPS").map_or(true, |v| v.trim() != "0")
 }
 
 /// Runs one seed; returns its measurements, or the failure with its replay command. With
 /// `trace`, also returns the event trace.
 pub fn run(seed: u64, n: usize, trace: bool) -> (Result<Outcome, String>, String) {
+    run_with(seed, n, trace, planned_stops_on())
+}
+
+/// [`run`], with or without the planned stops of the seed's own stream.
+pub fn run_with(
+    seed: u64,
+    n: usize,
+    trace: bool,
+    planned_stops: bool,
+) -> (Result<Outcome, String>, String) {
     let mut rng = Rng::new(seed);
     let setup = Setup {
         n,
@@ -54,7 +103,14 @@ pub fn run(seed: u64, n: usize, trace: bool) -> (Result<Outcome, String>, String
         host: random_host(&mut rng),
     };
     let horizon = 1_000 + rng.below(14_001);
-    let plan = plan_faults(&mut rng, &setup, horizon);
+    let mut plan = plan_faults(&mut rng, &setup, horizon);
+    let stops = if planned_stops {
+        plan_planned_stops(seed, &setup, horizon, plan.len())
+    } else {
+        Vec::new()
+    };
+    let stop_count = stops.len() as u64 / 2;
+    plan.extend(stops);
     let mut world = World::new(setup, rng);
     if trace {
         world = world.with_trace();
@@ -62,7 +118,12 @@ pub fn run(seed: u64, n: usize, trace: bool) -> (Result<Outcome, String>, String
     for (at, ev) in plan {
         world.schedule(at, ev);
     }
-    let result = drive(&mut world, horizon).map_err(|why| failure(seed, n, &why));
+    let result = drive(&mut world, horizon)
+        .map(|o| Outcome {
+            stops: stop_count,
+            ..o
+        })
+        .map_err(|why| failure(seed, n, &why));
     let mut text = world.take_trace();
     if trace {
         let bound = liveness_bound(&setup, setup.net.max_delay());
@@ -91,6 +152,8 @@ fn drive(world: &mut World, horizon: Time) -> Result<Outcome, String> {
         converge_ms: agreed_at - horizon,
         events: world.events,
         elections: world.check.elections,
+        seen: world.seen(),
+        stops: 0,
     })
 }
 
@@ -220,6 +283,112 @@ fn random_fault(rng: &mut Rng, setup: &Setup) -> (Option<Fault>, Time) {
         _ => return (None, 0),
     };
     (Some(fault), length)
+}
+
+/// The seed's own stream for planned stops: its draws move nothing else in the run.
+const STOP_STREAM: u64 = 0x5349_4754_4552_4d00; // "SIGTERM"
+
+/// Planned-stop episodes for half the seeds, one to three each, three in four on the leader,
+/// starting anywhere in the fault phase (so at any phase of a heartbeat cycle). Episode numbers
+/// follow the `first_ep` of the other faults. Empty for the other half: those seeds replay as
+/// they did before planned stops existed.
+fn plan_planned_stops(seed: u64, setup: &Setup, horizon: Time, first_ep: usize) -> Vec<(Time, Ev)> {
+    let mut rng = Rng::new(seed ^ STOP_STREAM);
+    if rng.below(2) == 0 {
+        return Vec::new();
+    }
+    let mut plan = Vec::new();
+    for k in 0..1 + rng.below(3) as usize {
+        let ep = first_ep + k;
+        let start = rng.below(horizon);
+        let id = rng.below(setup.n as u64) as NodeId;
+        let who = if rng.below(4) == 0 {
+            Who::Node(id)
+        } else {
+            Who::LeaderOr(id)
+        };
+        let length = 50 + rng.below(1_500);
+        plan.push((
+            start,
+            Ev::Begin {
+                ep,
+                fault: Fault::PlannedStop(who),
+            },
+        ));
+        plan.push(((start + length).min(horizon), Ev::End { ep }));
+    }
+    plan
+}
+
+/// The planned-stop campaign's failure, with its replay command.
+pub fn stop_failure(seed: u64, n: usize, why: &str) -> String {
+    format!(
+        "planned-stop simulation failed: seed {seed}, {n} nodes: {why}\n  replay: SIM_SEED={seed} \
+         SIM_NODES={n} cargo test --profile checked --test sim replay_stops -- --nocapture"
+    )
+}
+
+/// Its own stream for the planned-stop campaign's setup.
+const STOP_CAMPAIGN: u64 = 0x5354_4f50_5048_4153; // "STOPPHAS"
+
+/// The planned-stop campaign: a random configuration, network (two in three lossy, with
+/// duplicates and reordering) and host; three times, wait for a leader, stop it at phase
+/// `(seed + 17 * round) % heartbeat` after one of its heartbeats, give the stop and the handover
+/// two maximum election timeouts, start the process again. Then heal and demand a lasting
+/// agreement, as the other campaign does. The properties of `handover.rs` and `props.rs` are
+/// checked at every step.
+pub fn run_stops(seed: u64, n: usize, trace: bool) -> (Result<Outcome, String>, String) {
+    let mut rng = Rng::new(seed ^ STOP_CAMPAIGN);
+    let setup = Setup {
+        n,
+        cfg: random_config(&mut rng, n),
+        net: random_net(&mut rng),
+        host: random_host(&mut rng),
+    };
+    let mut world = World::new(setup, rng);
+    if trace {
+        world = world.with_trace();
+    }
+    let result = drive_stops(&mut world, seed).map_err(|why| stop_failure(seed, n, &why));
+    let mut text = world.take_trace();
+    if trace {
+        text.insert_str(0, &format!("{setup:?}\n"));
+    }
+    (result, text)
+}
+
+fn drive_stops(world: &mut World, seed: u64) -> Result<Outcome, String> {
+    let cfg = world.setup.cfg;
+    let (e, hb) = (cfg.election_timeout_max_ms, cfg.heartbeat_ms);
+    let bound = liveness_bound(&world.setup, world.net.params.max_delay());
+    for round in 0..3 {
+        let now = world.now();
+        world
+            .run_until_or(now + bound, |w| w.leader().is_some())?
+            .ok_or_else(|| format!("LIVENESS: no leader within {bound} ms of {now} ms"))?;
+        let leader = world.leader().ok_or("no leader")?;
+        // Through the leader's next heartbeat, then into its cycle by the round's phase.
+        let beat = world.deadline(leader).ok_or("a leader without a timer")?;
+        world.run_until(beat)?;
+        world.run_until(beat + (seed + 17 * round) % hb)?;
+        let ep = world.inject(Fault::PlannedStop(Who::LeaderOr(leader)))?;
+        let now = world.now();
+        world.run_until(now + 2 * e)?;
+        world.end(ep)?;
+    }
+    let healed_at = world.now();
+    world.heal_all()?;
+    let (agreed_at, _, _) = world.lasting_agreement(healed_at + bound)?.ok_or_else(|| {
+        format!("LIVENESS: no lasting agreement within {bound} ms of the heal at {healed_at} ms")
+    })?;
+    Ok(Outcome {
+        sim_ms: world.now(),
+        converge_ms: agreed_at - healed_at,
+        events: world.events,
+        elections: world.check.elections,
+        seen: world.seen(),
+        stops: 3,
+    })
 }
 
 fn random_command(rng: &mut Rng, n: usize) -> Ev {

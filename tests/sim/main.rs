@@ -4,14 +4,17 @@
 //! `raft::sim` (the world, its network and host models, the safety checker and the timed
 //! properties live in the library, shared with the browser playground); a run is a pure
 //! function of (seed, cluster size). Layout:
-//! - `campaign.rs`: random fault schedules per seed, liveness after the heal;
+//! - `campaign.rs`: random fault schedules per seed (planned stops among them), liveness after
+//!   the heal; and the planned-stop campaign (the leader stopped at every phase of its
+//!   heartbeat);
 //! - `script.rs` and `testdata/*.txt`: scenario files, the election stories as scripts with their
 //!   exact traces (the place to read an election; the language is `raft::sim::script`);
 //! - `scenarios.rs`: the same situations on a jittery LAN, with timing bounds;
 //! - `experiments.rs`: failover-time and split-vote measurements against the Raft paper.
 //!
 //! `cargo test --profile checked --test sim` (what `make unit` runs; `--release` works too) runs
-//! 10,000 random seeds plus everything else. A failing seed prints its replay command;
+//! 10,000 random seeds of 5, 7 and 9 nodes, 1,000 each of 4 and 6 nodes, 1,000 seeds of the
+//! planned-stop campaign, plus everything else. A failing seed prints its replay command;
 //! `make sim SEEDS=1000000` runs a longer campaign.
 
 mod adversary;
@@ -20,11 +23,16 @@ mod experiments;
 mod scenarios;
 mod script;
 
-use campaign::{nodes_for, Outcome};
+use campaign::{nodes_for, stop_nodes_for, Kind, Outcome};
+use raft::sim::handover::Seen;
 use std::time::Instant;
 
 /// Seeds the regular test run covers, split over three tests by cluster size.
 const SEEDS: u64 = 10_000;
+/// Seeds of each even cluster size (4 and 6 nodes) in the regular run.
+const EVEN_SEEDS: u64 = 1_000;
+/// Seeds of the planned-stop campaign in the regular run.
+const STOP_SEEDS: u64 = 1_000;
 /// Seeds of the adversary campaign in the regular run (`make sim-adversary` runs 100,000).
 const ADVERSARY_SEEDS: u64 = 1_000;
 
@@ -39,6 +47,8 @@ struct Sweep {
     worst: (u64, u64, usize),
     converge: Vec<u64>,
     failures: Vec<String>,
+    seen: Seen,
+    stops: u64,
 }
 
 impl Sweep {
@@ -46,6 +56,8 @@ impl Sweep {
         self.seeds += 1;
         match result {
             Ok(o) => {
+                self.seen.add(&o.seen);
+                self.stops += o.stops;
                 self.sim_ms += o.sim_ms;
                 self.events += o.events;
                 self.elections += o.elections;
@@ -65,6 +77,8 @@ impl Sweep {
         self.elections += other.elections;
         self.converge.extend(other.converge);
         self.failures.extend(other.failures);
+        self.seen.add(&other.seen);
+        self.stops += other.stops;
         if other.worst.0 > self.worst.0 {
             self.worst = other.worst;
         }
@@ -94,6 +108,23 @@ impl Sweep {
             self.worst.1,
             self.worst.2,
         );
+        let s = &self.seen;
+        println!(
+            "{label}: {} planned stops scheduled ({} of a leader, {} of another role, {} ended \
+             watched, longest {} ms); {} handovers judged ({} named a successor), {} on a healthy \
+             network awaited, {} completed, slowest {} ms ({} % of its bound)",
+            self.stops,
+            s.stops_leading,
+            s.stops_other,
+            s.stops_ended,
+            s.longest_stop_ms,
+            s.choices,
+            s.named,
+            s.awaited,
+            s.completed,
+            s.slowest_ms,
+            s.slowest_pct,
+        );
     }
 
     /// Fails the test with every failure (at most 20 shown), each with its replay command.
@@ -111,15 +142,23 @@ impl Sweep {
 }
 
 fn sweep(seeds: impl Iterator<Item = u64>, nodes: Option<usize>) -> Sweep {
+    sweep_kind(Kind::Faults, seeds, nodes)
+}
+
+fn sweep_kind(kind: Kind, seeds: impl Iterator<Item = u64>, nodes: Option<usize>) -> Sweep {
     let mut s = Sweep::default();
     for seed in seeds {
-        let n = nodes.unwrap_or_else(|| nodes_for(seed));
-        s.add(seed, n, campaign::run_caught(seed, n));
+        let n = nodes.unwrap_or_else(|| match kind {
+            Kind::Faults => nodes_for(seed),
+            Kind::Stops => stop_nodes_for(seed),
+        });
+        s.add(seed, n, campaign::run_kind_caught(kind, seed, n));
     }
     s
 }
 
 /// The campaign's share of cluster size `n`: every seed below `SEEDS` with `nodes_for == n`.
+/// The properties of planned stops and handovers must have been put to the test.
 fn campaign_for(n: usize) {
     let start = Instant::now();
     let mut s = sweep((0..SEEDS).filter(|&seed| nodes_for(seed) == n), None);
@@ -128,6 +167,43 @@ fn campaign_for(n: usize) {
         start.elapsed().as_secs_f64(),
     );
     s.assert_ok();
+    assert_exercised(&s, 100, false);
+}
+
+/// Seeds `0..EVEN_SEEDS` at an even cluster size, where a majority is more than half and a
+/// split in two halves elects no one.
+fn campaign_even(n: usize) {
+    let start = Instant::now();
+    let mut s = sweep(0..EVEN_SEEDS, Some(n));
+    s.report(
+        &format!("campaign {n} nodes"),
+        start.elapsed().as_secs_f64(),
+    );
+    s.assert_ok();
+    assert_exercised(&s, 30, false);
+}
+
+/// The handover and planned-stop properties were checked at least `at_least` times each (the
+/// planned-stop campaign stops only leaders).
+fn assert_exercised(s: &Sweep, at_least: u64, only_leaders: bool) {
+    let seen = &s.seen;
+    let others = if only_leaders {
+        at_least
+    } else {
+        seen.stops_other
+    };
+    for (what, count) in [
+        ("planned stops of a leader", seen.stops_leading),
+        ("planned stops of another role", others),
+        ("planned stops that ended", seen.stops_ended),
+        ("handover choices", seen.named),
+        ("healthy handovers completed", seen.completed),
+    ] {
+        assert!(
+            count >= at_least,
+            "only {count} {what}: the property is barely tested"
+        );
+    }
 }
 
 #[test]
@@ -143,6 +219,40 @@ fn campaign_7_nodes() {
 #[test]
 fn campaign_9_nodes() {
     campaign_for(9);
+}
+
+#[test]
+fn campaign_4_nodes() {
+    campaign_even(4);
+}
+
+#[test]
+fn campaign_6_nodes() {
+    campaign_even(6);
+}
+
+/// The leader stopped at every phase of its heartbeat, `STOP_SEEDS` seeds over 4, 5, 6, 7 and 9
+/// nodes. Most handovers on a clean network must have been watched to completion.
+#[test]
+fn planned_stop_campaign() {
+    let start = Instant::now();
+    let mut s = sweep_kind(Kind::Stops, 0..STOP_SEEDS, None);
+    s.report("planned-stop campaign", start.elapsed().as_secs_f64());
+    s.assert_ok();
+    assert_exercised(&s, 200, true);
+}
+
+/// Replays one seed of the planned-stop campaign with its trace (`SIM_SEED`, `SIM_NODES`).
+#[test]
+fn replay_stops() {
+    let seed = env_u64("SIM_SEED").unwrap_or(1);
+    let n = env_u64("SIM_NODES").map_or_else(|| stop_nodes_for(seed), |n| n as usize);
+    let (result, trace) = campaign::run_stops(seed, n, true);
+    println!("{trace}");
+    match result {
+        Ok(o) => println!("seed {seed}, {n} nodes: ok {o:?}"),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -328,7 +438,9 @@ fn adversary_long() {
 
 /// One line per seed, `seed nodes bytes digest outcome`, with the FNV-1a digest of the seed's
 /// full trace: `SIM_SEEDS=300 cargo test --profile checked --test sim trace_digests -- --ignored
-/// --nocapture > before.txt`. Two builds replay alike when their lists are equal.
+/// --nocapture > before.txt`. Two builds replay alike when their lists are equal. `stops=k`
+/// says how many planned stops the seed drew; with `SIM_PLANNED_STOPS=0` there are none, to
+/// compare with a build that had none.
 #[test]
 #[ignore = "a tool: compare its output between two builds"]
 fn trace_digests() {
@@ -341,6 +453,10 @@ fn trace_digests() {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
         let outcome = match result {
+            Ok(o) if o.stops > 0 => format!(
+                "ok converge={} events={} stops={}",
+                o.converge_ms, o.events, o.stops
+            ),
             Ok(o) => format!("ok converge={} events={}", o.converge_ms, o.events),
             Err(e) => format!("FAILED {}", e.lines().next().unwrap_or("")),
         };
