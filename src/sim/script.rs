@@ -16,6 +16,7 @@
 //!                              only steps that log an event are shown
 //! > cut n2 | heal              n2's links down both ways (in-flight messages too) | all up
 //! > command n1 TIMEOUT         a controller request (TIMEOUT, SHUTDOWN, CONVERT_FOLLOWER)
+//! > stop n0                    the process is asked to end (SIGTERM: a leader hands over first)
 //! > status                     every node's role, term, vote, leader and time to its timer
 //! ```
 //!
@@ -23,7 +24,7 @@
 //! checked after every step; a violation is an error naming the line.
 
 use super::cluster::Cluster;
-use crate::raft::{check_cluster_size, Command, Config, NodeId, Role, Time};
+use crate::raft::{check_cluster_size, Command, Config, Input, NodeId, Role, Time};
 
 /// A script error: the line number and what is wrong.
 pub type Error = String;
@@ -89,6 +90,7 @@ pub fn run_command(c: &mut Cluster, verb: &str, args: &[&str]) -> Result<(), Err
         "cut" => c.isolate(node(0)?),
         "heal" => c.heal(),
         "command" => c.command(node(0)?, parse_command(args.get(1).copied())?)?,
+        "stop" => c.step(node(0)?, Input::Stop, true)?,
         "status" => c.status(),
         _ => return Err(format!("unknown command {verb:?}")),
     }
