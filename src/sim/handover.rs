@@ -187,7 +187,7 @@ impl Handover {
             None
         };
         self.stop(s, election_min, check, started)?;
-        if s.roles.1 != Role::Leader {
+        if s.roles.0 == Role::Leader && s.roles.1 != Role::Leader {
             self.heard[id].iter_mut().for_each(|h| *h = None);
         }
         Ok(started)
@@ -222,12 +222,14 @@ impl Handover {
                 }))
             }
             (&[t], q) => Err(format!(
-                "HANDOVER: n{id} named n{t} its successor on {:?}, heard from {:?} ms ago; n{} \
-                 was heard from last, {:?} ms ago (window {window} ms)",
+                "HANDOVER: n{id} named n{t} its successor on {:?}, last heard from {}; {} \
+                 (window {window} ms)",
                 s.input,
-                ago(t),
-                q.map_or("-".to_string(), |q| q.to_string()),
-                q.and_then(ago)
+                ago(t).map_or("never".into(), |ms| format!("{ms} ms ago")),
+                match q {
+                    Some(q) => format!("n{q} was heard from last, {:?} ms ago", ago(q)),
+                    None => "nobody was heard from within the window".into(),
+                }
             )),
             (many, _) => Err(format!(
                 "HANDOVER: n{id} sent TIMEOUT_NOW to {many:?} on {:?}: one successor at most",
@@ -378,9 +380,9 @@ impl Handover {
         Ok(())
     }
 
-    /// Nodes with a stop under way.
-    pub fn stopping(&self) -> impl Iterator<Item = NodeId> + '_ {
-        (0..self.stopping.len()).filter(|&id| self.stopping[id].is_some())
+    /// Whether node `id` has a stop under way.
+    pub fn is_stopping(&self, id: NodeId) -> bool {
+        self.stopping[id].is_some()
     }
 
     /// A handover the world judged healthy: it must complete by `by`.

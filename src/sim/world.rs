@@ -547,8 +547,10 @@ impl World {
     /// The handover and planned-stop properties that time alone can break, after every event.
     fn transfer_props(&mut self) -> Result<(), Violation> {
         let bound = self.setup.cfg.election_timeout_min_ms + self.tick_slack();
-        let stopping: Vec<NodeId> = self.handover.stopping().collect();
-        for id in stopping {
+        for id in 0..self.setup.n {
+            if !self.handover.is_stopping(id) {
+                continue;
+            }
             let s = &self.slots[id];
             let (running, role) = (s.status == Status::Up, s.node.role());
             self.handover

@@ -371,10 +371,13 @@ fn drive_stops(world: &mut World, seed: u64) -> Result<Outcome, String> {
         let beat = world.deadline(leader).ok_or("a leader without a timer")?;
         world.run_until(beat)?;
         world.run_until(beat + (seed + 17 * round) % hb)?;
-        let ep = world.inject(Fault::PlannedStop(Who::LeaderOr(leader)))?;
         let now = world.now();
+        let ep = world
+            .inject(Fault::PlannedStop(Who::LeaderOr(leader)))
+            .map_err(|v| format!("t={now} ms: {v}"))?;
         world.run_until(now + 2 * e)?;
-        world.end(ep)?;
+        let end = now + 2 * e;
+        world.end(ep).map_err(|v| format!("t={end} ms: {v}"))?;
     }
     let healed_at = world.now();
     world.heal_all()?;
