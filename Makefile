@@ -17,13 +17,15 @@ PG_PAGE := build/playground/playground.html
 # Every Python script imports the toolkit (Controller/raftkit.py); the bench also the Docker harness.
 export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
 
-.PHONY: help build musl test check unit python-test docker-test local sim \
+.PHONY: help build musl quick test check unit python-test docker-test local sim \
         up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
         swarm-up swarm-down swarm-test sim-adversary playground playground-test
 
 help:
 	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader;"
 	@echo "               the live dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"
+	@echo "make quick     the inner loop, no Docker (about a minute): format, lints, unit, rules,"
+	@echo "               simulator, loopback processes, Python units"
 	@echo "make test      every test: format, lints, unit, loopback processes, Python controller, Docker"
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
@@ -58,6 +60,9 @@ musl:
 # ---- tests -------------------------------------------------------------------
 test: check unit python-test bench-test flood playground-test docker-test
 
+# The inner loop: everything but Docker, the flood and the fuzzer's long run.
+quick: check unit python-test bench-test
+
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -66,7 +71,7 @@ check:
 
 unit:
 	$(CARGO) test --profile checked
-	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test $(PG) --release
+	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test $(PG)
 
 python-test: build
 	RAFT_BIN=$(CURDIR)/target/release/raft $(PYTHON) -m unittest discover -s Controller -p 'test_*.py' -v

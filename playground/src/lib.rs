@@ -352,7 +352,7 @@ impl Session {
             let _ = write!(
                 out,
                 "[{from},{to},\"{}\",{},{},{sent},{at}]",
-                msg.kind.as_str(),
+                raft::message::Request::from(msg.kind).name(),
                 msg.term,
                 u8::from(forced)
             );
@@ -412,12 +412,13 @@ pub fn determinism_script(seed: u64) -> String {
         let _ = writeln!(s, "> run {}", 50 + rng.below(1500));
         let (a, b) = (rng.index(n), rng.index(n));
         let cmd = *rng.pick(&["TIMEOUT", "CONVERT_FOLLOWER", "SHUTDOWN"]);
-        let line = match rng.below(7) {
+        let line = match rng.below(8) {
             0 | 1 => format!("command n{a} {cmd}"),
             2 => format!("crash n{a}"),
             3 => format!("restart n{a}"),
             4 => format!("cut n{a}"),
             5 => format!("cut n{a} n{b}"),
+            6 => format!("stop n{a}"),
             _ => "heal".to_string(),
         };
         let _ = writeln!(s, "> {line}");

@@ -71,6 +71,15 @@ fn became(e: &Event) -> Option<&'static str> {
              and becoming a candidate)\" at once, with a vote request marked TRANSFER that \
              overrides the others' leader stickiness (§4.2.3)."
         }
+        (Role::Stopping, _) => {
+            "§3.10 on a planned stop (SIGTERM): the leader hands over as on CONVERT_FOLLOWER, \
+             TimeoutNow to the follower it heard from last, and waits without campaigning until \
+             a leader of a later term appears or a minimum election timeout passes."
+        }
+        (Role::Stopped, Cause::PlannedStop) => {
+            "A planned stop ends: the node is stopped, silent and deaf, and its process may exit \
+             (here it waits; CONVERT_FOLLOWER brings it back, as a restart would)."
+        }
         (_, Cause::LostQuorum) => {
             "§6.2 CheckQuorum: \"a leader steps down if an election timeout elapses without a \
              successful round of heartbeats to a majority of its cluster\"."
@@ -159,6 +168,7 @@ fn quiet(step: &Step, stopped: bool) -> &'static str {
              leader, so neither its timer nor its lease moves."
         }
         Input::Command(_) => "A controller request that changes nothing in this role.",
+        Input::Stop => "A stop asked again: the node is already stopping or stopped.",
     }
 }
 

@@ -164,7 +164,7 @@ impl Cluster {
         let forced = match input {
             Input::Command(cmd) => cmd == Command::Timeout,
             Input::Receive { msg, .. } => msg.kind == Kind::TimeoutNow,
-            Input::Tick => false,
+            Input::Tick | Input::Stop => false,
         };
         let node = &self.nodes[id];
         self.check.after_step(

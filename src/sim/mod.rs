@@ -44,7 +44,8 @@ impl fmt::Display for Step {
         match self.input {
             Input::Tick => f.write_str("tick")?,
             Input::Receive { from, msg } => write!(f, "recv {msg} from n{from}")?,
-            Input::Command(cmd) => write!(f, "command {}", cmd.as_str())?,
+            Input::Command(cmd) => write!(f, "command {cmd}")?,
+            Input::Stop => f.write_str("stop")?,
         }
         write!(f, " -> {}", self.output)
     }

@@ -20,6 +20,7 @@
 //!                              only steps that log an event are shown
 //! > cut n2 | heal              n2's links down both ways (in-flight messages too) | all up
 //! > command n1 TIMEOUT         a controller request (TIMEOUT, SHUTDOWN, CONVERT_FOLLOWER)
+//! > stop n0                    the process is asked to end (SIGTERM: a leader hands over first)
 //! > status                     every node's role, term, vote, leader and time to its timer
 //!
 //! > world 5 seed=7             five nodes in the simulator's timed world, all randomness from
@@ -27,7 +28,7 @@
 //!                              jitter=3 in ms per message, loss=0 in percent, pre_vote=off,
 //!                              check_quorum=off)
 //! > run 400                    400 ms pass in the world; only steps that log an event are shown
-//! > command n1 TIMEOUT | status    as above
+//! > command n1 TIMEOUT | stop n1 | status    as above
 //! > crash n2 | restart n2      the process dies (its disk stays) | starts again from its disk
 //! > cut n2 | cut n1 n2         n2 cut off from everyone | the link n1-n2 down, both ways
 //! > heal | heal n2 | heal n1 n2    every cut | n2's cuts | the link n1-n2
@@ -42,7 +43,7 @@ use super::host::Host;
 use super::net::{NetParams, PPM};
 use super::world::{Fault, Setup, World};
 use super::Step;
-use crate::raft::{check_cluster_size, Command, Config, NodeId, Rng, Role, Time};
+use crate::raft::{check_cluster_size, Command, Config, Input, NodeId, Rng, Role, Time};
 use std::fmt::Write;
 
 /// A script error: the line number and what is wrong.
@@ -205,6 +206,10 @@ fn start_cluster(c: &mut Cluster, verb: &str, args: &[&str]) -> Result<Option<Jo
             c.command(node(0)?, parse_command(args.get(1).copied())?)?;
             None
         }
+        "stop" => {
+            c.step(node(0)?, Input::Stop, true)?;
+            None
+        }
         "status" => {
             c.status();
             None
@@ -294,6 +299,7 @@ impl Scene {
                 let cmd = parse_command(args.get(1).copied())?;
                 self.world.command(node(0)?, cmd)?;
             }
+            "stop" => self.world.stop(node(0)?)?,
             "crash" => {
                 let id = node(0)?;
                 if !self.world.crashed(id) {
@@ -528,7 +534,7 @@ impl Player {
             Some(Sim::World(s)) => {
                 let steps = s.world.record.as_mut().map(std::mem::take);
                 for step in steps.iter().flatten() {
-                    let shown = matches!(step.input, crate::raft::Input::Command(_))
+                    let shown = matches!(step.input, Input::Command(_) | Input::Stop)
                         || !step.output.events.is_empty();
                     if shown {
                         let _ = writeln!(self.text, "{step}");
