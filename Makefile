@@ -105,6 +105,7 @@ chaos:
 playground:
 	@if ! rustup target list --installed 2>/dev/null | grep -qx $(WASM) && \
 	    ! rustup target add $(WASM) >/dev/null 2>&1; then \
+	  rm -f $(PG_PAGE); \
 	  echo "playground: the $(WASM) target is missing and rustup cannot add it: the page was not built"; \
 	  exit 0; fi; \
 	set -e; \

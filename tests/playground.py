@@ -13,8 +13,8 @@ replays natively to the same file; for a set of seeds the wasm build and the nat
 byte-identical traces. Prints the page and module sizes and the events per second the page
 sustains; screenshots go to build/playground/*.png.
 
-Fails when the page was not built (the wasm target missing); without chromium and
-chromedriver it is skipped, failing instead under CI=true.
+Skipped when the page was not built (the wasm target missing) or chromium and chromedriver are
+missing, failing instead under CI=true.
 """
 import hashlib
 import importlib.util
@@ -103,11 +103,17 @@ def loads_and_elects(b):
     wait_state(b, lambda st: st["mode"] == "world", "the page starts a cluster", 15)
     err = b.js("return document.body.dataset.error || null;")
     expect(err is None, f"the page reports {err}")
+    campaigning = ("PreCandidate", "Candidate")
+    st = wait_state(b, lambda st: any(n["role"] in campaigning for n in st["nodes"])
+                    and len(st["flight"]) >= 3, "a campaign with its messages in flight")
+    b.js("window.pg.play(false);")
+    who = [n["id"] for n in st["nodes"] if n["role"] in campaigning][0]
+    b.click(f'.card[data-node="{who}"]')  # the why panel: the timeout that started it
+    shot(b, "01-election.png")
+    b.js("window.pg.play(true);")
     st = wait_state(b, lambda st: leader(st) is not None, "a leader appears")
     lead = leader(st)
     print(f"   n{lead[0]} leads term {lead[1]} at t={st['now']} ms (speed 0.2x)")
-    time.sleep(1.0)  # the messages of the election and the first heartbeats, at 0.2x
-    shot(b, "01-first-leader.png")
     urls = b.js("return [location.href, ...performance.getEntriesByType('resource').map(e => e.name)];")
     foreign = [u for u in urls if not u.startswith("file://") and not u.startswith("blob:")]
     expect(not foreign, f"the page fetched {foreign}")
@@ -303,9 +309,12 @@ def events_per_second(b):
 
 def main():
     if not PAGE.exists():
-        print(f"{SUITE} FAILED: {PAGE.relative_to(ROOT)} was not built (make playground: the "
-              f"wasm32-unknown-unknown target is needed)")
-        return 1
+        why = f"{PAGE.relative_to(ROOT)} was not built (make playground needs the wasm32-unknown-unknown target)"
+        if os.environ.get("CI") == "true":
+            print(f"{SUITE} FAILED: {why} (CI=true)")
+            return 1
+        print(f"{SUITE} skipped: {why}")
+        return 0
     _, missing = Browser.find()
     if missing:
         if os.environ.get("CI") == "true":
