@@ -102,14 +102,23 @@ fn a_live_session_is_written_as_a_file_that_replays() {
     p.command("crash n1").unwrap();
     assert!(p.run_live(2_000, true).unwrap(), "a node stepped");
     let stepped_to = p.now();
-    assert!(stepped_to < 2_000, "one step, not the whole run: {stepped_to}");
+    assert!(
+        stepped_to < 2_000,
+        "one step, not the whole run: {stepped_to}"
+    );
     p.run_live(900, false).unwrap();
     p.command("restart n1").unwrap();
     p.run_live(1_500, false).unwrap();
     let file = p.export();
     assert!(file.starts_with("> world 3 seed=5\n> run 400\n"), "{file}");
     assert!(file.contains("> stop n0\n  400 n0 stop -> "), "{file}");
-    assert!(file.contains("> crash n1\n  400 n1 crash\n> run 500\n"), "{file}");
-    assert!(file.contains("> restart n1\n  900 n1 restart t1 "), "{file}");
+    assert!(
+        file.contains("> crash n1\n  400 n1 crash\n> run 500\n"),
+        "{file}"
+    );
+    assert!(
+        file.contains("> restart n1\n  900 n1 restart t1 "),
+        "{file}"
+    );
     assert_eq!(regenerate(&file).unwrap(), file);
 }
