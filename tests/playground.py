@@ -94,8 +94,8 @@ def committed_equals_fresh(b):
     expect(c_scenarios == scenarios, f"the committed page's scenario files are not testdata's: {redo}")
     if c_wasm != wasm:
         built_by = committed.splitlines()[1]
-        raise Failure(f"the committed wasm module differs from a fresh build ({built_by}; here "
-                      f"{subprocess.run(['rustc', '--version'], capture_output=True, text=True).stdout.strip()}): {redo}")
+        here = subprocess.run(["rustc", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+        raise Failure(f"the committed wasm module differs from a fresh build ({built_by}; here {here}): {redo}")
 
 
 def loads_and_elects(b):
@@ -107,7 +107,7 @@ def loads_and_elects(b):
     st = wait_state(b, lambda st: any(n["role"] in campaigning for n in st["nodes"])
                     and len(st["flight"]) >= 3, "a campaign with its messages in flight")
     b.js("window.pg.play(false);")
-    who = [n["id"] for n in st["nodes"] if n["role"] in campaigning][0]
+    who = next(n["id"] for n in st["nodes"] if n["role"] in campaigning)
     b.click(f'.card[data-node="{who}"]')  # the why panel: the timeout that started it
     shot(b, "01-election.png")
     b.js("window.pg.play(true);")
@@ -179,7 +179,7 @@ def prevote_keeps_the_term(b):
     b.click(f'.card[data-node="{follower}"]')
     time.sleep(1.0)
     shot(b, "03-prevote-rejoin.png")
-    lead2, term2, follower2, lonely2, st2 = isolate_and_heal(b, pre_vote=False)
+    _, term2, follower2, lonely2, st2 = isolate_and_heal(b, pre_vote=False)
     expect(lonely2 > term2 + 3, f"without PreVote the isolated node's term only went {term2} -> {lonely2}")
     print(f"   without PreVote: n{follower2}'s term climbed {term2} -> {lonely2}; after the heal "
           f"{'n%d leads term %d' % leader(st2) if leader(st2) else 'no leader yet'}")
@@ -253,7 +253,7 @@ def export_replays(b):
     expect(text == b.js("return window.pg.log();"), "the export is not the log the page showed")
     session = OUT / "session.txt"
     session.write_text(text, encoding="utf-8")
-    replay = subprocess.run([str(NATIVE), "replay", str(session)], capture_output=True, text=True)
+    replay = subprocess.run([str(NATIVE), "replay", str(session)], capture_output=True, text=True, check=False)
     expect(replay.returncode == 0, f"native replay failed: {replay.stderr}")
     expect(replay.stdout == text, "the native simulator replays the session differently")
     lines = text.count("\n")
