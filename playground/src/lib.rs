@@ -44,6 +44,10 @@ pub struct Session {
     /// Per node: the term it leads, as its events said.
     leading: Vec<Option<u64>>,
     timeline: Vec<Segment>,
+    /// Per node: since when it has been down, cut off or stopped, if it is.
+    open: Vec<Option<(&'static str, Time)>>,
+    /// Such periods that ended: (node, what, from, to).
+    marks: Vec<(NodeId, &'static str, Time, Time)>,
     steps: u64,
 }
 
@@ -62,6 +66,8 @@ impl Session {
             change: Vec::new(),
             leading: Vec::new(),
             timeline: Vec::new(),
+            open: Vec::new(),
+            marks: Vec::new(),
             steps: 0,
         }
     }
@@ -160,6 +166,43 @@ impl Session {
             }
         }
         self.mark(self.player.now());
+        self.mark_nodes();
+    }
+
+    /// Opens and closes each node's periods of being down (crashed), cut off or stopped.
+    fn mark_nodes(&mut self) {
+        let (n, now) = (self.len(), self.player.now());
+        self.open.resize(n, None);
+        for id in 0..n {
+            let kind = match (self.role(id), self.node_cut(id)) {
+                (None, _) => Some("crashed"),
+                (Some(Role::Stopped), _) => Some("stopped"),
+                (_, true) => Some("cut"),
+                _ => None,
+            };
+            if self.open[id].map(|(k, _)| k) == kind {
+                continue;
+            }
+            if let Some((k, from)) = self.open[id].take() {
+                self.marks.push((id, k, from, now));
+                if self.marks.len() > TIMELINE_MAX {
+                    self.marks.remove(0);
+                }
+            }
+            self.open[id] = kind.map(|k| (k, now));
+        }
+    }
+
+    /// Every link of the node is down.
+    fn node_cut(&self, id: NodeId) -> bool {
+        match self.player.sim() {
+            Some(Sim::Cluster(c)) => c.is_cut(id),
+            Some(Sim::World(s)) => {
+                let n = s.world.setup.n;
+                n > 1 && (0..n).all(|p| p == id || s.is_cut(id, p))
+            }
+            None => false,
+        }
     }
 
     /// The timeline at `at`: the leader with the highest term leads the cluster.
@@ -261,7 +304,8 @@ impl Session {
         o.raw("nodes", &self.nodes_json())
             .raw("flight", &self.flight_json())
             .raw("cuts", &self.cuts_json())
-            .raw("timeline", &self.timeline_json());
+            .raw("timeline", &self.timeline_json())
+            .raw("marks", &self.marks_json());
         let elections = match self.player.sim() {
             Some(Sim::Cluster(c)) => c.checker().elections,
             Some(Sim::World(s)) => s.world.check.elections,
@@ -378,6 +422,24 @@ impl Session {
             }
         }
         format!("[{}]", pairs.join(","))
+    }
+
+    /// `[node, "crashed" | "stopped" | "cut", from, to]`; `to` is null while it lasts.
+    fn marks_json(&self) -> String {
+        let closed = self
+            .marks
+            .iter()
+            .map(|&(id, k, from, to)| (id, k, from, Some(to)));
+        let open = (0..self.open.len())
+            .filter_map(|id| self.open[id].map(|(k, from)| (id, k, from, None)));
+        let rows: Vec<String> = closed
+            .chain(open)
+            .map(|(id, k, from, to)| {
+                let to = to.map_or("null".to_string(), |t: Time| t.to_string());
+                format!("[{id},\"{k}\",{from},{to}]")
+            })
+            .collect();
+        format!("[{}]", rows.join(","))
     }
 
     fn timeline_json(&self) -> String {
