@@ -553,12 +553,20 @@ impl Player {
 
     /// Appends a command to the script and runs it at once (a live session: the playground's
     /// buttons). A run under way is closed first, as a `> run` of the time it covered.
+    /// A command that fails (a typo, a node that does not exist) is taken back: the file stays
+    /// one that replays.
     pub fn command(&mut self, command: &str) -> Result<(), Error> {
         self.close_run();
         self.finish()?;
-        let line = format!("> {command}");
-        self.lines.push((self.lines.len() + 1, line));
-        self.finish()
+        let (lines, text) = (self.lines.len(), self.text.len());
+        self.lines.push((lines + 1, format!("> {command}")));
+        let done = self.finish();
+        if done.is_err() && self.doing.is_none() {
+            self.lines.truncate(lines);
+            self.text.truncate(text);
+            self.next = lines;
+        }
+        done
     }
 
     /// Time passes up to `until` (as one `> run` that grows until the next command), or, with

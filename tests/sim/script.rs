@@ -108,6 +108,8 @@ fn a_live_session_is_written_as_a_file_that_replays() {
     );
     p.run_live(900, false).unwrap();
     p.command("restart n1").unwrap();
+    assert!(p.command("restart n7").is_err(), "no such node");
+    assert!(p.command("dance").is_err(), "no such command");
     p.run_live(1_500, false).unwrap();
     let file = p.export();
     assert!(file.starts_with("> world 3 seed=5\n> run 400\n"), "{file}");
