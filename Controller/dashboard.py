@@ -8,7 +8,8 @@ and buttons that send the course's own controller requests.
 What it owns: asking every node ``STATUS`` from one socket on an ephemeral port, the picture of
 the cluster built from the answers (:class:`ClusterState`, time passed in, no I/O), and a small
 HTTP server: ``GET /`` (the page), ``GET /state`` (one JSON snapshot), ``GET /events``
-(server-sent events, one snapshot per polling round) and ``POST /command``.
+(server-sent events, one snapshot per polling round), ``POST /command``, and ``GET /playground``
+(the simulated cluster of ``playground.html``, which talks to nothing).
 
 What it must never do: bind ``Controller:5555`` (the course's scripts bind it); send anything but
 ``STATUS`` and the controller requests ``TIMEOUT``, ``CONVERT_FOLLOWER`` and ``SHUTDOWN``; send to
@@ -46,6 +47,8 @@ ACTIONS = {
 }
 ROLES = ("Follower", "PreCandidate", "Candidate", "Leader", "Stopped")
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboard.html")
+#: The playground (built by `make playground UPDATE=1`): a simulated cluster in the browser.
+PLAYGROUND = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playground.html")
 MAX_STREAMS = 16
 MAX_BODY = 4096
 
@@ -343,6 +346,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.partition("?")[0]
         if path in ("/", "/index.html"):
             return self._reply(200, self.dash.page, "text/html; charset=utf-8")
+        if path in ("/playground", "/playground.html"):
+            return self._playground()
         if path == "/state":
             snap = self.dash.state.snapshot(time.monotonic())
             return self._reply(200, json.dumps(snap).encode(), "application/json")
@@ -364,6 +369,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(400, b"expected a JSON object\n", "text/plain")
         code, text = self.dash.command(body.get("node"), body.get("action"))
         return self._reply(code, json.dumps({"message": text}).encode(), "application/json")
+
+    def _playground(self) -> None:
+        try:
+            with open(PLAYGROUND, "rb") as f:
+                page = f.read()
+        except OSError:
+            return self._reply(404, b"no playground here (make playground UPDATE=1)\n", "text/plain")
+        return self._reply(200, page, "text/html; charset=utf-8")
 
     def _post_allowed(self) -> bool:
         """Same-origin JSON only: a cross-site form cannot send ``application/json`` without a

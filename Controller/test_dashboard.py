@@ -304,6 +304,15 @@ class HttpTests(unittest.TestCase):
         self.assertEqual([n["name"] for n in snap["nodes"]], ["Node1", "Node2", "Node3"])
         self.assertEqual(self.request("GET", "/nothing")[0], 404)
 
+    def test_the_playground_is_served_beside_the_dashboard(self):
+        code, ctype, page = self.request("GET", "/playground")
+        self.assertEqual((code, ctype), (200, "text/html; charset=utf-8"))
+        with open(dashboard.PLAYGROUND, "rb") as f:
+            self.assertEqual(page, f.read())
+        self.assertIn(b"const WASM_GZ_BASE64", page)
+        self.assertNotIn(b"http://", page.replace(b"http://www.w3.org/2000/svg", b""),
+                         "the playground loads nothing from elsewhere")
+
     def test_events_stream_one_snapshot_per_round(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         conn.request("GET", "/events")

@@ -190,6 +190,21 @@ def only_its_own_origin(c, b, d):
     expect(not foreign, f"the page fetched {foreign}")
 
 
+def serves_the_playground(c, b, d):
+    """GET /playground: the committed page, which elects a leader in its own simulated cluster."""
+    with urllib.request.urlopen(d.url + "playground", timeout=5) as r:
+        page = r.read()
+    expect(page == (ROOT / "Controller" / "playground.html").read_bytes(),
+           "the Controller serves another playground than Controller/playground.html")
+    b.get(d.url + "playground")
+    t0 = time.monotonic()
+    while not b.js("const s = window.pg && window.pg.state();"
+                   "return !!s && s.nodes.some(n => n.role === 'Leader');"):
+        expect(time.monotonic() - t0 < 30, "no leader in the playground within 30 s")
+        time.sleep(0.1)
+    print(f"   /playground: {len(page)} bytes, a simulated leader after {time.monotonic() - t0:.1f} s")
+
+
 def main():
     stop = preflight(SUITE)
     if stop is not None:
@@ -214,7 +229,8 @@ def main():
                              ("SHUTDOWN and Revive", shutdown_and_revive),
                              ("docker kill of the leader", kill_the_leader),
                              ("the page talks only to its server", only_its_own_origin),
-                             ("narrow window", narrow_window)]:
+                             ("narrow window", narrow_window),
+                             ("the playground at /playground", serves_the_playground)]:
                 check(name, fn, c, b, d)
         cpu, rss = d.usage()
         print(f"   the Controller's process (dashboard + watcher): {cpu:.1f} % of one core on "
