@@ -12,6 +12,10 @@
 //! ```
 //! With a cluster key, node datagrams pass `auth::Guard::open` between the source check and the
 //! core, and `auth::Guard::seal` on the way out; the guard's announcements share the wait.
+//!
+//! A node stopped by `SHUTDOWN` is silent, as if its process had stopped: the datagrams it still
+//! takes are those [`reaches_stopped`] lets through (the revival requests and `STATUS`); it
+//! sends nothing else (no `LEADER_INFO` answer, no announcement) and waits on no timer.
 use crate::auth::{self, Guard, Verdict};
 use crate::config::NodeConfig;
 use crate::json;
@@ -66,6 +70,8 @@ pub enum Dropped {
     NoAddress,
     /// With a cluster key: no valid tag, or not fresh.
     Auth(auth::Reject),
+    /// Anything but the revival requests and `STATUS`, while stopped by `SHUTDOWN`.
+    Stopped,
 }
 
 impl Dropped {
@@ -81,9 +87,28 @@ impl Dropped {
             Dropped::SendError => "send-error",
             Dropped::NoAddress => "no-address",
             Dropped::Auth(r) => r.as_str(),
+            Dropped::Stopped => "stopped",
         }
     }
 }
+
+/// Whether a datagram still reaches a node stopped by `SHUTDOWN`: only `CONVERT_FOLLOWER` and
+/// `TIMEOUT` (they revive it) and `STATUS` (it answers `role=Stopped`). Everything else, from
+/// `LEADER_INFO` and a second `SHUTDOWN` to node messages and `AUTH_HELLO`, is dropped unanswered:
+/// a course controller must find a stopped node as silent as a stopped process.
+pub fn reaches_stopped(incoming: &Result<Incoming, Reject>) -> bool {
+    matches!(
+        incoming,
+        Ok(
+            Incoming::Control(Command::ConvertFollower | Command::Timeout)
+                | Incoming::Status { .. }
+        )
+    )
+}
+
+/// While stopped, node messages keep coming from live peers (20 heartbeats a second): their
+/// drops are logged once a minute, controller requests' once a second.
+const STOPPED_PEER_LOG_PERIOD_MS: u64 = 60 * DROP_LOG_PERIOD_MS;
 
 pub struct Runtime {
     cfg: NodeConfig,
@@ -172,8 +197,13 @@ impl Runtime {
                 }
                 continue;
             }
-            self.send_hellos(now);
-            let deadline = earliest(deadline, self.guard.as_ref().and_then(Guard::deadline));
+            // Stopped: no announcements and no timer; the wait ends only with a datagram.
+            let awake = self.node.role() != Role::Stopped;
+            if awake {
+                self.send_hellos(now);
+            }
+            let hellos = self.guard.as_ref().and_then(Guard::deadline);
+            let deadline = earliest(deadline, hellos.filter(|_| awake));
             let left = deadline.map(|d| {
                 (self.start + Duration::from_millis(d)).saturating_duration_since(Instant::now())
             });
@@ -250,11 +280,16 @@ impl Runtime {
                 return Ok(());
             }
         };
+        let incoming = message::classify(&d, &self.names);
+        if self.node.role() == Role::Stopped && !reaches_stopped(&incoming) {
+            self.drop_stopped(&d, &incoming, (src, bytes.len()));
+            return Ok(());
+        }
         if self.guard.is_some() && d.request.as_deref() == Some(auth::HELLO) {
             self.on_hello(&d, src, bytes.len());
             return Ok(());
         }
-        match message::classify(&d, &self.names) {
+        match incoming {
             Err(reject) => {
                 let request = clip(d.request.as_deref().unwrap_or("null"));
                 self.drop_input(Dropped::Reject(reject), &request, from);
@@ -538,6 +573,31 @@ impl Runtime {
                 line = line.kv("from", addr).kv("bytes", len);
             }
             line.kv("suppressed", held).emit();
+        }
+    }
+
+    /// `event=drop reason=stopped detail=LEADER_INFO from=…`: what a stopped node did not take.
+    fn drop_stopped(
+        &mut self,
+        d: &json::Datagram,
+        incoming: &Result<Incoming, Reject>,
+        (src, len): (SocketAddr, usize),
+    ) {
+        let now = self.now();
+        let from_peer = matches!(incoming, Ok(Incoming::Peer { .. }))
+            || d.request.as_deref() == Some(auth::HELLO);
+        let (key, period) = match from_peer {
+            true => ("stopped-peer", STOPPED_PEER_LOG_PERIOD_MS),
+            false => ("stopped", DROP_LOG_PERIOD_MS),
+        };
+        if let Some(held) = self.limits.allow(key, now, period) {
+            self.line("drop")
+                .kv("reason", Dropped::Stopped.as_str())
+                .kv("detail", clip(d.request.as_deref().unwrap_or("null")))
+                .kv("from", src)
+                .kv("bytes", len)
+                .kv("suppressed", held)
+                .emit();
         }
     }
 
@@ -832,6 +892,62 @@ mod tests {
             let (_, rest) = text.split_once(' ').unwrap_or_default();
             assert_eq!(rest, want);
         }
+    }
+
+    /// The one rule of a stopped node's silence, on every kind of datagram it can get.
+    #[test]
+    fn a_stopped_node_takes_only_the_revival_requests_and_status() {
+        use crate::raft::{Kind, Msg};
+        let names: Vec<String> = ["Node1", "Node2", "Node3"].map(String::from).to_vec();
+        let take = |request: &str, sender: &str, key: Option<&str>| {
+            let d = json::Datagram {
+                sender_name: Some(sender.to_string()),
+                request: Some(request.to_string()),
+                term: Some(3),
+                key: key.map(str::to_string),
+                value: None,
+            };
+            reaches_stopped(&message::classify(&d, &names))
+        };
+        for request in ["CONVERT_FOLLOWER", "TIMEOUT", "STATUS"] {
+            assert!(take(request, "Controller", None), "{request}");
+            assert!(
+                take(request, "Node2", None),
+                "{request} whatever the sender says"
+            );
+        }
+        assert!(
+            take("STATUS", "Node2", Some("STATUS")),
+            "the reply rule decides later"
+        );
+        for request in [
+            "LEADER_INFO",
+            "SHUTDOWN",
+            "APPEND_RPC",
+            "APPEND_REPLY",
+            "VOTE_REQUEST",
+            "VOTE_ACK",
+            "PRE_VOTE_REQUEST",
+            "PRE_VOTE_ACK",
+            "TIMEOUT_NOW",
+            auth::HELLO,
+            "RESTART",
+            "timeout",
+            "",
+        ] {
+            assert!(!take(request, "Node2", None), "{request}");
+            assert!(!take(request, "Controller", None), "{request}");
+        }
+        assert!(!take("LEADER_INFO", "Controller", Some("LEADER")));
+        assert!(!reaches_stopped(&Err(Reject::NoRequest)));
+        let peer = Ok(Incoming::Peer {
+            from: 1,
+            msg: Msg {
+                term: 9,
+                kind: Kind::VoteRequest { forced: true },
+            },
+        });
+        assert!(!reaches_stopped(&peer), "not even a forced vote request");
     }
 
     #[test]

@@ -1520,6 +1520,70 @@ fn timeout_revives_a_stopped_node_into_a_forced_election() {
     assert!(out.deadline.is_some());
 }
 
+/// The contract of `Role::Stopped`: "silent, deaf to peers, no timers", while the rest of the
+/// cluster carries on around it (elections forced by `TIMEOUT`, heartbeats, vote requests in
+/// ever higher terms all reach it). Every step it takes sends nothing, persists nothing, reports
+/// nothing and arms no timer, and its term and vote stay as they were. Either revival request
+/// brings it back into the cluster: `CONVERT_FOLLOWER` as a follower of whoever leads,
+/// `TIMEOUT` through a forced election.
+#[test]
+fn a_stopped_node_is_deaf_and_silent_until_a_revival_request() {
+    for revival in [Command::ConvertFollower, Command::Timeout] {
+        let mut cluster = Cluster::new(5, |c| c);
+        cluster.run_until(1_000);
+        let stopped = cluster.agreed_leader().expect("a first leader");
+        let hard_before = cluster.nodes[stopped].hard_state();
+        cluster.step(stopped, Input::Command(Command::Shutdown));
+        let from = cluster.trace.len();
+        let live: Vec<NodeId> = (0..5).filter(|&id| id != stopped).collect();
+        for (i, &t) in [2_000, 4_000, 6_000].iter().enumerate() {
+            cluster.run_until(t);
+            // A forced election in a higher term: vote requests reach the stopped node too.
+            cluster.step(live[i], Input::Command(Command::Timeout));
+        }
+        cluster.run_until(10_000);
+        let mut steps = 0;
+        for (at, id, out) in &cluster.trace[from..] {
+            if *id == stopped {
+                steps += 1;
+                assert_eq!(out.send, vec![], "sent at {at}");
+                assert_eq!(out.persist, None, "persisted at {at}");
+                assert_eq!(out.events, vec![], "reported at {at}");
+                assert_eq!(out.deadline, None, "a timer at {at}");
+            }
+        }
+        assert!(
+            steps > 100,
+            "the cluster's messages reached it ({steps} steps)"
+        );
+        let node = &cluster.nodes[stopped];
+        assert_eq!((node.role(), node.leader()), (Role::Stopped, None));
+        assert_eq!(node.hard_state(), hard_before, "term and vote untouched");
+        let leader = cluster.nodes[live[0]].leader().expect("the others lead on");
+        let term = cluster.nodes[leader].term();
+        assert!(
+            term >= hard_before.term + 3,
+            "three forced elections: term {term}"
+        );
+
+        cluster.step(stopped, Input::Command(revival));
+        assert_ne!(cluster.nodes[stopped].role(), Role::Stopped);
+        assert!(
+            cluster.nodes[stopped].deadline().is_some(),
+            "its timer runs again"
+        );
+        cluster.run_until(11_000);
+        let now = cluster.agreed_leader().expect("all five agree again");
+        assert_eq!(cluster.nodes[stopped].leader(), Some(now), "{revival:?}");
+        if revival == Command::ConvertFollower {
+            assert_eq!(
+                now, leader,
+                "a revived follower does not disturb the leader"
+            );
+        }
+    }
+}
+
 // ---- §3.8: restarts ---------------------------------------------------------------------------
 
 /// §3.8: "each server persists its current term and vote; this is necessary to prevent the
