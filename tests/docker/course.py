@@ -249,9 +249,12 @@ def request_scripts(s):
     s.exec("python", "shutdown.py", again)
     others = [n for n in NAMES if n != again]
     new, secs, _ = s.wait_leader(among=others)
-    silent = s.ask([again])[again]
-    expect(silent is not None and silent.get("value") is None, f"shut-down {again} answered {silent}")
-    print(f"   shutdown.py {again}: {new} leads after {secs:.2f} s; {again} answers value null")
+    silent = s.ask([again], wait=1.0)[again]
+    expect(silent is None, f"shut-down {again} answered LEADER_INFO: {silent}")
+    p = s.exec("python", "status.py", check=False)
+    expect(f"stopped: {again}" in p.stdout, f"status.py does not show {again} stopped: {p.stdout!r}")
+    print(f"   shutdown.py {again}: {new} leads after {secs:.2f} s; {again} answers no LEADER_INFO, "
+          f"status.py shows it stopped")
     s.exec("python", "timeout.py", again)
     now, _, _ = s.wait_leader()
     follower = next(n for n in NAMES if n != now)
@@ -368,8 +371,8 @@ if leader:
         rest = [n for n in NODES if n != new]
         after, _ = agreed(rest, 5, lambda l, t: l != new)
         quiet = ask([new]).get(new, ("no answer",))[0]
-        verdict("SHUTDOWN the leader", after is not None and quiet is None,
-                "%s shut down (it now names %s); the other 4 agree on %s" % (new, quiet, after))
+        verdict("SHUTDOWN the leader", after is not None and quiet == "no answer",
+                "%s shut down (it now gives %s); the other 4 agree on %s" % (new, quiet, after))
         if after:
             follower = [n for n in rest if n != after][0]
             send("TIMEOUT", follower)
