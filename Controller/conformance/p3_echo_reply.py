@@ -41,7 +41,7 @@ def run(_argv):
         time.sleep(PAUSE_S)
         same = views()
         v.check("the echo sent to the follower %s changes nothing" % follower,
-                {val for val in same.values()} == {(leader, term)} and len(same) == len(nodes()),
+                set(same.values()) == {(leader, term)} and len(same) == len(nodes()),
                 "views: %s" % same)
 
         skt.sendto(json.dumps(echo).encode("utf-8"), addr(reply["value"]))
