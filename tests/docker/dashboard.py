@@ -9,7 +9,7 @@ and checks what a demonstrator sees: five cards and one leader; TIMEOUT on a
 follower makes that card the leader within 2 s; SHUTDOWN of the leader (its card Stopped, another
 leader) and Revive; `docker kill` of the leader shows "no answer" and another leader within 2 s;
 the page loads nothing from elsewhere and the buttons reach only the node they are on.
-Screenshots go to build/dashboard*.png.
+Screenshots go to build/dashboard*.png (-stopped: a leader stopped by SHUTDOWN).
 
 Skipped (exit 0) without a Docker daemon or without chromium and chromedriver (Debian:
 `apt-get install chromium chromium-driver`), failing instead under CI=true. Prints the update
@@ -150,6 +150,7 @@ def shutdown_and_revive(c, b, d):
     expect((badge, no_shutdown) == ("Stopped", True) and "SHUTDOWN" in note,
            f"the stopped card shows {badge!r}, {note!r}, SHUTDOWN disabled: {no_shutdown}")
     (new,) = leaders(cards(b))
+    b.screenshot(str(SHOTS / "dashboard-stopped.png"))
     b.click(f'.card[data-node="{leader}"] button[data-action="REVIVE"]')
     wait_page(b, lambda s: s[leader] == ("Follower", True) and leaders(s) == [new], LIMIT_S,
               f"{leader} revived as a follower of {new}")
@@ -179,10 +180,10 @@ def kill_the_leader(c, b, d):
     new = leaders(cards(b))[0]
     since = b.js(SINCE_JS)
     on_screen = (max(since[leader], since[new]) - t_kill) / 1000
-    print(f"   docker kill {leader}: card unreachable and {new} the leader on screen {on_screen:.3f} s "
+    print(f"   docker kill {leader}: card 'no answer' and {new} the leader on screen {on_screen:.3f} s "
           f"after `docker kill` was started ({secs:.2f} s by the WebDriver round trips; new leader "
           f"at {(since[new] - t_kill) / 1000:.3f} s, "
-          f"unreachable at {(since[leader] - t_kill) / 1000:.3f} s)")
+          f"no answer at {(since[leader] - t_kill) / 1000:.3f} s)")
     b.screenshot(str(SHOTS / "dashboard.png"))
     print(f"   screenshot: {SHOTS / 'dashboard.png'}")
     gaps = b.js("return document.querySelectorAll('#timeline [data-gap]').length;")
