@@ -325,16 +325,18 @@ def conformance_story(s):
 def conformance_kill_restart(s):
     """Pattern 1 after `docker kill` of the leader and after `docker restart` of it."""
     leader, _, _ = s.wait_leader()
+    before = s.ip(leader)
     run("docker", "kill", leader)
     s._ips.clear()
     probe = s.exec("python", "-c", PROBE, leader).stdout.strip()
-    print(f"   docker kill {leader}; a script's sendto to ({leader!r}, 5555) now takes {probe}")
+    print(f"   docker kill {leader} ({before}); a script's sendto to ({leader!r}, 5555) now takes "
+          f"{probe}")
     time.sleep(2)
     conformance(s, "p1_first_reply.py", "--once", "--not", leader)
     run("docker", "restart", leader)
     s._ips.clear()
     probe = s.exec("python", "-c", PROBE, leader).stdout.strip()
-    print(f"   docker restart {leader}; sendto to it: {probe}")
+    print(f"   docker restart {leader}: at {s.ip(leader)}; sendto to it: {probe}")
     time.sleep(2)
     conformance(s, "p1_first_reply.py", "--once")
     s.wait_leader()
