@@ -3,7 +3,7 @@
 //! talks to nodes over UDP, as any controller would).
 use crate::config::{split_host_port, Peer, DEFAULT_PORT};
 use crate::json::{self, Datagram};
-use crate::message;
+use crate::message::{self, Query, Request};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
@@ -90,7 +90,9 @@ pub enum Seen {
 
 /// The term in a `STATUS` reply that says `role=Stopped`; `None` for any other datagram.
 pub fn stopped_term(d: &Datagram) -> Option<Option<u64>> {
-    if d.request.as_deref() != Some("STATUS") || d.key.as_deref() != Some(message::STATUS) {
+    if d.request.as_deref() != Some(Request::Status.name())
+        || d.key.as_deref() != Some(message::STATUS)
+    {
         return None;
     }
     let value = d.value.as_deref()?;
@@ -119,7 +121,7 @@ impl Client {
     /// Send a request that expects no reply (`CONVERT_FOLLOWER`, `TIMEOUT`, `SHUTDOWN`).
     pub fn send(&self, request: &str, to: SocketAddr) -> Result<(), String> {
         let socket = self.socket()?;
-        let request = message::request_for_verb(request).unwrap_or(request);
+        let request = Request::from_verb(request).map_or(request, |r| r.name());
         let bytes = json::emit(&message::control_request(SENDER, request));
         socket
             .send_to(&bytes, to)
@@ -132,30 +134,51 @@ impl Client {
         &self,
         targets: &[(String, SocketAddr)],
     ) -> Result<Vec<Option<Answer>>, String> {
-        let seen = self.ask(targets, &["LEADER_INFO"])?;
-        Ok(seen
-            .into_iter()
-            .map(|s| match s {
-                Seen::Answer(a) => Some(a),
-                _ => None,
-            })
-            .collect())
+        self.query(Query::LeaderInfo, targets)
+    }
+
+    /// Ask each target `query` from one socket; answers by target name (None: silent).
+    pub fn query(
+        &self,
+        query: Query,
+        targets: &[(String, SocketAddr)],
+    ) -> Result<Vec<Option<Answer>>, String> {
+        let request = query.request().name();
+        let mut answers: Vec<Option<Answer>> = vec![None; targets.len()];
+        self.exchange(&[request], targets, |i, d, raw| {
+            if d.request.as_deref() == Some(request) {
+                answers[i] = Some(Answer::from_reply(d, &targets[i].0, raw));
+            }
+            answers.iter().all(Option::is_some)
+        })?;
+        Ok(answers)
     }
 
     /// `LEADER_INFO` and `STATUS` to each target from one socket: what each one is, by target.
     /// A node stopped by `SHUTDOWN` answers only `STATUS`, so it is told from a silent one
     /// without waiting the whole timeout.
     pub fn survey(&self, targets: &[(String, SocketAddr)]) -> Result<Vec<Seen>, String> {
-        self.ask(targets, &["LEADER_INFO", "STATUS"])
+        let requests = [Request::LeaderInfo.name(), Request::Status.name()];
+        let mut seen: Vec<Seen> = vec![Seen::Silent; targets.len()];
+        self.exchange(&requests, targets, |i, d, raw| {
+            if d.request.as_deref() == Some(Request::LeaderInfo.name()) {
+                seen[i] = Seen::Answer(Answer::from_reply(d, &targets[i].0, raw));
+            } else if let Some(term) = stopped_term(d).filter(|_| seen[i] == Seen::Silent) {
+                seen[i] = Seen::Stopped(term);
+            }
+            !seen.contains(&Seen::Silent)
+        })?;
+        Ok(seen)
     }
 
-    /// `requests` to each target, then the replies until each target gave a `LEADER_INFO`
-    /// answer or a stopped `STATUS`, or the timeout passed.
-    fn ask(
+    /// Each of `requests` to every target from one socket, then every reply from a target to
+    /// `take(target, reply, its bytes)` until `take` says all is in (true) or the timeout passed.
+    fn exchange(
         &self,
-        targets: &[(String, SocketAddr)],
         requests: &[&str],
-    ) -> Result<Vec<Seen>, String> {
+        targets: &[(String, SocketAddr)],
+        mut take: impl FnMut(usize, &Datagram, &[u8]) -> bool,
+    ) -> Result<(), String> {
         let socket = self.socket()?;
         for request in requests {
             let bytes = json::emit(&message::control_request(SENDER, request));
@@ -164,10 +187,10 @@ impl Client {
                 let _ = socket.send_to(&bytes, addr);
             }
         }
-        let mut seen: Vec<Seen> = vec![Seen::Silent; targets.len()];
         let deadline = Instant::now() + self.timeout;
         let mut buf = [0u8; 2048];
-        while seen.contains(&Seen::Silent) {
+        let mut done = targets.is_empty();
+        while !done {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -184,14 +207,11 @@ impl Client {
             let slot = targets
                 .iter()
                 .position(|(name, addr)| *addr == src || d.sender_name.as_deref() == Some(name));
-            let Some(i) = slot else { continue };
-            if d.request.as_deref() == Some("LEADER_INFO") {
-                seen[i] = Seen::Answer(Answer::from_reply(&d, &targets[i].0, &buf[..n]));
-            } else if let Some(term) = stopped_term(&d) {
-                seen[i] = Seen::Stopped(term);
+            if let Some(i) = slot {
+                done = take(i, &d, &buf[..n]);
             }
         }
-        Ok(seen)
+        Ok(())
     }
 }
 
