@@ -529,8 +529,10 @@ def course_style(cold):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cold", action="store_true", help="miss the build cache (for the figures)")
-    p.add_argument("--first-reply-runs", type=int, default=5, metavar="N",
-                   help="times the first-reply pattern follows a SHUTDOWN of the leader (default 5)")
+    p.add_argument("--first-reply-runs", type=int, metavar="N",
+                   default=int(os.environ.get("COURSE_FIRST_REPLY_RUNS", "5")),
+                   help="times the first-reply pattern follows a SHUTDOWN of the leader "
+                        "(default $COURSE_FIRST_REPLY_RUNS or 5)")
     a = p.parse_args()
     stop = preflight("course flow")
     if stop is not None:
