@@ -1455,21 +1455,26 @@ fn timeout_revives_a_stopped_node_into_a_forced_election() {
 #[test]
 fn a_stopped_node_is_deaf_and_silent_until_a_revival_request() {
     for revival in [Command::ConvertFollower, Command::Timeout] {
-        let mut cluster = Cluster::new(5, |c| c);
-        cluster.run_until(1_000);
+        let mut cluster = cluster(5, |c| c);
+        cluster.run(1_000).unwrap();
         let stopped = cluster.agreed_leader().expect("a first leader");
-        let hard_before = cluster.nodes[stopped].hard_state();
-        cluster.step(stopped, Input::Command(Command::Shutdown));
-        let from = cluster.trace.len();
+        let hard_before = cluster.node(stopped).hard_state();
+        cluster
+            .settle(stopped, Input::Command(Command::Shutdown))
+            .unwrap();
+        cluster.record = Some(Vec::new());
         let live: Vec<NodeId> = (0..5).filter(|&id| id != stopped).collect();
         for (i, &t) in [2_000, 4_000, 6_000].iter().enumerate() {
-            cluster.run_until(t);
+            cluster.run(t).unwrap();
             // A forced election in a higher term: vote requests reach the stopped node too.
-            cluster.step(live[i], Input::Command(Command::Timeout));
+            cluster
+                .settle(live[i], Input::Command(Command::Timeout))
+                .unwrap();
         }
-        cluster.run_until(10_000);
+        cluster.run(10_000).unwrap();
+        let trace = cluster.record.take().unwrap_or_default();
         let mut steps = 0;
-        for (at, id, out) in &cluster.trace[from..] {
+        for (at, id, out) in &trace {
             if *id == stopped {
                 steps += 1;
                 assert_eq!(out.send, vec![], "sent at {at}");
@@ -1482,25 +1487,25 @@ fn a_stopped_node_is_deaf_and_silent_until_a_revival_request() {
             steps > 100,
             "the cluster's messages reached it ({steps} steps)"
         );
-        let node = &cluster.nodes[stopped];
+        let node = cluster.node(stopped);
         assert_eq!((node.role(), node.leader()), (Role::Stopped, None));
         assert_eq!(node.hard_state(), hard_before, "term and vote untouched");
-        let leader = cluster.nodes[live[0]].leader().expect("the others lead on");
-        let term = cluster.nodes[leader].term();
+        let leader = cluster.node(live[0]).leader().expect("the others lead on");
+        let term = cluster.node(leader).term();
         assert!(
             term >= hard_before.term + 3,
             "three forced elections: term {term}"
         );
 
-        cluster.step(stopped, Input::Command(revival));
-        assert_ne!(cluster.nodes[stopped].role(), Role::Stopped);
+        cluster.settle(stopped, Input::Command(revival)).unwrap();
+        assert_ne!(cluster.node(stopped).role(), Role::Stopped);
         assert!(
-            cluster.nodes[stopped].deadline().is_some(),
+            cluster.node(stopped).deadline().is_some(),
             "its timer runs again"
         );
-        cluster.run_until(11_000);
+        cluster.run(11_000).unwrap();
         let now = cluster.agreed_leader().expect("all five agree again");
-        assert_eq!(cluster.nodes[stopped].leader(), Some(now), "{revival:?}");
+        assert_eq!(cluster.node(stopped).leader(), Some(now), "{revival:?}");
         if revival == Command::ConvertFollower {
             assert_eq!(
                 now, leader,

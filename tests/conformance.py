@@ -1,11 +1,14 @@
-"""The conformance scripts (conformance/) against five real nodes on loopback.
+"""The conformance scripts (Controller/conformance/) against five real nodes on loopback.
 
-Each script runs as a grader runs it, in its own process from this folder (where Message.json
+    make conformance          (or: RAFT_BIN=target/release/raft python3 tests/conformance.py -v)
+
+Each script runs as a grader runs it, in its own process from Controller/ (where Message.json
 is), with ``CONFORMANCE_ADDRS`` saying where the names are (there is no Docker DNS here: the
 Controller is 127.0.35.100:5555, NodeK 127.0.35.K:5555). Every script must end with
 ``N passed, 0 failed`` and exit 0. ``kill -9`` of the leader and its restart stand in for
 ``docker kill`` and ``docker restart`` (the Docker suite, tests/docker/course.py, does those).
-Needs RAFT_BIN (the Makefile sets it); skipped without it, like the real-cluster tests.
+Needs RAFT_BIN (the Makefile sets it) and Controller/ on PYTHONPATH (raftkit). About a minute:
+`make test` runs it, `make quick` does not.
 """
 
 import os
@@ -17,31 +20,33 @@ import unittest
 
 import raftkit
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+CONTROLLER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "Controller")
 RAFT_BIN = os.path.abspath(os.environ["RAFT_BIN"]) if os.environ.get("RAFT_BIN") else ""
 NET = "127.0.35"
-CONTROLLER = NET + ".100"
+CONTROLLER_IP = NET + ".100"
 SLOWEST = []  # (ms, what) of every script run
 
 
 def conformance(script, *args, timeout=300):
     """Run conformance/<script> here; (exit status, output)."""
     env = dict(os.environ, CONFORMANCE_ADDRS="Controller=%s:5555,%s"
-               % (CONTROLLER, ConformanceTests.cluster.env["PEERS"]))
+               % (CONTROLLER_IP, ConformanceTests.cluster.env["PEERS"]))
     p = subprocess.run([sys.executable, "-u", os.path.join("conformance", script)] + list(args),
-                       cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       cwd=CONTROLLER, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True, timeout=timeout)
     for ms, what in re.findall(r"^slowest reply: ([\d.]+) ms \((.*)\)$", p.stdout, re.M):
         SLOWEST.append((float(ms), "%s: %s" % (script, what)))
     return p.returncode, p.stdout
 
 
-@unittest.skipUnless(RAFT_BIN, "RAFT_BIN is not set; point it at the node executable")
 class ConformanceTests(unittest.TestCase):
     cluster = None
 
     @classmethod
     def setUpClass(cls):
+        if not RAFT_BIN:
+            raise AssertionError("RAFT_BIN is not set: point it at the node executable")
         cls.cluster = raftkit.LocalCluster(RAFT_BIN, 5, first=NET + ".1")
         cls.cluster.start()
         try:
@@ -103,7 +108,7 @@ class ConformanceTests(unittest.TestCase):
             for request in ("RESTART", "START_NODE", "ALL_INFO", "GETLOG", "PRINT_LOGS", "STORE",
                             "RETRIEVE", '"view log"'):
                 self.assertRegex(log, r"event=drop reason=unknown-request detail=%s from=%s:5555"
-                                 % (re.escape(request), re.escape(CONTROLLER)), name)
+                                 % (re.escape(request), re.escape(CONTROLLER_IP)), name)
 
     def test_7_shapes(self):
         self.passes("p5_shapes.py")
