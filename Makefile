@@ -17,7 +17,7 @@ PG_PAGE := build/playground/playground.html
 # Every Python script imports the toolkit (Controller/raftkit.py); the bench also the Docker harness.
 export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
 
-.PHONY: help build musl quick test check unit python-test docker-test local sim \
+.PHONY: help build musl quick test check unit python-test conformance docker-test local sim \
         up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
         swarm-up swarm-down swarm-test sim-adversary playground playground-test
 
@@ -44,7 +44,7 @@ help:
 	@echo "make offline-images  local stand-ins for the base images, no registry needed (REBUILD=1: again)"
 	@echo "make playground  the browser playground, one file: $(PG_PAGE) (UPDATE=1: also the committed"
 	@echo "               Controller/playground.html); playground-test runs its browser tests (docs/PLAYGROUND.md)"
-	@echo "make build | musl | check | unit | python-test | bench-test | net-tools   the pieces of the above"
+	@echo "make build | musl | check | unit | python-test | conformance | bench-test | net-tools   the pieces of the above"
 	@echo "  details: docs/CLUSTER.md, docs/SIMULATION.md, docs/BENCHMARKS.md"
 
 # ---- build -------------------------------------------------------------------
@@ -58,7 +58,7 @@ musl:
 	$(CARGO) build --release --target $(MUSL)
 
 # ---- tests -------------------------------------------------------------------
-test: check unit python-test bench-test flood playground-test docker-test
+test: check unit python-test conformance bench-test flood playground-test docker-test
 
 # The inner loop: everything but Docker, the flood and the fuzzer's long run.
 quick: check unit python-test bench-test
@@ -75,6 +75,10 @@ unit:
 
 python-test: build
 	RAFT_BIN=$(CURDIR)/target/release/raft $(PYTHON) -m unittest discover -s Controller -p 'test_*.py' -v
+
+# The course-style controller scripts (Controller/conformance/) against 5 loopback processes.
+conformance: build
+	RAFT_BIN=$(CURDIR)/target/release/raft $(PYTHON) tests/conformance.py -v
 
 # Skips (exit 0) when no Docker daemon answers, unless CI=true; see tests/docker/run.py.
 # Then the network scenarios (tc in the containers' namespaces), 25 s of chaos, and the course's

@@ -14,7 +14,8 @@ HTTP server: ``GET /`` (the page), ``GET /state`` (one JSON snapshot), ``GET /ev
 What it must never do: bind ``Controller:5555`` (the course's scripts bind it); send anything but
 ``STATUS`` and the controller requests ``TIMEOUT``, ``CONVERT_FOLLOWER`` and ``SHUTDOWN``; send to
 anything but the configured nodes (:class:`Wire` is the one place that sends); wait on a node
-(a node that does not answer is shown as unreachable).
+(a node that does not answer is shown as "no answer"; one stopped by SHUTDOWN still answers
+STATUS and is shown Stopped).
 
 Standard library only; Python 3.8+.
 """
@@ -46,6 +47,9 @@ ACTIONS = {
     "REVIVE": "CONVERT_FOLLOWER",
 }
 ROLES = ("Follower", "PreCandidate", "Candidate", "Leader", "Stopped")
+#: What a card shows for a node that has not answered STATUS for ``stale_s``. (A node stopped by
+#: SHUTDOWN still answers STATUS, with ``role=Stopped``: it is shown Stopped, never as this.)
+NO_ANSWER = "no answer"
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboard.html")
 #: The playground (built by `make playground UPDATE=1`): a simulated cluster in the browser.
 PLAYGROUND = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playground.html")
@@ -177,12 +181,15 @@ class ClusterState:
             }
 
     def _node(self, name: str, now: float) -> dict:
-        heard = self.heard[name]
+        heard, status = self.heard[name], self.last[name]
+        reachable = self.reachable(name, now)
         return {
             "name": name,
-            "reachable": self.reachable(name, now),
+            "reachable": reachable,
             "age_ms": None if heard is None else int((now - heard) * 1000),
-            "status": self.last[name],
+            "status": status,
+            # The card's badge: the role STATUS gives (Stopped after SHUTDOWN), else no answer.
+            "shown": status["role"] if reachable and status else NO_ANSWER,
         }
 
 
@@ -446,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-ms", type=int, default=_env_int("DASHBOARD_POLL_MS", 50),
                    help="STATUS polling period, ms (default 50: 20 updates a second)")
     p.add_argument("--stale-ms", type=int, default=_env_int("DASHBOARD_STALE_MS", 500),
-                   help="a node silent this long is shown unreachable (default 500)")
+                   help="a node silent this long is shown as no answer (default 500)")
     p.add_argument("--window-s", type=int, default=180, help="timeline length (default 180 s)")
     p.add_argument("--allow-host", action="append",
                    default=[h for h in os.environ.get("DASHBOARD_HOSTS", "").split(",") if h],

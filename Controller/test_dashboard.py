@@ -99,6 +99,34 @@ class ClusterStateTests(unittest.TestCase):
         self.assertEqual((snap["reachable"], snap["age_ms"], snap["status"]["role"]),
                          (False, 1000, "Follower"))
 
+    def test_a_card_shows_the_role_a_stopped_node_gives_and_no_answer_for_a_silent_one(self):
+        s = self.s
+        s.observe("Node1", status("Stopped", term=3, timer=None), 1.0)
+        s.observe("Node2", status("Leader", term=4), 1.0)
+        s.end_round(1.0)
+        shown = {n["name"]: (n["shown"], n["reachable"]) for n in s.snapshot(1.0)["nodes"]}
+        self.assertEqual(shown, {"Node1": ("Stopped", True), "Node2": ("Leader", True),
+                                 "Node3": ("no answer", False)})
+        self.assertEqual(s.leader(1.0), ("Node2", 4), "a stopped node is no leader")
+        for t in (1.1, 1.2):
+            s.end_round(t)
+        shown = {n["name"]: n["shown"] for n in s.snapshot(1.6)["nodes"]}
+        self.assertEqual(shown, {"Node1": "no answer", "Node2": "no answer", "Node3": "no answer"},
+                         "silence, not the last role, once the node stops answering STATUS")
+
+    def test_a_stopped_leader_leaves_the_timeline(self):
+        s = self.s
+        for t in (0.0, 0.1):
+            s.observe("Node1", status("Leader", term=1), t)
+            s.end_round(t)
+        s.observe("Node1", status("Stopped", term=1, timer=None), 0.2)
+        s.end_round(0.2)
+        s.observe("Node1", status("Stopped", term=1, timer=None), 0.3)
+        s.observe("Node2", status("Leader", term=2), 0.3)
+        s.end_round(0.3)
+        self.assertEqual(s.timeline, [["Node1", 1, 0.0, 0.2], [None, None, 0.2, 0.3],
+                                      ["Node2", 2, 0.3, 0.3]])
+
     def test_unknown_names_are_ignored(self):
         self.s.observe("Node9", status("Leader"), 1.0)
         self.assertNotIn("Node9", self.s.last)

@@ -81,10 +81,13 @@ def controller_verbs(c):
     c.ctl("shutdown", follower)
     others = [n for n in c.names if n != follower]
     new, secs, _ = c.wait_leader(among=others)
-    silent = c.ask([follower])[follower]
-    expect(silent is not None and silent.get("value") is None,
-           f"shut-down {follower} answered {silent}, expected value null")
-    print(f"   shutdown {follower}: {new} leads after {secs:.2f} s; {follower} answers null")
+    silent = c.ask([follower], wait=1.0)[follower]
+    expect(silent is None, f"shut-down {follower} answered LEADER_INFO: {silent}")
+    table = c.ctl("status", check=False).stdout
+    row = next((ln.split() for ln in table.splitlines() if ln.startswith(follower + " ")), [])
+    expect(row[2:3] == ["stopped"], f"status.py does not show {follower} stopped:\n{table}")
+    print(f"   shutdown {follower}: {new} leads after {secs:.2f} s; {follower} answers no "
+          f"LEADER_INFO, status.py shows it stopped")
 
     c.ctl("timeout", follower)
     final, secs, _ = c.wait_leader()
