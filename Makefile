@@ -10,8 +10,10 @@ CARGO   ?= cargo
 PYTHON  ?= python3
 MUSL    := x86_64-unknown-linux-musl
 BIN     := target/$(MUSL)/release/raft
-# Every Python script imports the toolkit (Controller/raftkit.py); the bench also the Docker harness.
-export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
+# Every Python script imports the toolkit (Controller/raftkit.py); the bench also the Docker harness,
+# the swarm suite scripts/swarm.py. docker-compose 1.x is Python and runs with this PYTHONPATH too:
+# no module in these folders may be named like one of its packages (so no scripts/compose.py).
+export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker:$(CURDIR)/scripts
 
 .PHONY: help build musl test check unit python-test docker-test local sim \
         up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
@@ -138,7 +140,7 @@ PROJECT  ?= $(shell basename "$(CURDIR)" | tr A-Z a-z | tr -cd 'a-z0-9_-')
 CFILE    := $(if $(filter 5,$(NODES)),docker-compose.yml,build/docker-compose.$(NODES).yml)
 # The committed 5-node file is used as it is (a test keeps it equal to the generator's output),
 # so edits to it, such as a course controller in place of ours, survive `make up`.
-GENERATE  = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose.py --nodes $(NODES) --image $(IMAGE) -o $(CFILE))
+GENERATE  = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose_file.py --nodes $(NODES) --image $(IMAGE) -o $(CFILE))
 # Ask the cluster through Node1's container: it has the binary and PEERS whatever the controller is.
 STATUS    = docker exec Node1 /raft status
 
@@ -185,7 +187,7 @@ status:
 # none). No registry: every host of the swarm needs the image already (see README).
 STACK    ?= raft
 SFILE    := $(if $(filter 5,$(NODES)),docker-stack.yml,build/docker-stack.$(NODES).yml)
-SGENERATE = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose.py --swarm --nodes $(NODES) --image $(IMAGE) -o $(SFILE))
+SGENERATE = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose_file.py --swarm --nodes $(NODES) --image $(IMAGE) -o $(SFILE))
 
 swarm-up: image
 	@$(SGENERATE)

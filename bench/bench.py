@@ -788,7 +788,7 @@ def container_lines(c):
     T, up, kill = TARGETS, summarize(c["up"]), summarize(c["kill"])
     last, cli = summarize(c["up_last_start"]), summarize(c["kill_cli"])
     L = ["Image `%s` from `make image`, 5 nodes and the watching controller from "
-         "`scripts/compose.py` in a throwaway compose project per run (the `tests/docker` harness), "
+         "`scripts/compose_file.py` in a throwaway compose project per run (the `tests/docker` harness), "
          "removed with `down -v` afterwards. Times come from the nodes' log lines (`docker logs`)."
          % c["image"], "",
          "figure | n | median | min | p99 | max | target", "---|---|---|---|---|---|---",
