@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Per-trial failover traces from node logs: who fired when, who (pre-)voted for whom.
 
-    python3 bench/trace.py LOGDIR [--since T0]     prints the campaigns after each `killed`/SHUTDOWN
+    PYTHONPATH=Controller python3 bench/trace.py LOGDIR     prints the campaigns after each `killed`/SHUTDOWN
 
-`bench.py` calls `trial()` for every failover trial and writes the result to
+`local_nodes.py` calls `trial()` for every failover trial and writes the result to
 build/bench/failover-trace-prevote-{on,off}.txt; `classify()` names what a trial went through.
 Times are in ms from the fault, from the nodes' own log stamps (microseconds).
 """
@@ -90,8 +90,6 @@ def render(rows, t0):
 
 
 if __name__ == "__main__":
-    import os
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import timeline
     events = timeline.read_logs(sys.argv[1:2])
     for e in events:
