@@ -15,7 +15,7 @@ BIN     := target/$(MUSL)/release/raft
 # no module in these folders may be named like one of its packages (so no scripts/compose.py).
 export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker:$(CURDIR)/scripts
 
-.PHONY: help build musl test check unit python-test docker-test local sim \
+.PHONY: help build musl test check ruff unit python-test docker-test local sim \
         up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
         swarm-up swarm-down swarm-test sim-adversary
 
@@ -27,6 +27,7 @@ help:
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
 	@echo "make sim-adversary  SEEDS=100000 runs of a replaying, forging adversary against a keyed cluster"
 	@echo "make down | logs | status | image | bench | bench-auth (what a cluster key costs)"
+	@echo "  bench        docs/BENCHMARKS.md whole: failovers, etcd 3.4 beside this project, containers"
 	@echo "  up NODES=7   any cluster size (compose file in build/docker-compose.7.yml); down removes any size"
 	@echo "  image        $(IMAGE) (FROM scratch + the static musl binary, < 1 MiB) and $(CONTROLLER_IMAGE)"
 	@echo "  base-images  the Dockerfiles' FROM images: present, else pulled, else built here (offline-images)"
@@ -39,6 +40,7 @@ help:
 	@echo "make fuzz      FUZZ_ITERS=$(FUZZ_ITERS) random inputs through the decoder and classifier"
 	@echo "make offline-images  local stand-ins for the base images, no registry needed (REBUILD=1: again)"
 	@echo "make build | musl | check | unit | python-test | bench-test | net-tools   the pieces of the above"
+	@echo "  check        cargo fmt, clippy and ruff (Python lint, ruff.toml; installed from PyPI when missing)"
 	@echo "  details: docs/CLUSTER.md, docs/SIMULATION.md, docs/BENCHMARKS.md"
 
 # ---- build -------------------------------------------------------------------
@@ -54,9 +56,17 @@ musl:
 # ---- tests -------------------------------------------------------------------
 test: check unit python-test bench-test flood docker-test
 
-check:
+check: ruff
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(PYTHON) -m ruff check --no-cache .
+
+# The Python linter (rules in ruff.toml), from PyPI when missing; pinned so that a new release
+# cannot fail `make check` on code that did not change.
+RUFF_VERSION ?= 0.17.6
+ruff:
+	@$(PYTHON) -m ruff --version 2>/dev/null | grep -qx "ruff $(RUFF_VERSION)" || \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check "ruff==$(RUFF_VERSION)"
 
 unit:
 	$(CARGO) test --profile checked
@@ -201,8 +211,12 @@ swarm-test:
 	RAFT_IMAGE=$(IMAGE) $(PYTHON) tests/docker/stack.py
 
 # ---- benchmarks ----------------------------------------------------------------
-# Writes docs/BENCHMARKS.md, docs/failover.svg and docs/timeline.svg (about 6 minutes).
-# BENCH_QUICK=1: a one-minute smoke run into build/bench; BENCH_TRIALS=N, BENCH_QUIET_S=S.
+# Writes docs/BENCHMARKS.md whole (with failover.svg and timeline.svg) and every measured value
+# to build/bench/bench.json: local failovers, etcd 3.4 beside this project in the same run (Debian's
+# etcd-server and strace are installed when missing), the containers and a Swarm rolling update
+# (under the Docker lock, BENCH_DOCKER_LOCK). About 40 minutes; BENCH_QUICK=1: a smoke run of a
+# minute or two into build/bench; BENCH_TRIALS=N, BENCH_ONLY=..., BENCH_BIN=... (bench/bench.py).
+# `python3 bench/report.py` renders the report again from the JSON without measuring.
 bench: build musl
 	$(PYTHON) bench/bench.py
 

@@ -4,7 +4,7 @@
 (tests/docker/cluster.py), and a Swarm stack's rolling update (tests/docker/stack.py's Stack).
 Returns plain data for bench/report.py; `make bench` runs it, or by itself after `make image`:
 
-    PYTHONPATH=Controller:tests/docker:scripts python3 bench/containers.py [--ups 5] [--kills 10]
+    PYTHONPATH=Controller:tests/docker:scripts python3 bench/containers.py [--nodes 5] [--ups 5] [--kills 10]
         [--stops 10] [--rolling 1] [--json FILE]
 
 Clusters are throwaway projects and stacks, removed afterwards (also on Ctrl-C). Times come
@@ -16,12 +16,11 @@ import calendar
 import json
 import random
 import subprocess
-import sys
 import time
 
 import cluster as dc
-import raftkit
 import machine
+import raftkit
 
 HEARTBEAT_MS = 50
 progress = machine.progress
@@ -66,11 +65,11 @@ def image_size():
     return int(dc.run("docker", "image", "inspect", "-f", "{{.Size}}", dc.IMAGE).stdout)
 
 
-def compose_up(ups):
-    """`up -d` of a fresh 5-node project to the first `elected` line, `ups` times."""
+def compose_up(ups, nodes=5):
+    """`up -d` of a fresh `nodes`-node project to the first `elected` line, `ups` times."""
     out = {"up": [], "up_last_start": []}
     for i in range(ups):
-        c = dc.Cluster(5)
+        c = dc.Cluster(nodes)
         try:
             t0 = time.time()
             c.up()
@@ -101,11 +100,11 @@ def wait_agreed(c, among, exclude=None, timeout=10.0):
         time.sleep(0.005)
 
 
-def compose_faults(kills, stops):
-    """One 5-node project: memory per container, then `kills` x `docker kill` and `stops` x
+def compose_faults(kills, stops, nodes=5):
+    """One `nodes`-node project: memory per container, then `kills` x `docker kill` and `stops` x
     `docker stop` of the leader (alternating while both last), each followed by `docker start`."""
     out = {"kill": [], "kill_cli": [], "stop_agree": [], "stop_elected": [], "stop_exit": [], "stop_cli": []}
-    c = dc.Cluster(5)
+    c = dc.Cluster(nodes)
     try:
         c.up()
         c.wait_leader()
@@ -153,11 +152,11 @@ def compose_faults(kills, stops):
     return out
 
 
-def compose(ups, kills, stops):
+def compose(ups, kills, stops, nodes=5):
     """Image size, start-up, failovers and memory of a compose cluster (the image must exist)."""
-    out = {"image": dc.IMAGE, "image_bytes": image_size()}
-    out.update(compose_up(ups))
-    out.update(compose_faults(kills, stops))
+    out = {"image": dc.IMAGE, "image_bytes": image_size(), "nodes": nodes}
+    out.update(compose_up(ups, nodes))
+    out.update(compose_faults(kills, stops, nodes))
     return out
 
 
@@ -218,7 +217,7 @@ def rolling_update(runs):
     return {"runs": out}
 
 
-def measure(ups, kills, stops, rolling):
+def measure(ups, kills, stops, rolling, nodes=5):
     """Everything above, or {"skipped": why}; `make image` is run first (it builds both images)."""
     if not dc.daemon_answers():
         return {"skipped": "no Docker daemon answers"}
@@ -227,7 +226,7 @@ def measure(ups, kills, stops, rolling):
                            text=True, check=False)
     if build.returncode:
         return {"skipped": "`make image` failed: " + (build.stderr or build.stdout).strip()[-300:]}
-    out = compose(ups, kills, stops)
+    out = compose(ups, kills, stops, nodes)
     if rolling:
         try:
             out["rolling"] = rolling_update(rolling)
@@ -239,13 +238,14 @@ def measure(ups, kills, stops, rolling):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, default=5, help="compose cluster size (the stack has 5)")
     ap.add_argument("--ups", type=int, default=5)
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--stops", type=int, default=10)
     ap.add_argument("--rolling", type=int, default=1, help="rolling updates of a swarm stack (0: none)")
     ap.add_argument("--json", help="write the figures to this file as well")
     a = ap.parse_args()
-    out = measure(a.ups, a.kills, a.stops, a.rolling)
+    out = measure(a.ups, a.kills, a.stops, a.rolling, a.nodes)
     text = json.dumps(out, indent=1)
     print(text)
     if a.json:

@@ -18,11 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import trace
 
 import machine
 import raftkit
 import timeline
-import trace
 
 HEARTBEAT_MS = 50
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -14,10 +14,10 @@ import math
 import os
 import statistics
 import sys
+import trace
 from xml.sax.saxutils import escape
 
 import timeline
-import trace
 from stats import percentile, summarize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,7 +92,7 @@ def histogram_svg(series, refs, title, width=720, height=360, bin_ms=10):
         return top + ph - n / peak * ph
 
     s = ['<text x="%d" y="18" font-size="13" font-weight="bold">%s</text>' % (left, escape(title))]
-    step = max(1, int(math.ceil(peak / 5.0)))
+    step = max(1, math.ceil(peak / 5.0))
     for n in range(0, peak + 1, step):
         s.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e5e5e5"/><text x="%d" y="%.1f" '
                  'text-anchor="end">%d</text>' % (left, left + pw, y(n), y(n), left - 4, y(n) + 4, n))
@@ -224,9 +224,9 @@ def beside_etcd(r):
                              ("kill -9 of the leader -> survivors agree", "kill_agree", "ms")):
         a, b = series_of(r, OURS, key), series_of(r, PEER, key)
         sa, sb = summarize(a), summarize(b)
-        L.append("%s | %s | %s | %s" % (label, p50_p99(a, unit), p50_p99(b, unit),
-                                        "p50 %s, p99 %s" % (ratio(sa["median"], sb["median"]), ratio(sa["p99"], sb["p99"]))
-                                        if sa and sb else "-"))
+        both = "p50 %s, p99 %s" % (ratio(sa["median"], sb["median"]), ratio(sa["p99"], sb["p99"])) \
+            if sa and sb else "-"
+        L.append("%s | %s | %s | %s" % (label, p50_p99(a, unit), p50_p99(b, unit), both))
     oi, pi = idle_of(r, OURS), idle_of(r, PEER)
     for label, fn, fmt in (("idle CPU, leader (% of a core)", lambda i: i["leader"]["cpu"], "%.2f %%"),
                            ("idle CPU, busiest follower (% of a core)",
@@ -301,7 +301,7 @@ def goals(r):
     T = TARGETS
     L = ["## Goals: planned stops and idle cost", "",
          "figure | this project | etcd 3.4 | goal | met", "---|---|---|---|---"]
-    st, pe = summarize(series_of(r, OURS, "sigterm_agree")), summarize(series_of(r, PEER, "sigterm_agree"))
+    st = summarize(series_of(r, OURS, "sigterm_agree"))
     L.append("SIGTERM of the leader -> survivors agree, 5 local nodes | %s | %s | p50 <= %d, p99 <= %d ms | %s"
              % (p50_p99(series_of(r, OURS, "sigterm_agree")), p50_p99(series_of(r, PEER, "sigterm_agree")),
                 T["sigterm_p50"], T["sigterm_p99"],
@@ -313,7 +313,8 @@ def goals(r):
     c = r.get("containers") or {}
     ds = summarize(c.get("stop_agree"))
     L.append("`docker stop` of the leader (compose) -> survivors agree | %s | - | p99 <= %d ms | %s"
-             % (p50_p99(c.get("stop_agree")), T["docker_stop_p99"], mark(ds["p99"] <= T["docker_stop_p99"]) if ds else "-"))
+             % (p50_p99(c.get("stop_agree")), T["docker_stop_p99"],
+                mark(ds["p99"] <= T["docker_stop_p99"]) if ds else "-"))
     runs = (c.get("rolling") or {}).get("runs")
     if runs:
         tot = [x["total_ms"] for x in runs]
@@ -349,7 +350,8 @@ def goals(r):
     pl, pf = (calls_per_s(pi, "leader"), calls_per_s(pi, "follower")) if pi else (None, None)
     L.append("system calls per second, idle leader / follower (strace) | %s | %s | the leader's nearer its "
              "%d sends + %d receives | -"
-             % ("%.0f / %.0f" % (lc, fc) if lc is not None else "-", "%.0f / %.0f" % (pl, pf) if pl is not None else "-",
+             % ("%.0f / %.0f" % (lc, fc) if lc is not None else "-",
+                "%.0f / %.0f" % (pl, pf) if pl is not None else "-",
                 4000 // HEARTBEAT_MS, 4000 // HEARTBEAT_MS))
     L += ["", "`docker stop`: from the daemon's SIGTERM to the container (its `kill` event in `docker events`, "
           "signal 15) to the survivors' agreement, polled from the host every 5 ms; details under *Containers*. "
@@ -581,7 +583,8 @@ def container_lines(c):
               % (fmt_stats(last), T["first_leader"], mark(last["max"] <= T["first_leader"]))]
     if kill:
         L += ["`docker kill` of the leader: container exit (`State.FinishedAt`) to the new leader's "
-              "`elected` (ms) | %s | p99 <= %d: %s" % (fmt_stats(kill), T["docker_p99"], mark(kill["p99"] <= T["docker_p99"])),
+              "`elected` (ms) | %s | p99 <= %d: %s"
+              % (fmt_stats(kill), T["docker_p99"], mark(kill["p99"] <= T["docker_p99"])),
               "the same from `docker kill` invoked (ms) | %s |" % fmt_stats(cli)]
     stop = summarize(c.get("stop_agree"))
     if stop:

@@ -18,15 +18,14 @@ def trial(events, t0, t_end, leader):
             continue
         kind = e.get("event")
         if kind == "become" and e.get("to") in ("PreCandidate", "Candidate", "Follower", "Leader"):
-            out.append(dict(t=e["t"], node=e["node"], what=e["to"], term=e.get("term"),
-                            reason=e.get("reason"), late_us=e.get("late_us"),
-                            persist_us=e.get("persist_us")))
+            out.append({"t": e["t"], "node": e["node"], "what": e["to"], "term": e.get("term"),
+                        "reason": e.get("reason"), "late_us": e.get("late_us"), "persist_us": e.get("persist_us")})
         elif kind in ("vote", "pre-vote"):
-            out.append(dict(t=e["t"], node=e["node"], what=kind, term=e.get("for_term"),
-                            candidate=e.get("candidate"), granted=e.get("granted") == "true",
-                            reason=e.get("reason"), persist_us=e.get("persist_us")))
+            out.append({"t": e["t"], "node": e["node"], "what": kind, "term": e.get("for_term"),
+                        "candidate": e.get("candidate"), "granted": e.get("granted") == "true",
+                        "reason": e.get("reason"), "persist_us": e.get("persist_us")})
         elif kind == "elected":
-            out.append(dict(t=e["t"], node=e["node"], what="elected", term=e.get("term")))
+            out.append({"t": e["t"], "node": e["node"], "what": "elected", "term": e.get("term")})
     return out
 
 

@@ -111,7 +111,7 @@ class Stack:
         """{name: (leader or None, term) or None when it did not answer}, via `raft status`."""
         p = run("docker", "exec", self.ctl, "/raft", "status", "--cluster-size", str(self.n),
                 "--timeout-ms", "300", check=False, timeout=30)
-        out = {n: None for n in self.names}
+        out = dict.fromkeys(self.names)
         for line in p.stdout.splitlines():
             f = line.split()
             if len(f) == 3 and f[0] in out and f[1:] != ["no", "answer"]:
@@ -386,7 +386,8 @@ def summary():
 def scenarios(s, kills):
     if not check("stack deploy: one agreed leader within 5 s of all tasks running", deploy_and_elect, s):
         return
-    check("LEADER_INFO from a course-style Python controller on the overlay network (Controller:5555)", course_controller, s)
+    check("LEADER_INFO from a course-style Python controller on the overlay network (Controller:5555)",
+          course_controller, s)
     check(f"kill the leader's task x{kills}: new leader < 1 s, task restarted, rejoins at its term",
           kill_leader, s, kills)
     check("docker service scale a follower to 0 and back: no election", scale_follower, s)
