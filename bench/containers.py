@@ -16,6 +16,7 @@ import calendar
 import json
 import random
 import subprocess
+import threading
 import time
 
 import cluster as dc
@@ -26,22 +27,42 @@ HEARTBEAT_MS = 50
 progress = machine.progress
 
 
-def docker_events(since, until, *filters):
-    """`docker events` between two Unix times as dicts (Action, Actor, timeNano, ...)."""
-    args = ["docker", "events", "--since", "%.3f" % since, "--until", "%.3f" % until, "--format", "{{json .}}"]
-    for f in filters:
-        args += ["--filter", f]
-    p = dc.run(*args, timeout=60)
-    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+class Kills:
+    """`docker events` of kind `kill` (the daemon signalling a container), followed while the
+    measurement runs: the daemon keeps only its last few hundred events, and health checks alone
+    fill that within minutes. A context manager; the follower is ended by pid."""
 
+    def __enter__(self):
+        self.seen = []
+        self.proc = subprocess.Popen(["docker", "events", "--filter", "type=container", "--filter", "event=kill",
+                                      "--format", "{{json .}}"], stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        time.sleep(0.5)  # subscribed before the first fault
+        return self
 
-def signalled_at(container_id, since, until, signo=15):
-    """When the daemon sent `signo` to the container (its `kill` event), as a Unix time, or None."""
-    for e in docker_events(since, until, "type=container", "event=kill"):
-        actor = e.get("Actor", {})
-        if actor.get("ID", "").startswith(container_id) and actor.get("Attributes", {}).get("signal") == str(signo):
-            return e["timeNano"] / 1e9
-    return None
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.seen.append(json.loads(line))
+            except ValueError:
+                continue
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait()
+
+    def signalled_at(self, container_id, signo=15, wait=5.0):
+        """When the daemon sent `signo` to the container, as a Unix time; None if not seen in `wait` s."""
+        deadline = time.monotonic() + wait
+        while True:
+            for e in list(self.seen):
+                actor = e.get("Actor", {})
+                if actor.get("ID", "").startswith(container_id) and \
+                        actor.get("Attributes", {}).get("signal") == str(signo):
+                    return e["timeNano"] / 1e9
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
 
 
 def finished_at(container):
@@ -111,52 +132,59 @@ def compose_faults(kills, stops, nodes=5):
         time.sleep(2)
         out["memory"] = {n: usage.split()[0] for n, usage in c.memory().items()}
         order = [m for i in range(max(kills, stops)) for m, n in (("kill", kills), ("stop", stops)) if i < n]
-        for i, mode in enumerate(order):
-            leader, _, _ = c.wait_leader()
-            heartbeat_phase()
-            others = [n for n in c.names if n != leader]
-            container = c.container(leader)
-            if mode == "kill":
-                t_cli = time.time()
-                c.docker("kill", leader)
-                c.wait_leader(among=others)
-                died = finished_at(container)
-                ev = logged(c, others, t_cli)
-                out["kill"].append(round((ev[0]["t"] - died) * 1000))
-                out["kill_cli"].append(round((ev[0]["t"] - t_cli) * 1000))
-                what = "%d ms after the container died" % out["kill"][-1]
-            else:
-                cid = dc.run("docker", "inspect", "-f", "{{.Id}}", container).stdout.strip()
-                t_cli = time.time()
-                stopper = subprocess.Popen(["docker", "stop", container], stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL)
-                try:
-                    t_agree = wait_agreed(c, others, exclude=leader)
-                finally:
-                    stopper.wait()
-                t_sig = signalled_at(cid, t_cli - 1, time.time() + 1)
-                if t_sig is None:
-                    raise dc.Failure("no kill event with signal 15 for %s" % container)
-                ev = logged(c, others, t_sig)
-                out["stop_agree"].append(round((t_agree - t_sig) * 1000))
-                out["stop_elected"].append(round((ev[0]["t"] - t_sig) * 1000) if ev else None)
-                out["stop_exit"].append(round((finished_at(container) - t_sig) * 1000))
-                out["stop_cli"].append(round((t_agree - t_cli) * 1000))
-                what = ("survivors agree %d ms after SIGTERM (elected line %s ms), the process ended "
-                        "after %d ms" % (out["stop_agree"][-1], out["stop_elected"][-1], out["stop_exit"][-1]))
-            progress("  docker %s %d/%d: %s -> %s" % (mode, i + 1, len(order), leader, what))
-            c.docker("start", leader)
-            c.wait_leader()
+        with Kills() as watch:
+            for i, mode in enumerate(order):
+                leader, _, _ = c.wait_leader()
+                heartbeat_phase()
+                what = (docker_kill if mode == "kill" else docker_stop)(c, leader, out, watch)
+                progress("  docker %s %d/%d: %s -> %s" % (mode, i + 1, len(order), leader, what))
+                c.docker("start", leader)
+                c.wait_leader()
     finally:
         c.down()
     return out
+
+
+def docker_kill(c, leader, out, _watch):
+    others = [n for n in c.names if n != leader]
+    t_cli = time.time()
+    c.docker("kill", leader)
+    c.wait_leader(among=others)
+    died = finished_at(c.container(leader))
+    ev = logged(c, others, t_cli)
+    out["kill"].append(round((ev[0]["t"] - died) * 1000))
+    out["kill_cli"].append(round((ev[0]["t"] - t_cli) * 1000))
+    return "%d ms after the container died" % out["kill"][-1]
+
+
+def docker_stop(c, leader, out, watch):
+    """`docker stop` in the background, the survivors polled meanwhile; timed from the daemon's SIGTERM."""
+    others, container = [n for n in c.names if n != leader], c.container(leader)
+    cid = dc.run("docker", "inspect", "-f", "{{.Id}}", container).stdout.strip()
+    t_cli = time.time()
+    stopper = subprocess.Popen(["docker", "stop", container], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t_agree = wait_agreed(c, others, exclude=leader)
+    finally:
+        stopper.wait()
+    t_sig = watch.signalled_at(cid)
+    if t_sig is None:
+        raise dc.Failure("no kill event with signal 15 for %s" % container)
+    ev = logged(c, others, t_sig)
+    out["stop_agree"].append(round((t_agree - t_sig) * 1000))
+    out["stop_elected"].append(round((ev[0]["t"] - t_sig) * 1000) if ev else None)
+    out["stop_exit"].append(round((finished_at(container) - t_sig) * 1000))
+    out["stop_cli"].append(round((t_agree - t_cli) * 1000))
+    return ("survivors agree %d ms after SIGTERM (elected line %s ms), the process ended after %d ms"
+            % (out["stop_agree"][-1], out["stop_elected"][-1], out["stop_exit"][-1]))
 
 
 def compose(ups, kills, stops, nodes=5):
     """Image size, start-up, failovers and memory of a compose cluster (the image must exist)."""
     out = {"image": dc.IMAGE, "image_bytes": image_size(), "nodes": nodes}
     out.update(compose_up(ups, nodes))
-    out.update(compose_faults(kills, stops, nodes))
+    if kills or stops:
+        out.update(compose_faults(kills, stops, nodes))
     return out
 
 
@@ -180,33 +208,13 @@ def rolling_update(runs):
         s.start_controller()
         sw.wait_running(s.id, s.n, timeout=90)
         s.wait_agreed(timeout=30)
-        for k in range(runs):
-            t0 = time.time()
-            restarts = []  # (task container id, update started)
-            for name in s.names:
-                leader, _, _ = s.wait_agreed(timeout=20)
-                old = s.running(name)
-                t_update = time.time()
-                dc.run("docker", "service", "update", "--force", "--detach", s.service(name), timeout=60)
-                s.wait_new_task(name, old)
-                if name == leader:
-                    restarts.append((old, t_update))
-            _, _, t_end = s.wait_agreed(timeout=20)
-            time.sleep(0.5)
-            won = s.events("elected", t0)
-            gaps = []
-            for cid, t_update in restarts:
-                t_sig = signalled_at(cid, t_update - 1, t_end + 1)
-                if t_sig is None:
-                    raise dc.Failure("no SIGTERM event for the leader's task %s" % cid[:12])
-                nxt = [e["t"] for e in won if e["t"] >= t_sig - 0.001]
-                if not nxt:
-                    raise dc.Failure("no election after the leader's task %s was stopped" % cid[:12])
-                gaps.append(round((nxt[0] - t_sig) * 1000))
-            out.append({"gaps_ms": gaps, "total_ms": sum(gaps), "leader_restarts": len(restarts),
-                        "elections": len(won), "seconds": t_end - t0})
-            progress("  rolling update %d/%d: %d leader restart(s), without a leader %s ms (total %d), "
-                     "%d election(s), %.0f s" % (k + 1, runs, len(restarts), gaps, sum(gaps), len(won), t_end - t0))
+        with Kills() as watch:
+            for k in range(runs):
+                out.append(rolling_run(s, watch))
+                x = out[-1]
+                progress("  rolling update %d/%d: %d leader restart(s), without a leader %s ms (total %d), "
+                         "%d election(s), %.0f s" % (k + 1, runs, x["leader_restarts"], x["gaps_ms"], x["total_ms"],
+                                                     x["elections"], x["seconds"]))
     finally:
         if s is not None:
             s.down()
@@ -215,6 +223,35 @@ def rolling_update(runs):
             with dc.shielded():
                 sw.leave_single(created)
     return {"runs": out}
+
+
+def rolling_run(s, watch):
+    """One rolling update of the stack `s`: each node in turn, waiting for its new task and an
+    agreed leader before the next."""
+    t0 = time.time()
+    restarts = []  # task containers of the leader, stopped by the update
+    for name in s.names:
+        leader, _, _ = s.wait_agreed(timeout=20)
+        old = s.running(name)
+        dc.run("docker", "service", "update", "--force", "--detach", s.service(name), timeout=60)
+        s.wait_new_task(name, old)
+        if name == leader:
+            restarts.append(old)
+    _, _, t_end = s.wait_agreed(timeout=20)
+    s.logs()  # follows the new tasks' logs from their start...
+    time.sleep(1.5)  # ...which takes a moment to read
+    won = s.events("elected", t0)
+    gaps = []
+    for cid in restarts:
+        t_sig = watch.signalled_at(cid)
+        if t_sig is None:
+            raise dc.Failure("no SIGTERM event for the leader's task %s" % cid[:12])
+        nxt = [e["t"] for e in won if e["t"] >= t_sig - 0.001]
+        if not nxt:
+            raise dc.Failure("no election after the leader's task %s was stopped" % cid[:12])
+        gaps.append(round((nxt[0] - t_sig) * 1000))
+    return {"gaps_ms": gaps, "total_ms": sum(gaps), "leader_restarts": len(restarts), "elections": len(won),
+            "seconds": t_end - t0}
 
 
 def measure(ups, kills, stops, rolling, nodes=5):

@@ -567,8 +567,8 @@ def footprint(r):
 def container_lines(c):
     if "skipped" in c:
         return ["Not measured: %s." % c["skipped"]]
-    T, up, kill = TARGETS, summarize(c["up"]), summarize(c["kill"])
-    last, cli = summarize(c["up_last_start"]), summarize(c["kill_cli"])
+    T, up, kill = TARGETS, summarize(c.get("up")), summarize(c.get("kill"))
+    last, cli = summarize(c.get("up_last_start")), summarize(c.get("kill_cli"))
     L = ["Image `%s` from `make image`, 5 nodes and the watching controller from "
          "`scripts/compose_file.py` in a throwaway compose project per run (the `tests/docker` harness), "
          "removed with `down -v` afterwards (`bench/containers.py`). Times come from the host clock: the "
@@ -595,8 +595,9 @@ def container_lines(c):
               % fmt_stats(summarize([x for x in c["stop_elected"] if x is not None])),
               "the same to the container's exit (`State.FinishedAt`, ms) | %s |" % fmt_stats(summarize(c["stop_exit"])),
               "`docker stop` invoked to the survivors' agreement (ms) | %s |" % fmt_stats(summarize(c["stop_cli"]))]
-    L += ["", "Memory per container (`docker stats --no-stream`, a settled cluster): "
-          + ", ".join("%s %s" % kv for kv in sorted(c["memory"].items())) + "."]
+    if "memory" in c:
+        L += ["", "Memory per container (`docker stats --no-stream`, a settled cluster): "
+              + ", ".join("%s %s" % kv for kv in sorted(c["memory"].items())) + "."]
     roll = c.get("rolling")
     if roll:
         L += [""]
