@@ -51,13 +51,14 @@ class Kills:
         self.proc.terminate()
         self.proc.wait()
 
-    def signalled_at(self, container_id, signo=15, wait=5.0):
-        """When the daemon sent `signo` to the container, as a Unix time; None if not seen in `wait` s."""
+    def signalled_at(self, container_id, since, signo=15, wait=5.0):
+        """When the daemon first sent `signo` to the container at or after the Unix time `since`
+        (a restarted container keeps its id), as a Unix time; None if not seen in `wait` s."""
         deadline = time.monotonic() + wait
         while True:
             for e in list(self.seen):
                 actor = e.get("Actor", {})
-                if actor.get("ID", "").startswith(container_id) and \
+                if actor.get("ID", "").startswith(container_id) and e["timeNano"] / 1e9 >= since and \
                         actor.get("Attributes", {}).get("signal") == str(signo):
                     return e["timeNano"] / 1e9
             if time.monotonic() > deadline:
@@ -167,7 +168,7 @@ def docker_stop(c, leader, out, watch):
         t_agree = wait_agreed(c, others, exclude=leader)
     finally:
         stopper.wait()
-    t_sig = watch.signalled_at(cid)
+    t_sig = watch.signalled_at(cid, t_cli)
     if t_sig is None:
         raise dc.Failure("no kill event with signal 15 for %s" % container)
     ev = logged(c, others, t_sig)
@@ -229,21 +230,21 @@ def rolling_run(s, watch):
     """One rolling update of the stack `s`: each node in turn, waiting for its new task and an
     agreed leader before the next."""
     t0 = time.time()
-    restarts = []  # task containers of the leader, stopped by the update
+    restarts = []  # (task container of the leader, when its update was asked for)
     for name in s.names:
         leader, _, _ = s.wait_agreed(timeout=20)
-        old = s.running(name)
+        old, t_update = s.running(name), time.time()
         dc.run("docker", "service", "update", "--force", "--detach", s.service(name), timeout=60)
         s.wait_new_task(name, old)
         if name == leader:
-            restarts.append(old)
+            restarts.append((old, t_update))
     _, _, t_end = s.wait_agreed(timeout=20)
     s.logs()  # follows the new tasks' logs from their start...
     time.sleep(1.5)  # ...which takes a moment to read
     won = s.events("elected", t0)
     gaps = []
-    for cid in restarts:
-        t_sig = watch.signalled_at(cid)
+    for cid, t_update in restarts:
+        t_sig = watch.signalled_at(cid, t_update)
         if t_sig is None:
             raise dc.Failure("no SIGTERM event for the leader's task %s" % cid[:12])
         nxt = [e["t"] for e in won if e["t"] >= t_sig - 0.001]
