@@ -307,7 +307,7 @@ def goals(r):
                 T["sigterm_p50"], T["sigterm_p99"],
                 mark(st["median"] <= T["sigterm_p50"] and st["p99"] <= T["sigterm_p99"]) if st else "-"))
     ex = summarize(series_of(r, OURS, "sigterm_exit"))
-    L.append("SIGTERM -> process exit | %s | %s | p99 <= %d ms (and a handover first) | %s"
+    L.append("SIGTERM -> process exit | %s | %s | p99 <= %d ms | %s"
              % (p50_p99(series_of(r, OURS, "sigterm_exit")), p50_p99(series_of(r, PEER, "sigterm_exit")),
                 T["sigterm_exit_p99"], mark(ex["p99"] <= T["sigterm_exit_p99"]) if ex else "-"))
     c = r.get("containers") or {}
