@@ -219,7 +219,7 @@ swarm-test:
 # Writes docs/BENCHMARKS.md whole (with failover.svg and timeline.svg) and every measured value
 # to build/bench/bench.json: local failovers, etcd 3.4 beside this project in the same run (Debian's
 # etcd-server and strace are installed when missing), the containers and a Swarm rolling update
-# (under the Docker lock, BENCH_DOCKER_LOCK). About 40 minutes; BENCH_QUICK=1: a smoke run of a
+# (under the Docker lock, BENCH_DOCKER_LOCK). About 45 minutes; BENCH_QUICK=1: a smoke run of a
 # minute or two into build/bench; BENCH_TRIALS=N, BENCH_ONLY=..., BENCH_BIN=... (bench/bench.py).
 # `python3 bench/report.py` renders the report again from the JSON without measuring.
 bench: build musl
