@@ -37,7 +37,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLIBC = local_nodes.BIN
 MUSL = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release", "raft")
 SECTIONS = ("cold", "failover", "quiet", "timeline", "etcd", "docker")
-progress = machine.progress
+T0 = time.monotonic()
+
+
+def progress(msg):
+    """A progress line; a section's first line says how far into the run it starts."""
+    if msg.startswith("bench: "):
+        msg = "bench: [%4.0f s] %s" % (time.monotonic() - T0, msg[len("bench: "):])
+    machine.progress(msg)
 
 
 def env_int(name, default):
@@ -117,11 +124,11 @@ def measure_etcd(r, quick, n, net):
              % (trials, trials, " and ".join(label for label, _ in makers)))
     r["compare"] = compare.series(makers, trials, block=trials if quick else 10)
     strace, r["strace_note"] = machine.ensure_tool("strace", "strace")
-    idle_s = float(os.environ.get("BENCH_IDLE_S") or (4 if quick else 30))
+    idle_s = float(os.environ.get("BENCH_IDLE_S") or (3 if quick else 30))
     r["idle"] = {}
     for label, make in makers:
         progress("bench: %s idle for %.0f s, then strace" % (label, idle_s))
-        r["idle"][label] = compare.idle(make, idle_s, strace, 3 if quick else 10)
+        r["idle"][label] = compare.idle(make, idle_s, strace, 2 if quick else 10)
     for label, x in r["compare"].items():
         progress("  %s: SIGTERM -> agree %s; exit %s; kill -9 -> agree %s" % (
             label, *(report.p50_p99(x[k]) for k in ("sigterm_agree", "sigterm_exit", "kill_agree"))))
@@ -135,7 +142,7 @@ def measure_docker(r, quick, n):
     with docker_lock():
         try:
             r["containers"] = containers.measure(min(n or 5, 1 if quick else 5), n or (1 if quick else 50),
-                                                 n or (2 if quick else 50), rolling)
+                                                 n or (1 if quick else 50), rolling)
         except Exception as e:  # noqa: BLE001 - the local figures are still worth writing
             r["containers"] = {"skipped": "the container run failed: %s: %s" % (type(e).__name__, e)}
     if "skipped" in r["containers"]:
