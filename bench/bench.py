@@ -48,7 +48,10 @@ def progress(msg):
 
 
 def env_int(name, default):
-    return int(os.environ.get(name) or default)
+    text = os.environ.get(name) or str(default)
+    if not text.isdigit():
+        sys.exit("bench: %s=%s is not a whole number" % (name, text))
+    return int(text)
 
 
 @contextmanager
@@ -115,6 +118,10 @@ def measure_etcd(r, quick, n, net):
             r["etcd"] = {"binary": exe, "binary_bytes": os.path.getsize(exe), "version": etcd_peer.version(exe),
                          "note": note, "heartbeat_ms": etcd_peer.HEARTBEAT_MS, "election_ms": etcd_peer.ELECTION_MS}
             makers.append((report.PEER, lambda d: etcd_peer.Etcd(exe, d, net=etcd_net)))
+            why = compare.probe(makers[-1][1])
+            if why:
+                r["etcd"], makers = {"skipped": "etcd %s on %s.1-5 did not elect a leader: %s"
+                                     % (r["etcd"]["version"], etcd_net, why)}, makers[:1]
         else:
             r["etcd"] = {"skipped": note}
     if "skipped" in r["etcd"]:

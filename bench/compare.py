@@ -81,6 +81,24 @@ def wait_agreed(system, names, exclude=None, timeout=15.0):
         time.sleep(POLL_S)
 
 
+def probe(make):
+    """None if a cluster starts and elects a leader, else why not (with the end of a log)."""
+    with tempfile.TemporaryDirectory(prefix="raft-bench-probe-") as d:
+        system = make(d)
+        try:
+            cold_start(system)
+            return None
+        except (OSError, RuntimeError) as e:
+            logs = sorted(f for f in os.listdir(d) if f.endswith(".log"))
+            tail = ""
+            if logs:
+                with open(os.path.join(d, logs[0]), errors="replace") as f:
+                    tail = " ".join(f.read().split())[-300:]
+            return "%s%s" % (e, "; %s: ...%s" % (logs[0], tail) if tail else "")
+        finally:
+            system.stop()
+
+
 def cold_start(system):
     """ms from the last member's spawn to all members agreeing on a leader."""
     system.start()

@@ -640,8 +640,11 @@ def main(argv=None):
     ap.add_argument("json", nargs="?", default=os.path.join(ROOT, "build", "bench", "bench.json"))
     ap.add_argument("-o", "--out", default=os.path.join(ROOT, "docs"), help="folder (default docs/)")
     a = ap.parse_args(argv)
-    with open(a.json) as f:
-        r = json.load(f)
+    try:
+        with open(a.json) as f:
+            r = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit("report: cannot read a recorded run from %s (%s); `make bench` writes one" % (a.json, e))
     print("wrote %s in %s" % (", ".join(write(r, a.out)), a.out))
     return 0
 
