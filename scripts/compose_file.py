@@ -50,6 +50,10 @@ HEALTHCHECK = """\
 # The dashboard (port 8080 in the container) is published on the host's loopback only: its
 # buttons stop nodes. DASHBOARD_PUBLISH and DASHBOARD_PORT move it; test clusters (with a prefix)
 # take a free loopback port, so they never collide with `make up` or with each other.
+# `dns_opt`: after `docker kill NodeK` its name no longer resolves; Docker's DNS then asks the
+# host's resolvers, and where none answers (an offline machine) a script's sendto to NodeK waited
+# 10 s (glibc: 5 s, twice) before failing. One second, once, bounds that wait; the nodes' names
+# themselves are answered at once by Docker's own DNS.
 def dashboard_port(prefix: str) -> str:
     if prefix:
         return "127.0.0.1::8080"
@@ -66,6 +70,7 @@ def controller(context: str, name: str, peers: str, image: str, prefix: str = ""
     hostname: Controller
     stdin_open: true
     restart: "no"
+    dns_opt: ["timeout:1", "attempts:1"]
     environment:
       PEERS: {peers}
     ports:
