@@ -14,10 +14,12 @@ WASM    := wasm32-unknown-unknown
 # The playground is a crate of its own (playground/Cargo.toml); it builds into this target/.
 PG       = --manifest-path playground/Cargo.toml
 PG_PAGE := build/playground/playground.html
-# Every Python script imports the toolkit (Controller/raftkit.py); the bench also the Docker harness.
-export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
+# Every Python script imports the toolkit (Controller/raftkit.py); the bench also the Docker harness,
+# the swarm suite scripts/swarm.py. docker-compose 1.x is Python and runs with this PYTHONPATH too:
+# no module in these folders may be named like one of its packages (so no scripts/compose.py).
+export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker:$(CURDIR)/scripts
 
-.PHONY: help build musl quick test check unit python-test conformance docker-test local sim \
+.PHONY: help build musl quick test check ruff unit python-test conformance docker-test local sim \
         up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
         swarm-up swarm-down swarm-test sim-adversary playground playground-test
 
@@ -31,6 +33,7 @@ help:
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
 	@echo "make sim-adversary  SEEDS=100000 runs of a replaying, forging adversary against a keyed cluster"
 	@echo "make down | logs | status | image | bench | bench-auth (what a cluster key costs)"
+	@echo "  bench        docs/BENCHMARKS.md whole: failovers, etcd 3.4 beside this project, containers"
 	@echo "  up NODES=7   any cluster size (compose file in build/docker-compose.7.yml); down removes any size"
 	@echo "  image        $(IMAGE) (FROM scratch + the static musl binary, < 1 MiB) and $(CONTROLLER_IMAGE)"
 	@echo "  base-images  the Dockerfiles' FROM images: present, else pulled, else built here (offline-images)"
@@ -45,6 +48,7 @@ help:
 	@echo "make playground  the browser playground, one file: $(PG_PAGE) (UPDATE=1: also the committed"
 	@echo "               Controller/playground.html); playground-test runs its browser tests (docs/PLAYGROUND.md)"
 	@echo "make build | musl | check | unit | python-test | conformance | bench-test | net-tools   the pieces of the above"
+	@echo "  check        cargo fmt, clippy and ruff (Python lint, ruff.toml; installed from PyPI when missing)"
 	@echo "  details: docs/CLUSTER.md, docs/SIMULATION.md, docs/BENCHMARKS.md"
 
 # ---- build -------------------------------------------------------------------
@@ -63,11 +67,19 @@ test: check unit python-test conformance bench-test flood playground-test docker
 # The inner loop: everything but Docker, the flood and the fuzzer's long run.
 quick: check unit python-test bench-test
 
-check:
+check: ruff
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) fmt $(PG) -- --check
 	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) clippy $(PG) --all-targets -- -D warnings
+	$(PYTHON) -m ruff check --no-cache .
+
+# The Python linter (rules in ruff.toml), from PyPI when missing; pinned so that a new release
+# cannot fail `make check` on code that did not change.
+RUFF_VERSION ?= 0.17.6
+ruff:
+	@$(PYTHON) -m ruff --version 2>/dev/null | grep -qx "ruff $(RUFF_VERSION)" || \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check "ruff==$(RUFF_VERSION)"
 
 unit:
 	$(CARGO) test --profile checked
@@ -182,7 +194,7 @@ PROJECT  ?= $(shell basename "$(CURDIR)" | tr A-Z a-z | tr -cd 'a-z0-9_-')
 CFILE    := $(if $(filter 5,$(NODES)),docker-compose.yml,build/docker-compose.$(NODES).yml)
 # The committed 5-node file is used as it is (a test keeps it equal to the generator's output),
 # so edits to it, such as a course controller in place of ours, survive `make up`.
-GENERATE  = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose.py --nodes $(NODES) --image $(IMAGE) -o $(CFILE))
+GENERATE  = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose_file.py --nodes $(NODES) --image $(IMAGE) -o $(CFILE))
 # Ask the cluster through Node1's container: it has the binary and PEERS whatever the controller is.
 STATUS    = docker exec Node1 /raft status
 
@@ -229,7 +241,7 @@ status:
 # none). No registry: every host of the swarm needs the image already (see README).
 STACK    ?= raft
 SFILE    := $(if $(filter 5,$(NODES)),docker-stack.yml,build/docker-stack.$(NODES).yml)
-SGENERATE = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose.py --swarm --nodes $(NODES) --image $(IMAGE) -o $(SFILE))
+SGENERATE = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose_file.py --swarm --nodes $(NODES) --image $(IMAGE) -o $(SFILE))
 
 swarm-up: image
 	@$(SGENERATE)
@@ -243,8 +255,12 @@ swarm-test:
 	RAFT_IMAGE=$(IMAGE) $(PYTHON) tests/docker/stack.py
 
 # ---- benchmarks ----------------------------------------------------------------
-# Writes docs/BENCHMARKS.md, docs/failover.svg and docs/timeline.svg (about 6 minutes).
-# BENCH_QUICK=1: a one-minute smoke run into build/bench; BENCH_TRIALS=N, BENCH_QUIET_S=S.
+# Writes docs/BENCHMARKS.md whole (with failover.svg and timeline.svg) and every measured value
+# to build/bench/bench.json: local failovers, etcd 3.4 beside this project in the same run (Debian's
+# etcd-server and strace are installed when missing), the containers and a Swarm rolling update
+# (under the Docker lock, BENCH_DOCKER_LOCK). About 45 minutes; BENCH_QUICK=1: a smoke run of a
+# minute or two into build/bench; BENCH_TRIALS=N, BENCH_ONLY=..., BENCH_BIN=... (bench/bench.py).
+# `python3 bench/report.py` renders the report again from the JSON without measuring.
 bench: build musl
 	$(PYTHON) bench/bench.py
 

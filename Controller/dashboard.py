@@ -106,9 +106,9 @@ class ClusterState:
         self.names = list(names)
         self.stale_s = stale_s
         self.window_s = window_s
-        self.last: Dict[str, Optional[dict]] = {n: None for n in self.names}
-        self.heard: Dict[str, Optional[float]] = {n: None for n in self.names}
-        self.answered: Dict[str, int] = {n: -2 for n in self.names}  # round of the last answer
+        self.last: Dict[str, Optional[dict]] = dict.fromkeys(self.names)
+        self.heard: Dict[str, Optional[float]] = dict.fromkeys(self.names)
+        self.answered: Dict[str, int] = dict.fromkeys(self.names, -2)  # round of the last answer
         self.timeline: List[list] = []
         self.rounds = 0
         self.lock = threading.Condition()
@@ -134,9 +134,8 @@ class ClusterState:
         for n in self.names:
             st = self.last[n]
             seen = self.fresh(n) if fresh_only else self.reachable(n, now)
-            if st and st["role"] == "Leader" and seen:
-                if best[1] is None or (st["term"] or 0) > best[1]:
-                    best = (n, st["term"] or 0)
+            if st and st["role"] == "Leader" and seen and (best[1] is None or (st["term"] or 0) > best[1]):
+                best = (n, st["term"] or 0)
         return best
 
     def end_round(self, now: float) -> None:

@@ -98,7 +98,7 @@ class Stack(Cluster):
     """The committed docker-compose.yml, run attached in a copy: containers Node1.., network raft.
     Reuses Cluster's LEADER_INFO polling; its own lifecycle."""
 
-    def __init__(self, folder):  # noqa: super().__init__ writes a generated file; not wanted here
+    def __init__(self, folder):  # no super().__init__: it writes a generated file, not wanted here
         self.n, self.names = 5, list(NAMES)
         self.dir, self.id = folder, folder.name
         self.network = "raft"

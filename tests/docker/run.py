@@ -140,7 +140,8 @@ def docker_stop(c):
     said = [e for e in c.events([leader], since)[leader] if e.get("event") in ("handed-over", "exit")]
     print(f"   docker stop {leader} (term {term}): exit {code}; {new} leads in term "
           f"{replies[new]['term']}, agreed {secs:.2f} s after the stop returned; {leader} said "
-          + "; ".join(f"{e['event']} " + " ".join(f"{k}={e[k]}" for k in ("to", "after_ms", "signal", "stop_ms") if k in e)
+          + "; ".join(f"{e['event']} " + " ".join(f"{k}={e[k]}" for k in ("to", "after_ms", "signal", "stop_ms")
+                                                  if k in e)
                       for e in said))
     expect(code == "0", f"{leader} exited with status {code}")
     expect(any(e["event"] == "handed-over" and e.get("to") == new for e in said),
