@@ -6,8 +6,9 @@
 //!   `CONVERT_FOLLOWER`, or asked to stop) sends `TIMEOUT_NOW` to one peer it heard from within
 //!   `election_min`, and to none only when it heard from nobody within it; that peer was heard
 //!   from no earlier than any other (ties allowed). "Heard from" is what the world delivered to
-//!   the leader in its term: an `APPEND_REPLY` when it arrived, and a vote at the moment the
-//!   leader won with it. No other step of a leader sends `TIMEOUT_NOW`.
+//!   the leader in its term: an `APPEND_REPLY`, when it arrived (a vote does not count: a peer
+//!   that voted may have gone down since, and only an answer to a heartbeat shows it up under
+//!   this leader). No other step of a leader sends `TIMEOUT_NOW`.
 //! - **A healthy handover takes about two round trips:** when a leader hands over on a healthy
 //!   network (no loss, no reordering, every link up, nobody paused, a majority running counting
 //!   the leader, the successor running, every other running node following the leader on a
@@ -101,8 +102,6 @@ struct Stopping {
 pub struct Handover {
     /// Per node, while it leads: when it last heard from each peer in its term (see the module).
     heard: Vec<Vec<Option<Time>>>,
-    /// Per node: the term of the votes delivered to it, and from whom (a bitset).
-    acks: Vec<(u64, u64)>,
     stopping: Vec<Option<Stopping>>,
     pending: Option<Pending>,
     pub seen: Seen,
@@ -112,7 +111,6 @@ impl Handover {
     pub fn new(n: usize) -> Handover {
         Handover {
             heard: vec![vec![None; n]; n],
-            acks: vec![(0, 0); n],
             stopping: vec![None; n],
             pending: None,
             seen: Seen::default(),
@@ -128,27 +126,13 @@ impl Handover {
         check: &Checker,
     ) -> Result<Option<Started>, Violation> {
         let id = s.id;
-        if let Input::Receive { from, msg } = s.input {
-            match msg.kind {
-                Kind::VoteAck => {
-                    if self.acks[id].0 != msg.term {
-                        self.acks[id] = (msg.term, 0);
-                    }
-                    self.acks[id].1 |= 1 << from;
-                }
-                Kind::AppendReply if s.roles.0 == Role::Leader && msg.term == s.before.0 => {
-                    self.heard[id][from] = Some(s.now);
-                }
-                _ => {}
-            }
+        if s.events.iter().any(|e| matches!(e, Event::Elected { .. })) {
+            self.heard[id].iter_mut().for_each(|h| *h = None);
         }
-        for e in s.events {
-            if let Event::Elected { term, .. } = *e {
-                let (acked_term, voters) = self.acks[id];
-                for (p, heard) in self.heard[id].iter_mut().enumerate() {
-                    let voted = acked_term == term && voters & (1 << p) != 0 && p != id;
-                    *heard = voted.then_some(s.now);
-                }
+        if let Input::Receive { from, msg } = s.input {
+            if msg.kind == Kind::AppendReply && s.roles.0 == Role::Leader && msg.term == s.before.0
+            {
+                self.heard[id][from] = Some(s.now);
             }
         }
         if self.pending.is_some()

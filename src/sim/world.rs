@@ -10,6 +10,7 @@ use super::handover::{Handover, Seen, Started};
 use super::host::Host;
 use super::net::{Net, NetParams};
 use super::props::{self, Props};
+use super::Step;
 use crate::raft::{
     Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Rng, Role, Time,
 };
@@ -87,10 +88,12 @@ pub enum Ev {
         node: NodeId,
         gen: u64,
     },
+    /// A message arrives; it left its sender at `sent`.
     Deliver {
         from: NodeId,
         to: NodeId,
         msg: Msg,
+        sent: Time,
     },
     Begin {
         ep: usize,
@@ -176,6 +179,8 @@ pub struct World {
     props: Props,
     /// The timed properties of handovers and planned stops (`handover.rs`).
     handover: Handover,
+    /// When `Some`, every step of every node is also kept here.
+    pub record: Option<Vec<Step>>,
     /// When each directed link (`from * n + to`) last carried a message, for `props.rs`.
     sent_at: Vec<Time>,
     trace: Option<String>,
@@ -201,6 +206,7 @@ impl World {
             campaigns: 0,
             props: Props::new(setup.n),
             handover: Handover::new(setup.n),
+            record: None,
             sent_at: vec![0; setup.n * setup.n],
             trace: None,
         };
@@ -255,6 +261,35 @@ impl World {
     /// How often the handover and planned-stop properties were put to the test.
     pub fn seen(&self) -> Seen {
         self.handover.seen
+    }
+    /// The process is dead (its disk stays): see [`World::crash`].
+    pub fn crashed(&self, id: NodeId) -> bool {
+        self.slots[id].status == Status::Crashed
+    }
+    /// The process is frozen: see [`Fault::Pause`].
+    pub fn paused(&self, id: NodeId) -> bool {
+        self.slots[id].status == Status::Paused
+    }
+    /// What the node has persisted.
+    pub fn disk(&self, id: NodeId) -> HardState {
+        self.slots[id].disk
+    }
+    /// Messages on their way, in no particular order: (sent, arrives, from, to, message). One
+    /// lost on a cut link still shows until it would have arrived.
+    pub fn in_flight(&self) -> impl Iterator<Item = (Time, Time, NodeId, NodeId, Msg)> + '_ {
+        self.queue.iter().filter_map(|e| match e.ev {
+            Ev::Deliver {
+                from,
+                to,
+                msg,
+                sent,
+            } => Some((sent, e.at, from, to, msg)),
+            _ => None,
+        })
+    }
+    /// When the earliest queued event happens (it may be a superseded tick that does nothing).
+    pub fn next_event_at(&self) -> Option<Time> {
+        self.queue.peek().map(|e| e.at)
     }
 
     /// The running leader with the highest term, if any node is leading.
@@ -354,7 +389,7 @@ impl World {
     fn handle(&mut self, ev: Ev) -> Result<(), Violation> {
         match ev {
             Ev::Tick { node, gen } => self.on_tick(node, gen),
-            Ev::Deliver { from, to, msg } => self.on_deliver(from, to, msg),
+            Ev::Deliver { from, to, msg, .. } => self.on_deliver(from, to, msg),
             Ev::Begin { ep, fault } => self.begin(ep, fault),
             Ev::End { ep } => self.end(ep),
             Ev::Command { who, cmd } => {
@@ -457,6 +492,15 @@ impl World {
         };
         self.step_props(&step)?;
         self.note_elected(id, &out);
+        if let Some(record) = &mut self.record {
+            let (at, node, output) = (now, id, out.clone());
+            record.push(Step {
+                at,
+                node,
+                input,
+                output,
+            });
+        }
         let lost = if crash {
             " (crash after persist: sends lost)"
         } else {
@@ -667,7 +711,16 @@ impl World {
             .into_iter()
             .flatten()
         {
-            self.schedule(self.now + held + delay, Ev::Deliver { from, to, msg });
+            let sent = self.now + held;
+            self.schedule(
+                sent + delay,
+                Ev::Deliver {
+                    from,
+                    to,
+                    msg,
+                    sent,
+                },
+            );
         }
     }
 
