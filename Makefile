@@ -160,7 +160,8 @@ fuzz:
 
 # ---- simulation --------------------------------------------------------------
 # A long deterministic-simulation campaign: `make sim SEEDS=1000000 START=0`. Cluster sizes mix
-# 5, 7 and 9 unless SIM_NODES is set; THREADS defaults to every core. A failing seed prints its
+# 5, 7 and 9 unless SIM_NODES is set (4 and 6 too); SIM_CAMPAIGN=stops runs the planned-stop
+# campaign (sizes 4, 5, 6, 7, 9). THREADS defaults to every core. A failing seed prints its
 # replay command. `make unit` already runs 10,000 seeds. Same profile as `make unit`: the core's
 # own debug assertions stay on.
 SEEDS   ?= 100000

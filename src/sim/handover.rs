@@ -103,6 +103,8 @@ pub struct Handover {
     /// Per node, while it leads: when it last heard from each peer in its term (see the module).
     heard: Vec<Vec<Option<Time>>>,
     stopping: Vec<Option<Stopping>>,
+    /// How many entries of `stopping` are set (most events have none to look at).
+    stops: usize,
     pending: Option<Pending>,
     pub seen: Seen,
 }
@@ -112,6 +114,7 @@ impl Handover {
         Handover {
             heard: vec![vec![None; n]; n],
             stopping: vec![None; n],
+            stops: 0,
             pending: None,
             seen: Seen::default(),
         }
@@ -126,7 +129,8 @@ impl Handover {
         check: &Checker,
     ) -> Result<Option<Started>, Violation> {
         let id = s.id;
-        if s.events.iter().any(|e| matches!(e, Event::Elected { .. })) {
+        let quiet = s.events.is_empty();
+        if !quiet && s.events.iter().any(|e| matches!(e, Event::Elected { .. })) {
             self.heard[id].iter_mut().for_each(|h| *h = None);
         }
         if let Input::Receive { from, msg } = s.input {
@@ -135,7 +139,8 @@ impl Handover {
                 self.heard[id][from] = Some(s.now);
             }
         }
-        if self.pending.is_some()
+        if !quiet
+            && self.pending.is_some()
             && (s.became(Role::PreCandidate, Cause::ElectionTimeout)
                 || s.became(Role::Candidate, Cause::ElectionTimeout))
         {
@@ -170,7 +175,9 @@ impl Handover {
             }
             None
         };
-        self.stop(s, election_min, check, started)?;
+        if s.input == Input::Stop || self.stopping[id].is_some() {
+            self.stop(s, election_min, check, started)?;
+        }
         if s.roles.0 == Role::Leader && s.roles.1 != Role::Leader {
             self.heard[id].iter_mut().for_each(|h| *h = None);
         }
@@ -238,11 +245,12 @@ impl Handover {
                     self.seen.stops_leading += 1;
                     match (after, started) {
                         (Role::Stopping, Some(h)) => {
-                            self.stopping[id] = Some(Stopping {
+                            let st = Stopping {
                                 since: s.now,
                                 term: h.term,
                                 successor: h.successor,
-                            });
+                            };
+                            self.set_stopping(id, Some(st));
                         }
                         (Role::Stopped, None) => {}
                         _ => {
@@ -331,7 +339,7 @@ impl Handover {
             }
         }
         if after == Role::Stopped {
-            self.stopping[id] = None;
+            self.set_stopping(id, None);
             self.seen.stops_ended += 1;
             self.seen.longest_stop_ms = self.seen.longest_stop_ms.max(s.now - st.since);
         }
@@ -352,7 +360,7 @@ impl Handover {
             return Ok(());
         };
         if !running || role != Role::Stopping {
-            self.stopping[id] = None;
+            self.set_stopping(id, None);
             return Ok(());
         }
         if now > st.since + bound {
@@ -367,6 +375,20 @@ impl Handover {
     /// Whether node `id` has a stop under way.
     pub fn is_stopping(&self, id: NodeId) -> bool {
         self.stopping[id].is_some()
+    }
+
+    /// Whether anything waits for time to pass: a stop under way or a handover awaited.
+    pub fn busy(&self) -> bool {
+        self.stops > 0 || self.pending.is_some()
+    }
+
+    fn set_stopping(&mut self, id: NodeId, st: Option<Stopping>) {
+        match (self.stopping[id].is_some(), st.is_some()) {
+            (false, true) => self.stops += 1,
+            (true, false) => self.stops -= 1,
+            _ => {}
+        }
+        self.stopping[id] = st;
     }
 
     /// A handover the world judged healthy: it must complete by `by`.
@@ -418,7 +440,7 @@ impl Handover {
 
     /// A crashed node's stop is over (its process is gone).
     pub fn forget(&mut self, id: NodeId) {
-        self.stopping[id] = None;
+        self.set_stopping(id, None);
         self.heard[id].iter_mut().for_each(|h| *h = None);
     }
 }

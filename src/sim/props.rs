@@ -185,9 +185,17 @@ impl Props {
     /// Forced campaigns, the follower's timer, the heartbeat cadence and the pre-vote hold,
     /// after every step (see the module's list).
     pub fn timers(&mut self, s: &Step, cfg: &Config, check: &Checker) -> Result<(), Violation> {
-        forced_campaigns(s, check)?;
-        follower_timer(s)?;
-        self.cadence(s, cfg.heartbeat_ms)?;
+        if !s.events.is_empty() || !s.sent.is_empty() {
+            forced_campaigns(s, check)?;
+        }
+        match s.roles {
+            (Role::Follower, Role::Follower) => follower_timer(s)?,
+            (_, Role::Leader) | (Role::Leader, _) => self.cadence(s, cfg.heartbeat_ms)?,
+            _ => {}
+        }
+        if s.events.is_empty() {
+            return Ok(());
+        }
         self.hold(s, cfg.heartbeat_ms)
     }
 

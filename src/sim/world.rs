@@ -590,6 +590,9 @@ impl World {
 
     /// The handover and planned-stop properties that time alone can break, after every event.
     fn transfer_props(&mut self) -> Result<(), Violation> {
+        if !self.handover.busy() {
+            return Ok(());
+        }
         let bound = self.setup.cfg.election_timeout_min_ms + self.tick_slack();
         for id in 0..self.setup.n {
             if !self.handover.is_stopping(id) {

@@ -2,8 +2,8 @@
 //! them, heals everything, and then demands a single agreed leader within a bound.
 //!
 //! Planned stops (SIGTERM) are drawn from a PRNG stream of their own, so a seed that draws none
-//! replays exactly as it did before they existed (`trace_digests` with `SIM_PLANNED_STOPS=0`
-//! compares every seed with an older build). `run_stops` is a second kind of campaign: the
+//! replays exactly as it did before they existed (`replay` and `trace_digests` with
+//! `SIM_PLANNED_STOPS=0` leave them out of every seed, to compare with an older build). `run_stops` is a second kind of campaign: the
 //! leader stopped at every phase of its heartbeat cycle, on clean and lossy networks.
 
 use raft::raft::{Command, Config, NodeId, Rng, Time};
@@ -76,8 +76,8 @@ pub fn run_kind_caught(kind: Kind, seed: u64, n: usize) -> Result<Outcome, Strin
     })
 }
 
-/// Whether campaigns schedule planned stops: on, unless `SIM_PLANNED_STOPS=0` (to compare
-/// traces with a build that had none).
+/// Whether `replay` and `trace_digests` schedule planned stops: on, unless
+/// `SIM_PLANNED_STOPS=0` (to compare traces with a build that had none). Campaigns always do.
 pub fn planned_stops_on() -> bool {
     std::env::var("SIM_PLANNED_STOPS").map_or(true, |v| v.trim() != "0")
 }
@@ -85,7 +85,7 @@ pub fn planned_stops_on() -> bool {
 /// Runs one seed; returns its measurements, or the failure with its replay command. With
 /// `trace`, also returns the event trace.
 pub fn run(seed: u64, n: usize, trace: bool) -> (Result<Outcome, String>, String) {
-    run_with(seed, n, trace, planned_stops_on())
+    run_with(seed, n, trace, true)
 }
 
 /// [`run`], with or without the planned stops of the seed's own stream.

@@ -141,10 +141,6 @@ impl Sweep {
     }
 }
 
-fn sweep(seeds: impl Iterator<Item = u64>, nodes: Option<usize>) -> Sweep {
-    sweep_kind(Kind::Faults, seeds, nodes)
-}
-
 fn sweep_kind(kind: Kind, seeds: impl Iterator<Item = u64>, nodes: Option<usize>) -> Sweep {
     let mut s = Sweep::default();
     for seed in seeds {
@@ -161,7 +157,11 @@ fn sweep_kind(kind: Kind, seeds: impl Iterator<Item = u64>, nodes: Option<usize>
 /// The properties of planned stops and handovers must have been put to the test.
 fn campaign_for(n: usize) {
     let start = Instant::now();
-    let mut s = sweep((0..SEEDS).filter(|&seed| nodes_for(seed) == n), None);
+    let mut s = sweep_kind(
+        Kind::Faults,
+        (0..SEEDS).filter(|&seed| nodes_for(seed) == n),
+        None,
+    );
     s.report(
         &format!("campaign {n} nodes"),
         start.elapsed().as_secs_f64(),
@@ -174,7 +174,7 @@ fn campaign_for(n: usize) {
 /// split in two halves elects no one.
 fn campaign_even(n: usize) {
     let start = Instant::now();
-    let mut s = sweep(0..EVEN_SEEDS, Some(n));
+    let mut s = sweep_kind(Kind::Faults, 0..EVEN_SEEDS, Some(n));
     s.report(
         &format!("campaign {n} nodes"),
         start.elapsed().as_secs_f64(),
@@ -265,13 +265,14 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// Replays one seed and prints its trace:
-/// `SIM_SEED=.. SIM_NODES=.. cargo test --profile checked --test sim replay -- --nocapture`.
+/// `SIM_SEED=.. SIM_NODES=.. cargo test --profile checked --test sim replay -- --nocapture`
+/// (`SIM_PLANNED_STOPS=0`: without the seed's planned stops, as a build before them ran it).
 /// Without `SIM_SEED` it replays seed 1 (a smoke test).
 #[test]
 fn replay() {
     let seed = env_u64("SIM_SEED").unwrap_or(1);
     let n = env_u64("SIM_NODES").map_or_else(|| nodes_for(seed), |n| n as usize);
-    let (result, trace) = campaign::run(seed, n, true);
+    let (result, trace) = campaign::run_with(seed, n, true, campaign::planned_stops_on());
     println!("{trace}");
     match result {
         Ok(o) => println!("seed {seed}, {n} nodes: ok {o:?}"),
@@ -296,10 +297,16 @@ fn same_seed_same_trace() {
 
 /// The long campaign behind `make sim`: `SIM_SEEDS` seeds from `SIM_START` (default 0 and
 /// 100,000), cluster sizes mixed unless `SIM_NODES` is set, on `SIM_THREADS` threads (default:
-/// all cores). Prints seeds/s and simulated seconds per wall second.
+/// all cores); `SIM_CAMPAIGN=stops` runs the planned-stop campaign instead. Prints seeds/s and
+/// simulated seconds per wall second.
 #[test]
 #[ignore = "long; run with `make sim`"]
 fn campaign_long() {
+    let kind = match std::env::var("SIM_CAMPAIGN").as_deref() {
+        Ok("stops") => Kind::Stops,
+        Ok("faults") | Err(_) => Kind::Faults,
+        Ok(other) => panic!("SIM_CAMPAIGN={other}: faults or stops"),
+    };
     let start_seed = env_u64("SIM_START").unwrap_or(0);
     let count = env_u64("SIM_SEEDS").unwrap_or(100_000);
     let nodes = env_u64("SIM_NODES").map(|n| n as usize);
@@ -312,7 +319,7 @@ fn campaign_long() {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let seeds = (start_seed..start_seed + count).filter(move |s| s % threads == t);
-                scope.spawn(move || sweep(seeds, nodes))
+                scope.spawn(move || sweep_kind(kind, seeds, nodes))
             })
             .collect();
         handles
@@ -448,7 +455,7 @@ fn trace_digests() {
     let count = env_u64("SIM_SEEDS").unwrap_or(300);
     for seed in start_seed..start_seed + count {
         let n = nodes_for(seed);
-        let (result, trace) = campaign::run(seed, n, true);
+        let (result, trace) = campaign::run_with(seed, n, true, campaign::planned_stops_on());
         let digest = trace.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
