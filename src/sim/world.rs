@@ -158,6 +158,8 @@ struct Slot {
     planned: bool,
     /// Start the process again as soon as its planned stop has ended it.
     restart_on_exit: bool,
+    /// How many times the process was started again (a new process reads no old buffer).
+    lives: u64,
 }
 
 pub struct World {
@@ -223,6 +225,7 @@ impl World {
                 crash_on_persist: false,
                 planned: false,
                 restart_on_exit: false,
+                lives: 0,
             });
             w.arm(id);
         }
@@ -948,6 +951,7 @@ impl World {
         let slot = &mut self.slots[id];
         slot.node = node;
         slot.status = Status::Up;
+        slot.lives += 1;
         self.check
             .after_step(id, &slot.node, slot.disk, &[], false)?;
         let disk = slot.disk;
@@ -964,9 +968,12 @@ impl World {
         self.handover.disturbed();
         self.slots[id].status = Status::Up;
         self.log(id, || "resume".into());
+        let life = self.slots[id].lives;
         for (from, msg) in std::mem::take(&mut self.slots[id].inbox) {
-            if self.slots[id].status != Status::Up {
-                break; // it crashed while reading (after persisting): the rest is gone
+            if self.slots[id].status != Status::Up || self.slots[id].lives != life {
+                // It crashed while reading (after persisting), or its planned stop ended and
+                // a new process started: the rest is gone.
+                break;
             }
             let what = || format!("recv {msg} from n{from} (buffered)");
             self.step(id, Input::Receive { from, msg }, what)?;
