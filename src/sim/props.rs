@@ -264,6 +264,11 @@ impl Props {
         Ok(())
     }
 
+    /// Whether [`Props::quorum`] keeps anything for node `id` (it did lead).
+    pub fn watching(&self, id: NodeId) -> bool {
+        self.lacking[id].is_some() || self.reachable[id].is_some()
+    }
+
     /// CheckQuorum in both directions, after every event. `leading`: whether the node runs and
     /// leads; `reach`: nodes (counting itself) it can reach both ways; `clean`: no loss and no
     /// reordering right now; `last_word`: the last time a node it cannot reach now sent it

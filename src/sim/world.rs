@@ -650,6 +650,9 @@ impl World {
         for id in 0..n {
             let leading =
                 self.slots[id].status == Status::Up && self.slots[id].node.role() == Role::Leader;
+            if !leading && !self.props.watching(id) {
+                continue; // nothing to check or to forget
+            }
             let (mut reach, mut last_word) = (0, 0);
             if leading {
                 reach = 1 + (0..n).filter(|&q| q != id && self.reaches(id, q)).count();
