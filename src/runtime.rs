@@ -19,7 +19,7 @@ use crate::log::{clip, Line, RateLimit};
 use crate::message::{self, Incoming, Reject};
 use crate::raft::{Cause, Command, Event, Field, HardState, Input, Node, Output, Role};
 use crate::resolver::AddressBook;
-use crate::storage::{Saved, Store};
+use crate::storage::{Held, Saved, Store};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -100,6 +100,8 @@ pub struct Runtime {
     persist_us: u64,
     /// Present when a cluster key is configured.
     guard: Option<Guard>,
+    /// This process's exclusive hold on `DATA_DIR`, for as long as it runs.
+    _held: Option<Held>,
 }
 
 pub fn run(cfg: NodeConfig) -> Exit {
@@ -113,6 +115,13 @@ impl Runtime {
     pub fn start(cfg: NodeConfig) -> Result<Runtime, Exit> {
         let names: Vec<String> = cfg.peers.iter().map(|p| p.name.clone()).collect();
         let store = cfg.data_dir.as_ref().map(Store::new);
+        let held = match &store {
+            Some(s) => Some(
+                s.lock(|| log_lock_wait(&cfg.name, s))
+                    .map_err(|e| Exit::State(format!("cannot lock {}: {e}", s.path().display())))?,
+            ),
+            None => None,
+        };
         let (hard, note) = match &store {
             Some(s) => load_hard_state(s, &names)?,
             None => (HardState::default(), None),
@@ -144,6 +153,7 @@ impl Runtime {
             persist_us: 0,
             guard,
             cfg,
+            _held: held,
         };
         rt.log_start(bind, seed);
         if let Some(note) = note {
@@ -667,6 +677,21 @@ fn make_guard(cfg: &NodeConfig, names: &[String]) -> Result<Option<Guard>, Exit>
         hello_ms,
         0,
     )))
+}
+
+/// Another process holds `DATA_DIR`: an earlier incarnation of this node that has not exited
+/// yet (Swarm can start a task's replacement first). Said once; stamped with the stored term.
+fn log_lock_wait(name: &str, store: &Store) {
+    let term = store.load().ok().flatten().map_or(0, |s| s.term);
+    Line::new(&format!("node={name}"))
+        .kv("term", term)
+        .kv("role", Role::Follower.as_str())
+        .kv("event", "warning")
+        .kv(
+            "msg",
+            "another process holds DATA_DIR (an earlier run of this node still stopping?): waiting for it to exit",
+        )
+        .emit();
 }
 
 fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
