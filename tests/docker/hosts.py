@@ -74,6 +74,45 @@ while True:
     s.sendto(r, peer)
 """
 
+# Asks Docker's DNS (127.0.0.11 in a container's network namespace) for each name's A records:
+# prints {name: [addresses]} as JSON ([] for "no such name", null for no answer).
+DNS_QUERY = r"""
+import json, os, socket, struct, sys
+out = {}
+for name in sys.argv[1:]:
+    qid = os.getpid() & 0xffff
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    try:
+        s.sendto(q, ("127.0.0.11", 53))
+        r = s.recv(4096)
+    except OSError:
+        out[name] = None
+        continue
+    an = struct.unpack(">H", r[6:8])[0]
+    i = 12
+    while r[i]:
+        i += 1 + r[i]
+    i += 5
+    addrs = []
+    for _ in range(an):
+        if r[i] & 0xC0 == 0xC0:
+            i += 2
+        else:
+            while r[i]:
+                i += 1 + r[i]
+            i += 1
+        typ, _, _, n = struct.unpack(">HHIH", r[i:i + 10])
+        i += 10
+        if typ == 1 and n == 4:
+            addrs.append(socket.inet_ntoa(r[i:i + 4]))
+        i += n
+    out[name] = addrs
+print(json.dumps(out))
+"""
+
 # Run by docker-init (PID 1 of the host's namespaces) with sh: the host's private view, then dockerd.
 HOST_SCRIPT = r"""
 set -e
@@ -276,8 +315,8 @@ class Lab:
         self.procs = {}  # host -> Popen of its namespaces (docker-init as PID 1 inside)
         self.stub = None
         self.cli_env = dict(os.environ, DOCKER_CONFIG=os.path.join(run.dir, "cli"))
-        self.cli_env.pop("DOCKER_HOST", None)
-        self.cli_env.pop("DOCKER_CONTEXT", None)
+        for var in ("DOCKER_HOST", "DOCKER_CONTEXT", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+            self.cli_env.pop(var, None)
 
     def host_dir(self, h):
         return os.path.join(self.run.dir, h)
@@ -406,6 +445,30 @@ class Lab:
     def env_for(self, h):
         """An environment whose `docker` talks to host h (for make and scripts)."""
         return dict(self.cli_env, DOCKER_HOST=self.sock(h))
+
+    def lab_pid(self, host_pid):
+        """The PID in the lab's namespace of a process a host's daemon reports as `host_pid`."""
+        for st in glob.glob("/proc/[0-9]*/status"):
+            try:
+                with open(st) as f:
+                    ns = next((line.split()[1:] for line in f if line.startswith("NSpid:")), [])
+            except OSError:
+                continue
+            if len(ns) >= 2 and ns[1] == str(host_pid):
+                return int(ns[0])
+        return None
+
+    def resolve_in(self, h, cid, names):
+        """What Docker's DNS answers inside container `cid` on host h: {name: [addresses]}."""
+        pid = self.docker(h, "inspect", "-f", "{{.State.Pid}}", cid, check=False).stdout.strip()
+        lab = self.lab_pid(pid) if pid.isdigit() and pid != "0" else None
+        if lab is None:
+            return {}
+        p = sh("nsenter", f"--net=/proc/{lab}/ns/net", "python3", "-c", DNS_QUERY, *names, check=False)
+        try:
+            return json.loads(p.stdout)
+        except ValueError:
+            return {}
 
     def shutdown(self):
         """Every host stopped hard and the stub ended (the namespaces go with the lab)."""
