@@ -13,13 +13,15 @@ BIN     := target/$(MUSL)/release/raft
 # Every Python script imports the toolkit (Controller/raftkit.py); the bench also the Docker harness.
 export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
 
-.PHONY: help build musl test check unit python-test docker-test local sim \
+.PHONY: help build musl quick test check unit python-test docker-test local sim \
         up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
         swarm-up swarm-down swarm-test multihost-test multihost-clean sim-adversary
 
 help:
 	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader;"
 	@echo "               the live dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"
+	@echo "make quick     the inner loop, no Docker (about a minute): format, lints, unit, rules,"
+	@echo "               simulator, loopback processes, Python units"
 	@echo "make test      every test: format, lints, unit, loopback processes, Python controller, Docker"
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
@@ -52,6 +54,9 @@ musl:
 
 # ---- tests -------------------------------------------------------------------
 test: check unit python-test bench-test flood docker-test
+
+# The inner loop: everything but Docker, the flood and the fuzzer's long run.
+quick: check unit python-test bench-test
 
 check:
 	$(CARGO) fmt --all -- --check

@@ -824,7 +824,12 @@ class RealClusterTests(unittest.TestCase):
             accept=lambda leader, replies: leader in survivors,
             what="the other four nodes to elect a new leader",
         )
-        self.eventually(lambda: self.assertIsNone(self.ask(old)["value"]), TAKEOVER_PATIENCE)
+        # Stopped, it is as silent as a process that has ended; its STATUS says why.
+        silent = self.script("leader_info.py", old, "--timeout", 1)
+        self.assertNotEqual(silent.returncode, 0, silent.stdout)
+        self.assertIn("no LEADER_INFO reply", silent.stderr)
+        [status] = raftkit.query_all([p for p in self.cluster.peers if p.name == old], "STATUS")
+        self.assertTrue(status.reply and status.reply["value"].startswith("role=Stopped "), status)
 
         self.order("TIMEOUT", old)
         self.wait_for_agreement(ELECTION_PATIENCE, what="%s to rejoin after TIMEOUT" % old)

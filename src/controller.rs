@@ -3,7 +3,7 @@
 //! talks to nodes over UDP, as any controller would).
 use crate::config::{split_host_port, Peer, DEFAULT_PORT};
 use crate::json::{self, Datagram};
-use crate::message;
+use crate::message::{self, Query, Request};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
@@ -97,7 +97,7 @@ impl Client {
     /// Send a request that expects no reply (`CONVERT_FOLLOWER`, `TIMEOUT`, `SHUTDOWN`).
     pub fn send(&self, request: &str, to: SocketAddr) -> Result<(), String> {
         let socket = self.socket()?;
-        let request = message::request_for_verb(request).unwrap_or(request);
+        let request = Request::from_verb(request).map_or(request, |r| r.name());
         let bytes = json::emit(&message::control_request(SENDER, request));
         socket
             .send_to(&bytes, to)
@@ -110,8 +110,18 @@ impl Client {
         &self,
         targets: &[(String, SocketAddr)],
     ) -> Result<Vec<Option<Answer>>, String> {
+        self.query(Query::LeaderInfo, targets)
+    }
+
+    /// Ask each target `query` from one socket; answers by target name (None: silent).
+    pub fn query(
+        &self,
+        query: Query,
+        targets: &[(String, SocketAddr)],
+    ) -> Result<Vec<Option<Answer>>, String> {
         let socket = self.socket()?;
-        let bytes = json::emit(&message::control_request(SENDER, "LEADER_INFO"));
+        let request = query.request().name();
+        let bytes = json::emit(&message::control_request(SENDER, request));
         for (_, addr) in targets {
             // A target that cannot be reached is simply one that does not answer.
             let _ = socket.send_to(&bytes, addr);
@@ -133,6 +143,9 @@ impl Client {
             let Ok(d) = json::parse(&buf[..n]) else {
                 continue;
             };
+            if d.request.as_deref() != Some(request) {
+                continue;
+            }
             let slot = targets
                 .iter()
                 .position(|(name, addr)| *addr == src || d.sender_name.as_deref() == Some(name));

@@ -1,7 +1,7 @@
 //! What the election core reports, and the one text form of its values.
 //! Owns the events with their typed reasons and the canonical text (`Display`) of `Msg`, `Event`
 //! and `Output` that log lines and traces share; must never decide anything (the core does).
-use crate::raft::{Kind, Msg, NodeId, Output, Role};
+use crate::raft::{NodeId, Output, Role};
 use std::fmt;
 
 /// Why a node changed role.
@@ -18,6 +18,8 @@ pub enum Cause {
     TimeoutCommand,
     /// A leader stepping down named this node its successor (`TIMEOUT_NOW`, §3.10).
     LeadershipTransfer,
+    /// The process is asked to end (`Input::Stop`).
+    PlannedStop,
 }
 
 impl Cause {
@@ -33,6 +35,7 @@ impl Cause {
             Cause::ConvertFollower => "convert-follower",
             Cause::TimeoutCommand => "timeout-command",
             Cause::LeadershipTransfer => "leadership-transfer",
+            Cause::PlannedStop => "planned-stop",
         }
     }
 }
@@ -123,6 +126,12 @@ pub enum Event {
     Leader {
         leader: NodeId,
     },
+    /// A planned stop ends: `to` leads a later term (`None`: none was heard of within the bound),
+    /// `after_ms` since the stop began.
+    HandedOver {
+        to: Option<NodeId>,
+        after_ms: u64,
+    },
 }
 
 /// One value of an event's canonical text.
@@ -161,6 +170,7 @@ impl Event {
             Event::Ignored { .. } => "ignored",
             Event::Term { .. } => "term",
             Event::Leader { .. } => "leader",
+            Event::HandedOver { .. } => "handed-over",
         }
     }
 
@@ -209,6 +219,10 @@ impl Event {
             }
             Event::Term { from, .. } => vec![("from", Num(from))],
             Event::Leader { leader } => vec![("leader", Node(leader))],
+            Event::HandedOver { to, after_ms } => vec![
+                ("to", to.map_or(Text("none"), Node)),
+                ("after_ms", Num(after_ms)),
+            ],
         }
     }
 }
@@ -224,15 +238,6 @@ impl fmt::Display for Event {
             write!(f, " {key}={value}")?;
         }
         Ok(())
-    }
-}
-
-/// `VOTE_REQUEST t3`, `VOTE_REQUEST(TRANSFER) t3` for a forced one.
-impl fmt::Display for Msg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let forced = matches!(self.kind, Kind::VoteRequest { forced: true });
-        let transfer = if forced { "(TRANSFER)" } else { "" };
-        write!(f, "{}{transfer} t{}", self.kind.as_str(), self.term)
     }
 }
 
@@ -263,7 +268,7 @@ impl fmt::Display for Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::HardState;
+    use crate::raft::{HardState, Kind, Msg};
 
     #[test]
     fn canonical_text_of_messages_events_and_outputs() {

@@ -6,8 +6,11 @@
 //! | `raft.rs`       | the election core: a sans-IO state machine (no clock, no I/O)  |
 //! | `event.rs`      | what the core reports, and the canonical text of its values    |
 //! | `json.rs`       | the flat five-field JSON codec                                 |
-//! | `message.rs`    | which datagram means which core input, and back               |
-//! | `runtime.rs`    | the single-threaded UDP loop around the core                   |
+//! | `message.rs`    | the wire table: which datagram means which core input, and back |
+//! | `route.rs`      | what a node does with a datagram (a pure function)            |
+//! | `signal.rs`     | SIGTERM/SIGINT caught (the crate's only `unsafe`)              |
+//! | `runtime/`      | the single-threaded UDP loop around the core (`mod.rs`), its   |
+//! |                 | log lines (`log.rs`) and start-up: state, guard, seed (`setup.rs`) |
 //! | `config.rs`     | configuration from the environment                             |
 //! | `storage.rs`    | durable term and vote                                          |
 //! | `resolver.rs`   | peer addresses, looked up off the election loop                |
@@ -24,5 +27,7 @@ pub mod log;
 pub mod message;
 pub mod raft;
 pub mod resolver;
+pub mod route;
 pub mod runtime;
+pub mod signal;
 pub mod storage;

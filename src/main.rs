@@ -2,6 +2,7 @@
 //! Owns the command line and exit statuses; must never hold node or controller logic of its own.
 use raft::config::{self, NodeConfig};
 use raft::controller::{self, Client};
+use raft::message::{Query, Request};
 use raft::runtime::{self, Exit};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ timeout NODE                tell NODE to start an election now
 shutdown NODE               tell NODE to stop all activity
 status                      ask every node of PEERS; exit 0 when all name one leader
 watch                       print a line whenever the leader or term changes (runs until killed)
-health                      exit 0 when the local node answers (for container health checks)
+health                      exit 0 when the local node answers STATUS (container health checks)
 
 controller options: --to HOST:PORT   --bind ADDR (default 0.0.0.0:0)   --timeout-ms MS
                     --interval-ms MS (watch)
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
     }
     let result = match cmd.as_str() {
         "node" => return node(&parsed),
-        "leader-info" | "convert-follower" | "timeout" | "shutdown" => request(cmd, &parsed),
+        verb if Request::from_verb(verb).is_some() => request(cmd, &parsed),
         "status" => status(&parsed),
         "watch" => watch(&parsed),
         "health" => health(&parsed),
@@ -79,7 +80,7 @@ fn allowed_flags(cmd: &str) -> &'static [&'static str] {
             "seed",
             "controller-allow",
         ],
-        "leader-info" | "convert-follower" | "timeout" | "shutdown" => {
+        verb if Request::from_verb(verb).is_some() => {
             &["peers", "cluster-size", "bind", "timeout-ms", "to"]
         }
         "status" => &["peers", "cluster-size", "bind", "timeout-ms"],
@@ -201,7 +202,7 @@ fn request(cmd: &str, args: &Args) -> Result<bool, String> {
     let client = args.client()?;
     if cmd != "leader-info" {
         client.send(cmd, to)?;
-        let request = raft::message::request_for_verb(cmd).unwrap_or(cmd);
+        let request = Request::from_verb(cmd).map_or(cmd, |r| r.name());
         println!("sent {request} to {name} ({to})");
         return Ok(true);
     }
@@ -288,5 +289,7 @@ fn health(args: &Args) -> Result<bool, String> {
     if !args.flags.contains_key("timeout-ms") {
         client.timeout = Duration::from_millis(500);
     }
-    Ok(client.leader_info(&[("local".into(), to)])?[0].is_some())
+    // STATUS, which a node stopped by SHUTDOWN still answers: stopped is not unhealthy (an
+    // orchestrator would otherwise replace the container and undo the stop).
+    Ok(client.query(Query::Status, &[("local".into(), to)])?[0].is_some())
 }

@@ -16,6 +16,9 @@
 //! | `CONVERT_FOLLOWER`, `TIMEOUT`, `SHUTDOWN` | controller | any | any | any      |
 //! | `STATUS`           | controller | any                  | any        | any         |
 //! | (its reply)        | node       | node's term          | `STATUS`   | logfmt, see [`status_value`] |
+//! | `AUTH_HELLO`       | keyed node | 0                    | null       | seal (see `auth`) |
+//!
+//! Every name is declared once, in [`Request`]; the core's messages and commands map onto it.
 //!
 //! Request names are the protocol's constants, matched byte for byte: `leader_info`, `Shutdown`,
 //! ` TIMEOUT` or `APPEND` are unknown requests (dropped, and the log line names them). Nothing is
@@ -24,6 +27,137 @@
 //! are recognised whatever `sender_name` is.
 use crate::json::Datagram;
 use crate::raft::{Command, Kind, Msg, NodeId, Status};
+use std::fmt;
+
+/// Declares a wire enum once: each variant beside its exact spelling, with `ALL`, `name` and
+/// `parse` derived from that one list (so no name is ever written twice).
+macro_rules! wire_names {
+    ($(#[$meta:meta])* pub enum $ty:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $ty { $($(#[$vmeta])* $variant,)+ }
+
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant,)+];
+
+            /// The spelling on the wire.
+            pub const fn name(self) -> &'static str {
+                match self { $($ty::$variant => $text,)+ }
+            }
+
+            /// The variant spelled exactly `text`, byte for byte.
+            pub fn parse(text: &str) -> Option<$ty> {
+                match text { $($text => Some($ty::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+wire_names! {
+    /// Every `request` this protocol knows.
+    pub enum Request {
+        AppendRpc = "APPEND_RPC",
+        AppendReply = "APPEND_REPLY",
+        VoteRequest = "VOTE_REQUEST",
+        VoteAck = "VOTE_ACK",
+        PreVoteRequest = "PRE_VOTE_REQUEST",
+        PreVoteAck = "PRE_VOTE_ACK",
+        TimeoutNow = "TIMEOUT_NOW",
+        LeaderInfo = "LEADER_INFO",
+        ConvertFollower = "CONVERT_FOLLOWER",
+        Timeout = "TIMEOUT",
+        Shutdown = "SHUTDOWN",
+        Status = "STATUS",
+        /// A keyed node's epoch announcement (see `auth`).
+        AuthHello = "AUTH_HELLO",
+    }
+}
+
+impl Request {
+    /// The command-line verb that sends this request (`raft convert-follower Node2`).
+    pub const fn verb(self) -> Option<&'static str> {
+        match self {
+            Request::LeaderInfo => Some("leader-info"),
+            Request::ConvertFollower => Some("convert-follower"),
+            Request::Timeout => Some("timeout"),
+            Request::Shutdown => Some("shutdown"),
+            _ => None,
+        }
+    }
+
+    /// The request a command-line verb sends (`convert-follower` -> `CONVERT_FOLLOWER`).
+    pub fn from_verb(verb: &str) -> Option<Request> {
+        Request::ALL
+            .iter()
+            .copied()
+            .find(|r| r.verb() == Some(verb))
+    }
+
+    /// What a datagram with this request asks of a node, given its `key` (`None` for a node
+    /// message, whose meaning needs the sender and term too).
+    fn meaning(self, key: Option<&str>) -> Meaning {
+        let reply_shaped = |k: &str| key == Some(k);
+        match self {
+            Request::AppendRpc => Meaning::Peer(Kind::Append),
+            Request::AppendReply => Meaning::Peer(Kind::AppendReply),
+            Request::VoteRequest => Meaning::Peer(Kind::VoteRequest {
+                forced: key == Some(TRANSFER),
+            }),
+            Request::VoteAck => Meaning::Peer(Kind::VoteAck),
+            Request::PreVoteRequest => Meaning::Peer(Kind::PreVoteRequest),
+            Request::PreVoteAck => Meaning::Peer(Kind::PreVoteAck),
+            Request::TimeoutNow => Meaning::Peer(Kind::TimeoutNow),
+            Request::LeaderInfo => Meaning::Query(Query::LeaderInfo, reply_shaped(LEADER)),
+            Request::Status => Meaning::Query(Query::Status, reply_shaped(STATUS)),
+            Request::ConvertFollower => Meaning::Control(Command::ConvertFollower),
+            Request::Timeout => Meaning::Control(Command::Timeout),
+            Request::Shutdown => Meaning::Control(Command::Shutdown),
+            // Only a keyed node's guard reads it (see `route`); to the protocol it is unknown.
+            Request::AuthHello => Meaning::Unknown,
+        }
+    }
+}
+
+impl From<Kind> for Request {
+    fn from(kind: Kind) -> Request {
+        match kind {
+            Kind::Append => Request::AppendRpc,
+            Kind::AppendReply => Request::AppendReply,
+            Kind::VoteRequest { .. } => Request::VoteRequest,
+            Kind::VoteAck => Request::VoteAck,
+            Kind::PreVoteRequest => Request::PreVoteRequest,
+            Kind::PreVoteAck => Request::PreVoteAck,
+            Kind::TimeoutNow => Request::TimeoutNow,
+        }
+    }
+}
+
+impl From<Command> for Request {
+    fn from(cmd: Command) -> Request {
+        match cmd {
+            Command::ConvertFollower => Request::ConvertFollower,
+            Command::Timeout => Request::Timeout,
+            Command::Shutdown => Request::Shutdown,
+        }
+    }
+}
+
+/// `TIMEOUT`: a command's canonical text is its request name.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Request::from(*self).name())
+    }
+}
+
+/// `VOTE_REQUEST t3`, `VOTE_REQUEST(TRANSFER) t3` for a forced one.
+impl fmt::Display for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let forced = matches!(self.kind, Kind::VoteRequest { forced: true });
+        let transfer = if forced { "(TRANSFER)" } else { "" };
+        let name = Request::from(self.kind).name();
+        write!(f, "{name}{transfer} t{}", self.term)
+    }
+}
 
 /// `key` of a forced `VOTE_REQUEST`: a leadership transfer that overrides leader stickiness.
 pub const TRANSFER: &str = "TRANSFER";
@@ -31,6 +165,29 @@ pub const TRANSFER: &str = "TRANSFER";
 pub const LEADER: &str = "LEADER";
 /// `key` of a `STATUS` reply.
 pub const STATUS: &str = "STATUS";
+
+/// A read-only request, answered from the node's state without stepping it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Query {
+    LeaderInfo,
+    Status,
+}
+
+impl Query {
+    pub fn request(self) -> Request {
+        match self {
+            Query::LeaderInfo => Request::LeaderInfo,
+            Query::Status => Request::Status,
+        }
+    }
+}
+
+enum Meaning {
+    Peer(Kind),
+    Control(Command),
+    Query(Query, bool),
+    Unknown,
+}
 
 /// What a datagram asks of a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,32 +197,13 @@ pub enum Incoming {
         msg: Msg,
     },
     Control(Command),
-    /// `reply_shaped`: it carries `key: "LEADER"`, as a node's answer does. A node never answers
-    /// one that comes from a peer's address, so two nodes can never be made to ping-pong.
-    LeaderInfo {
+    /// `reply_shaped`: it carries the `key` a node's answer carries (`LEADER`, `STATUS`). A node
+    /// never answers one that comes from a peer's address, so two nodes can never be made to
+    /// ping-pong.
+    Query {
+        query: Query,
         reply_shaped: bool,
     },
-    /// A read-only request for [`status_value`]; `reply_shaped` as for `LeaderInfo` (`key:
-    /// "STATUS"`), with the same rule.
-    Status {
-        reply_shaped: bool,
-    },
-}
-
-/// The controller requests, by the command-line verb that sends each.
-pub const CONTROL_VERBS: [(&str, &str); 4] = [
-    ("leader-info", "LEADER_INFO"),
-    ("convert-follower", "CONVERT_FOLLOWER"),
-    ("timeout", "TIMEOUT"),
-    ("shutdown", "SHUTDOWN"),
-];
-
-/// The request a command-line verb sends (`convert-follower` -> `CONVERT_FOLLOWER`).
-pub fn request_for_verb(verb: &str) -> Option<&'static str> {
-    CONTROL_VERBS
-        .iter()
-        .find(|(v, _)| *v == verb)
-        .map(|(_, request)| *request)
 }
 
 /// Why a decoded datagram means nothing to a node.
@@ -91,33 +229,21 @@ impl Reject {
     }
 }
 
-/// Classify a decoded datagram. `peers` are the configured names, in id order.
+/// Classify a decoded datagram. `peers` are the configured names, in id order. Controller
+/// requests are recognised whatever their sender; node messages need a member's name and a term.
 pub fn classify(d: &Datagram, peers: &[String]) -> Result<Incoming, Reject> {
-    let Some(request) = d.request.as_deref() else {
-        return Err(Reject::NoRequest);
-    };
-    let kind = match request {
-        "LEADER_INFO" => {
-            let reply_shaped = d.key.as_deref() == Some(LEADER);
-            return Ok(Incoming::LeaderInfo { reply_shaped });
+    let request = d.request.as_deref().ok_or(Reject::NoRequest)?;
+    let request = Request::parse(request).ok_or(Reject::UnknownRequest)?;
+    let kind = match request.meaning(d.key.as_deref()) {
+        Meaning::Control(cmd) => return Ok(Incoming::Control(cmd)),
+        Meaning::Query(query, reply_shaped) => {
+            return Ok(Incoming::Query {
+                query,
+                reply_shaped,
+            })
         }
-        "STATUS" => {
-            let reply_shaped = d.key.as_deref() == Some(STATUS);
-            return Ok(Incoming::Status { reply_shaped });
-        }
-        "CONVERT_FOLLOWER" => return Ok(Incoming::Control(Command::ConvertFollower)),
-        "TIMEOUT" => return Ok(Incoming::Control(Command::Timeout)),
-        "SHUTDOWN" => return Ok(Incoming::Control(Command::Shutdown)),
-        "APPEND_RPC" => Kind::Append,
-        "APPEND_REPLY" => Kind::AppendReply,
-        "VOTE_REQUEST" => Kind::VoteRequest {
-            forced: d.key.as_deref() == Some(TRANSFER),
-        },
-        "VOTE_ACK" => Kind::VoteAck,
-        "PRE_VOTE_REQUEST" => Kind::PreVoteRequest,
-        "PRE_VOTE_ACK" => Kind::PreVoteAck,
-        "TIMEOUT_NOW" => Kind::TimeoutNow,
-        _ => return Err(Reject::UnknownRequest),
+        Meaning::Unknown => return Err(Reject::UnknownRequest),
+        Meaning::Peer(kind) => kind,
     };
     let sender = d.sender_name.as_deref().ok_or(Reject::NoSender)?;
     let from = peers
@@ -136,22 +262,32 @@ pub fn encode(me: &str, msg: Msg) -> Datagram {
     let forced = matches!(msg.kind, Kind::VoteRequest { forced: true });
     Datagram {
         sender_name: Some(me.to_string()),
-        request: Some(msg.kind.as_str().to_string()),
+        request: Some(Request::from(msg.kind).name().to_string()),
         term: Some(msg.term),
         key: forced.then(|| TRANSFER.to_string()),
         value: None,
     }
 }
 
-/// The answer to `LEADER_INFO`.
-pub fn leader_info_reply(me: &str, term: u64, leader: Option<&str>) -> Datagram {
+/// The answer to a query: `key` says which (`LEADER`, `STATUS`); `value` is the leader's name
+/// (or null), or the [`status_value`] line.
+pub fn reply(query: Query, me: &str, term: u64, value: Option<String>) -> Datagram {
+    let key = match query {
+        Query::LeaderInfo => LEADER,
+        Query::Status => STATUS,
+    };
     Datagram {
         sender_name: Some(me.to_string()),
-        request: Some("LEADER_INFO".to_string()),
+        request: Some(query.request().name().to_string()),
         term: Some(term),
-        key: Some(LEADER.to_string()),
-        value: leader.map(str::to_string),
+        key: Some(key.to_string()),
+        value,
     }
+}
+
+/// The answer to `LEADER_INFO`.
+pub fn leader_info_reply(me: &str, term: u64, leader: Option<&str>) -> Datagram {
+    reply(Query::LeaderInfo, me, term, leader.map(str::to_string))
 }
 
 /// The `value` of a `STATUS` reply: one logfmt line, names quoted only when they must be,
@@ -183,13 +319,7 @@ pub fn status_value(st: &Status, names: &[String], election_ms: (u64, u64)) -> S
 
 /// The answer to `STATUS`.
 pub fn status_reply(me: &str, term: u64, value: String) -> Datagram {
-    Datagram {
-        sender_name: Some(me.to_string()),
-        request: Some("STATUS".to_string()),
-        term: Some(term),
-        key: Some(STATUS.to_string()),
-        value: Some(value),
-    }
+    reply(Query::Status, me, term, Some(value))
 }
 
 /// A controller request, exactly as the reference controller fills its template. `request` is
@@ -206,7 +336,8 @@ pub fn control_request(sender: &str, request: &str) -> Datagram {
 mod tests {
     use super::*;
 
-    const LEADER_INFO: Incoming = Incoming::LeaderInfo {
+    const LEADER_INFO: Incoming = Incoming::Query {
+        query: Query::LeaderInfo,
         reply_shaped: false,
     };
 
@@ -281,17 +412,40 @@ mod tests {
     #[test]
     fn verbs_map_to_the_constants_and_nothing_else() {
         assert_eq!(
-            request_for_verb("convert-follower"),
-            Some("CONVERT_FOLLOWER")
+            Request::from_verb("convert-follower"),
+            Some(Request::ConvertFollower)
         );
-        assert_eq!(request_for_verb("leader-info"), Some("LEADER_INFO"));
-        assert_eq!(request_for_verb("TIMEOUT"), None);
-        for (_, request) in CONTROL_VERBS {
-            let d = control_request("Controller", request);
+        assert_eq!(Request::from_verb("leader-info"), Some(Request::LeaderInfo));
+        assert_eq!(Request::from_verb("TIMEOUT"), None);
+        assert_eq!(Request::from_verb("status"), None, "status asks every node");
+        let verbs = Request::ALL.iter().filter_map(|r| r.verb());
+        assert_eq!(verbs.count(), 4);
+        for request in Request::ALL.iter().filter(|r| r.verb().is_some()) {
+            let d = control_request("Controller", request.name());
             assert!(matches!(
                 classify(&d, &peers()),
-                Ok(Incoming::Control(_) | Incoming::LeaderInfo { .. })
+                Ok(Incoming::Control(_) | Incoming::Query { .. })
             ));
+        }
+    }
+
+    /// The table is the protocol: every name parses back to its variant, and no two variants
+    /// share a name.
+    #[test]
+    fn every_request_name_is_declared_once_and_parses_back() {
+        for &r in Request::ALL {
+            assert_eq!(Request::parse(r.name()), Some(r));
+            let same = Request::ALL.iter().filter(|o| o.name() == r.name());
+            assert_eq!(same.count(), 1, "{r:?}");
+        }
+        assert_eq!(Request::ALL.len(), 13);
+        assert_eq!(crate::auth::HELLO, "AUTH_HELLO");
+        for cmd in [
+            Command::ConvertFollower,
+            Command::Timeout,
+            Command::Shutdown,
+        ] {
+            assert_eq!(cmd.to_string(), Request::from(cmd).name());
         }
     }
 
@@ -307,7 +461,8 @@ mod tests {
             ("SHUTDOWN", Incoming::Control(Command::Shutdown)),
             (
                 "STATUS",
-                Incoming::Status {
+                Incoming::Query {
+                    query: Query::Status,
                     reply_shaped: false,
                 },
             ),
@@ -347,7 +502,11 @@ mod tests {
     fn a_reply_shaped_leader_info_is_marked() {
         let reply = leader_info_reply("Node1", 3, Some("Node1"));
         let got = classify(&reply, &peers());
-        assert_eq!(got, Ok(Incoming::LeaderInfo { reply_shaped: true }));
+        let want = Incoming::Query {
+            query: Query::LeaderInfo,
+            reply_shaped: true,
+        };
+        assert_eq!(got, Ok(want));
     }
 
     #[test]
@@ -365,7 +524,11 @@ mod tests {
     fn a_reply_shaped_status_is_marked() {
         let reply = status_reply("Node1", 3, String::new());
         let got = classify(&reply, &peers());
-        assert_eq!(got, Ok(Incoming::Status { reply_shaped: true }));
+        let want = Incoming::Query {
+            query: Query::Status,
+            reply_shaped: true,
+        };
+        assert_eq!(got, Ok(want));
     }
 
     #[test]

@@ -24,6 +24,9 @@
 //!   `TimeoutNow` to the follower it heard from last, which campaigns at once (forced).
 //! - Departure from §9.6: granting a pre-vote holds the granter's own timeout back for one
 //!   heartbeat interval, so the pre-candidate's real request does not meet a rival campaign.
+//! - §3.10 on a planned stop ([`Input::Stop`]): a leader hands over as on `CONVERT_FOLLOWER`,
+//!   then waits (stopping, never campaigning) until it hears a leader of a later term or a bound
+//!   of one minimum election timeout passes; any other role stops at once.
 use std::fmt;
 
 pub use crate::event::{Cause, Disregard, Event, Field, Verdict};
@@ -49,7 +52,10 @@ pub enum Role {
     PreCandidate,
     Candidate,
     Leader,
-    /// After the controller's `SHUTDOWN`: silent, deaf to peers, no timers.
+    /// A leader asked to stop ([`Input::Stop`]), waiting for its successor to take over.
+    Stopping,
+    /// After the controller's `SHUTDOWN`, or at the end of a planned stop: silent, deaf to
+    /// peers, no timers.
     Stopped,
 }
 
@@ -60,6 +66,7 @@ impl Role {
             Role::PreCandidate => "PreCandidate",
             Role::Candidate => "Candidate",
             Role::Leader => "Leader",
+            Role::Stopping => "Stopping",
             Role::Stopped => "Stopped",
         }
     }
@@ -91,21 +98,6 @@ pub enum Kind {
     TimeoutNow,
 }
 
-impl Kind {
-    /// The message's name, as the wire's `request` field spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Append => "APPEND_RPC",
-            Kind::AppendReply => "APPEND_REPLY",
-            Kind::VoteRequest { .. } => "VOTE_REQUEST",
-            Kind::VoteAck => "VOTE_ACK",
-            Kind::PreVoteRequest => "PRE_VOTE_REQUEST",
-            Kind::PreVoteAck => "PRE_VOTE_ACK",
-            Kind::TimeoutNow => "TIMEOUT_NOW",
-        }
-    }
-}
-
 /// A message between nodes. For pre-votes `term` is the term the sender proposes to campaign in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Msg {
@@ -121,17 +113,6 @@ pub enum Command {
     Shutdown,
 }
 
-impl Command {
-    /// The request's name on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Command::ConvertFollower => "CONVERT_FOLLOWER",
-            Command::Timeout => "TIMEOUT",
-            Command::Shutdown => "SHUTDOWN",
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Input {
     /// The deadline returned by the previous step has passed.
@@ -141,6 +122,9 @@ pub enum Input {
         msg: Msg,
     },
     Command(Command),
+    /// The process is asked to end (SIGTERM, SIGINT). A leader hands leadership over first; the
+    /// caller may end the process once the node is [`Role::Stopped`].
+    Stop,
 }
 
 // ---- configuration ---------------------------------------------------------------------------
@@ -249,9 +233,9 @@ pub enum Tally {
 
 /// The outcome of a count of `granted` and `refused` among `cluster_size` voters.
 pub fn tally(granted: usize, refused: usize, cluster_size: usize) -> Tally {
-    debug_assert!(granted <= cluster_size);
-    debug_assert!(refused <= cluster_size);
-    debug_assert!(granted + refused <= cluster_size, "one answer per voter");
+    assert!(granted <= cluster_size);
+    assert!(refused <= cluster_size);
+    assert!(granted + refused <= cluster_size, "one answer per voter");
     let majority = cluster_size / 2 + 1;
     if granted >= majority {
         Tally::Won
@@ -295,7 +279,7 @@ impl Votes {
     }
 
     fn tally(&self, cluster_size: usize) -> Tally {
-        debug_assert_eq!(
+        assert_eq!(
             self.granted & self.refused,
             0,
             "a voter both granted and refused"
@@ -363,7 +347,16 @@ enum State {
     Leader {
         last_heard: Box<[Time]>,
     },
+    Stopping(Handover),
     Stopped,
+}
+
+/// A planned stop under way: who was asked to take over, when, and in which term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Handover {
+    successor: NodeId,
+    since: Time,
+    term: u64,
 }
 
 impl State {
@@ -373,6 +366,7 @@ impl State {
             State::PreCandidate(_) => Role::PreCandidate,
             State::Candidate(_) => Role::Candidate,
             State::Leader { .. } => Role::Leader,
+            State::Stopping(_) => Role::Stopping,
             State::Stopped => Role::Stopped,
         }
     }
@@ -396,7 +390,7 @@ pub struct Node {
 impl Node {
     /// A node starting (or restarting) from `hard`, as a follower with a fresh election timer.
     pub fn new(cfg: Config, hard: HardState, seed: u64, now: Time) -> Node {
-        debug_assert!(cfg.validate().is_ok());
+        assert!(cfg.validate().is_ok());
         let mut node = Node {
             cfg,
             hard,
@@ -464,17 +458,18 @@ impl Node {
             Input::Tick => self.tick(now),
             Input::Receive { from, msg } => self.receive(now, from, msg),
             Input::Command(cmd) => self.command(now, cmd),
+            Input::Stop => self.stop(now),
         }
         let leader = self.leader();
         if let Some(l) = leader.filter(|&l| l != self.cfg.id && leader != leader_before) {
             self.out.events.push(Event::Leader { leader: l });
         }
-        debug_assert!(self.hard.term >= term_before, "terms never decrease");
-        if was_stopped && !matches!(input, Input::Command(_)) {
+        assert!(self.hard.term >= term_before, "terms never decrease");
+        if was_stopped && matches!(input, Input::Tick | Input::Receive { .. }) {
             // A stopped node is deaf and silent: only the controller wakes it.
-            debug_assert_eq!(self.state, State::Stopped);
-            debug_assert!(self.out.send.is_empty());
-            debug_assert!(self.out.persist.is_none());
+            assert_eq!(self.state, State::Stopped);
+            assert!(self.out.send.is_empty());
+            assert!(self.out.persist.is_none());
         }
         self.check_invariants();
         let mut out = std::mem::take(&mut self.out);
@@ -487,6 +482,9 @@ impl Node {
     fn tick(&mut self, now: Time) {
         if self.state == State::Stopped || now < self.timer {
             return;
+        }
+        if let State::Stopping(h) = self.state {
+            return self.handover_tick(now, h);
         }
         if let State::Leader { last_heard } = &self.state {
             if self.cfg.check_quorum && !self.quorum_active(last_heard, now) {
@@ -510,6 +508,9 @@ impl Node {
     }
 
     fn reset_election_timer(&mut self, now: Time) {
+        if self.role() == Role::Stopping {
+            return; // its one timer is the handover's
+        }
         let (min, max) = (
             self.cfg.election_timeout_min_ms,
             self.cfg.election_timeout_max_ms,
@@ -605,8 +606,12 @@ impl Node {
     }
 
     fn become_leader(&mut self, now: Time, campaign: Campaign) {
-        debug_assert_eq!(self.role(), Role::Candidate);
-        debug_assert_eq!(self.hard.voted_for, Some(self.cfg.id));
+        assert_eq!(self.role(), Role::Candidate);
+        assert_eq!(self.hard.voted_for, Some(self.cfg.id));
+        assert!(
+            campaign.votes.granted() >= self.cfg.majority(),
+            "a leader has a majority"
+        );
         self.state = State::Leader {
             last_heard: vec![now; self.cfg.cluster_size].into_boxed_slice(),
         };
@@ -637,7 +642,9 @@ impl Node {
             }
             _ => {}
         }
-        if msg.term > self.hard.term {
+        if msg.term > self.hard.term && self.role() == Role::Stopping {
+            self.set_term(msg.term, Role::Stopping);
+        } else if msg.term > self.hard.term {
             let leader = (msg.kind == Kind::Append).then_some(Contact {
                 leader: from,
                 at: now,
@@ -650,6 +657,9 @@ impl Node {
                 self.send(from, Kind::AppendReply, self.hard.term);
             }
             return self.ignore(from, Disregard::StaleTerm);
+        }
+        if let State::Stopping(h) = self.state {
+            return self.receive_stopping(now, from, msg.kind, h);
         }
         match msg.kind {
             Kind::Append => self.on_append(now, from),
@@ -774,16 +784,15 @@ impl Node {
 
     // ---- controller --------------------------------------------------------------------------
 
+    /// A stopping node is on its way out: `SHUTDOWN` ends the stop at once, the other
+    /// commands change nothing.
     fn command(&mut self, now: Time, cmd: Command) {
-        match cmd {
-            Command::Shutdown => {
-                if self.state != State::Stopped {
-                    self.state = State::Stopped;
-                    self.event_became(Cause::Shutdown);
-                }
-            }
-            Command::ConvertFollower => self.convert_follower(now),
-            Command::Timeout => self.start_election(now, true, Cause::TimeoutCommand),
+        match (cmd, self.role()) {
+            (Command::Shutdown, Role::Stopped) => {}
+            (Command::Shutdown, _) => self.halt(Cause::Shutdown),
+            (_, Role::Stopping) => {}
+            (Command::ConvertFollower, _) => self.convert_follower(now),
+            (Command::Timeout, _) => self.start_election(now, true, Cause::TimeoutCommand),
         }
     }
 
@@ -793,7 +802,7 @@ impl Node {
     fn convert_follower(&mut self, now: Time) {
         match self.state {
             State::Leader { .. } => self.hand_over(now),
-            State::Follower { .. } => {}
+            State::Follower { .. } | State::Stopping(_) => {}
             State::Stopped => self.become_follower(now, self.hard.term, None, Cause::Revived),
             State::PreCandidate(_) | State::Candidate(_) => {
                 self.become_follower(now, self.hard.term, None, Cause::ConvertFollower)
@@ -829,11 +838,78 @@ impl Node {
             .max_by_key(|&p| (last_heard[p], std::cmp::Reverse(p)))
     }
 
+    // ---- planned stop ------------------------------------------------------------------------
+
+    /// [`Input::Stop`]: a leader hands over to the follower it heard from last and waits for it
+    /// (§3.10, as on `CONVERT_FOLLOWER`, but it will not run for leader again); a leader that
+    /// heard from no follower lately, and every other role, stops at once: a follower's or a
+    /// candidate's absence changes nothing the others' timers do not already cover.
+    fn stop(&mut self, now: Time) {
+        match self.state {
+            State::Stopping(_) | State::Stopped => {}
+            State::Leader { .. } => match self.transfer_target(now) {
+                Some(successor) => {
+                    let term = self.hard.term;
+                    self.state = State::Stopping(Handover {
+                        successor,
+                        since: now,
+                        term,
+                    });
+                    self.timer = now + self.cfg.heartbeat_ms;
+                    self.event_became(Cause::PlannedStop);
+                    self.send(successor, Kind::TimeoutNow, term);
+                }
+                None => self.halt(Cause::PlannedStop),
+            },
+            _ => self.halt(Cause::PlannedStop),
+        }
+    }
+
+    /// Every heartbeat interval of a stop the successor is asked again while no later term is
+    /// known (a lost `TIMEOUT_NOW` costs one interval, not an election timeout); after one
+    /// minimum election timeout the node stops whatever happened, which is when the followers'
+    /// own timers would have started an election anyway.
+    fn handover_tick(&mut self, now: Time, h: Handover) {
+        let bound = h.since + self.cfg.election_timeout_min_ms;
+        if now >= bound {
+            return self.finish_stop(now, None, h);
+        }
+        if self.hard.term == h.term {
+            self.send(h.successor, Kind::TimeoutNow, h.term);
+        }
+        self.timer = (self.timer + self.cfg.heartbeat_ms).min(bound);
+    }
+
+    /// A message of the current term to a stopping node, which keeps its word (it adopted any
+    /// later term, and votes once per term, which a successor in a small cluster may need) but
+    /// never campaigns, follows or answers a heartbeat: a leader of a later term ends the stop.
+    fn receive_stopping(&mut self, now: Time, from: NodeId, kind: Kind, h: Handover) {
+        match kind {
+            Kind::Append if self.hard.term > h.term => self.finish_stop(now, Some(from), h),
+            Kind::Append => self.ignore(from, Disregard::SecondLeaderClaim),
+            Kind::VoteRequest { .. } => self.on_vote_request(now, from),
+            _ => {}
+        }
+    }
+
+    fn finish_stop(&mut self, now: Time, leader: Option<NodeId>, h: Handover) {
+        self.out.events.push(Event::HandedOver {
+            to: leader,
+            after_ms: now - h.since,
+        });
+        self.halt(Cause::PlannedStop);
+    }
+
+    fn halt(&mut self, cause: Cause) {
+        self.state = State::Stopped;
+        self.event_became(cause);
+    }
+
     // ---- small helpers -----------------------------------------------------------------------
 
     /// Move to `term` (never down) on the way to becoming `role`.
     fn set_term(&mut self, term: u64, role: Role) {
-        debug_assert!(term >= self.hard.term, "terms never decrease");
+        assert!(term >= self.hard.term, "terms never decrease");
         if term > self.hard.term {
             self.out.events.push(Event::Term {
                 from: self.hard.term,
@@ -849,7 +925,7 @@ impl Node {
     }
 
     fn set_vote(&mut self, id: NodeId) {
-        debug_assert!(self.hard.voted_for.is_none() || self.hard.voted_for == Some(id));
+        assert!(self.hard.voted_for.is_none() || self.hard.voted_for == Some(id));
         if self.hard.voted_for != Some(id) {
             self.hard.voted_for = Some(id);
             self.out.persist = Some(self.hard);
@@ -864,8 +940,8 @@ impl Node {
     }
 
     fn send(&mut self, to: NodeId, kind: Kind, term: u64) {
-        debug_assert!(to < self.cfg.cluster_size);
-        debug_assert_ne!(to, self.cfg.id, "a node never sends to itself");
+        assert!(to < self.cfg.cluster_size);
+        assert_ne!(to, self.cfg.id, "a node never sends to itself");
         self.out.send.push((to, Msg { term, kind }));
     }
 
@@ -890,34 +966,40 @@ impl Node {
         self.out.events.push(Event::Ignored { from, reason });
     }
 
-    /// What the types cannot say, checked after every step (debug builds). A candidate and a
-    /// leader have voted for themselves; a follower never follows itself.
+    /// What the types cannot say, checked after every step, in the shipped binary too (an
+    /// election node is all control plane: a broken invariant must stop it, not spread). A
+    /// candidate and a leader have voted for themselves; a follower never follows itself.
     fn check_invariants(&self) {
         let me = self.cfg.id;
         match &self.state {
             State::Leader { .. } | State::Candidate(_) => {
-                debug_assert_eq!(self.hard.voted_for, Some(me));
+                assert_eq!(self.hard.voted_for, Some(me));
             }
             State::Follower { leader: Some(c) } => {
-                debug_assert_ne!(c.leader, me, "a follower never follows itself");
-                debug_assert!(c.leader < self.cfg.cluster_size);
+                assert_ne!(c.leader, me, "a follower never follows itself");
+                assert!(c.leader < self.cfg.cluster_size);
+            }
+            State::Stopping(h) => {
+                assert_ne!(h.successor, me, "a node never hands over to itself");
+                assert!(h.term <= self.hard.term);
+                assert!(self.leader().is_none());
             }
             State::Follower { leader: None } | State::PreCandidate(_) | State::Stopped => {
-                debug_assert!(self.leader().is_none());
+                assert!(self.leader().is_none());
             }
         }
         if let State::PreCandidate(c) | State::Candidate(c) = &self.state {
             let members = u64::MAX >> (Votes::BITS - self.cfg.cluster_size);
-            debug_assert!(
+            assert!(
                 c.votes.granted & (1 << me) != 0,
                 "a candidate votes for itself"
             );
-            debug_assert_eq!(
+            assert_eq!(
                 c.votes.granted & !members,
                 0,
                 "a vote from outside the cluster"
             );
-            debug_assert_eq!(
+            assert_eq!(
                 c.votes.refused & !members,
                 0,
                 "a refusal from outside the cluster"

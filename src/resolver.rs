@@ -93,22 +93,23 @@ impl AddressBook {
         e.addrs.iter().copied().find(|a| a.is_ipv4() == want_v4)
     }
 
-    /// Is `src` one of the addresses `i` resolves to? On a mismatch the name is looked up again
-    /// soon, so a peer that came back with a new address is recognised after one round trip.
-    pub fn matches(&mut self, i: usize, src: SocketAddr, now: u64) -> bool {
-        let Some(e) = self.entries.get(i) else {
-            return false;
-        };
-        if e.addrs.contains(&src) {
-            return true;
-        }
-        self.refresh(i, now, RETRY_MS);
-        false
-    }
-
     /// Is `src` an address entry `i` is known to have? (No lookup is started.)
     pub fn known(&self, i: usize, src: SocketAddr) -> bool {
         self.entries.get(i).is_some_and(|e| e.addrs.contains(&src))
+    }
+
+    /// One bit for each of the first `n` entries (at most 64) known to have `src`.
+    pub fn members_at(&self, src: SocketAddr, n: usize) -> u64 {
+        (0..n.min(u64::BITS as usize))
+            .filter(|&i| self.known(i, src))
+            .fold(0, |bits, i| bits | 1 << i)
+    }
+
+    /// A datagram named entry `i` as its sender from an address it is not known to have: look
+    /// the name up again soon, so a peer that came back elsewhere is recognised after one round
+    /// trip.
+    pub fn recheck(&mut self, i: usize, now: u64) {
+        self.refresh(i, now, RETRY_MS);
     }
 
     /// Does `ip` belong to entry `i` (any port)?
@@ -200,10 +201,12 @@ mod tests {
             None,
             "an IPv6 peer is unreachable from an IPv4 socket"
         );
-        assert!(book.matches(0, "127.0.0.11:5555".parse().unwrap(), 0));
-        assert!(!book.matches(0, "127.0.0.11:5556".parse().unwrap(), 0));
-        assert!(!book.matches(0, "127.0.0.12:5555".parse().unwrap(), 0));
-        assert!(!book.matches(9, "127.0.0.11:5555".parse().unwrap(), 0));
+        let at = |a: &str| book.members_at(a.parse().unwrap(), 2);
+        assert_eq!(at("127.0.0.11:5555"), 0b01);
+        assert_eq!(at("127.0.0.11:5556"), 0);
+        assert_eq!(at("127.0.0.12:5555"), 0);
+        assert_eq!(book.members_at("127.0.0.11:5555".parse().unwrap(), 0), 0);
+        assert!(!book.known(9, "127.0.0.11:5555".parse().unwrap()));
     }
 
     #[test]

@@ -143,10 +143,16 @@ impl Store {
     }
 
     pub fn save(&self, saved: &Saved) -> io::Result<()> {
+        let text = render(saved);
+        assert_eq!(
+            parse(&text).as_ref(),
+            Ok(saved),
+            "what is saved reads back the same"
+        );
         fs::create_dir_all(&self.dir)?;
         let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
         let mut file = File::create(&tmp)?;
-        file.write_all(render(saved).as_bytes())?;
+        file.write_all(text.as_bytes())?;
         file.sync_all()?;
         drop(file);
         fs::rename(&tmp, self.path())?;

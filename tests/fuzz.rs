@@ -155,8 +155,7 @@ fn kind(r: &Result<Incoming, Reject>) -> String {
     match r {
         Ok(Incoming::Peer { msg, .. }) => format!("peer {:?}", msg.kind),
         Ok(Incoming::Control(c)) => format!("control {c:?}"),
-        Ok(Incoming::LeaderInfo { .. }) => "leader-info".into(),
-        Ok(Incoming::Status { .. }) => "status".into(),
+        Ok(Incoming::Query { query, .. }) => format!("query {query:?}"),
         Err(why) => format!("dropped {}", why.as_str()),
     }
 }

@@ -96,6 +96,31 @@ impl Cluster {
         }
     }
 
+    /// `kill -SIG` to node `k`'s process (`TERM`, `INT`, `STOP`, `CONT`).
+    fn signal(&self, k: usize, sig: &str) {
+        let pid = self.procs[k - 1].as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{sig} {pid}");
+    }
+
+    /// Waits (within `PATIENCE`) for node `k`'s process to end; its exit status.
+    fn exit_status(&mut self, k: usize) -> std::process::ExitStatus {
+        let child = self.procs[k - 1].as_mut().expect("running");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.procs[k - 1] = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "Node{k} still runs");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Send exactly what the reference controller sends: its template, filled, `json.dumps`ed.
     fn request(&self, k: usize, request: &str) {
         let msg = format!(
@@ -108,7 +133,22 @@ impl Cluster {
 
     /// LEADER_INFO to node `k`: (term, leader) or None when it does not answer in time.
     fn leader_info(&self, k: usize) -> Option<(u64, Option<String>)> {
-        self.request(k, "LEADER_INFO");
+        let v = self.ask(k, "LEADER_INFO")?;
+        assert_eq!(v["key"], "LEADER");
+        let leader = v["value"].as_str().map(str::to_string);
+        Some((v["term"].as_u64().expect("integer term"), leader))
+    }
+
+    /// The `value` of node `k`'s STATUS reply (`role=... term=...`), or None when it is silent.
+    fn status(&self, k: usize) -> Option<String> {
+        let v = self.ask(k, "STATUS")?;
+        assert_eq!(v["key"], "STATUS");
+        Some(v["value"].as_str().expect("a STATUS line").to_string())
+    }
+
+    /// `request` to node `k`, and its five-field reply from `k`'s address, within 500 ms.
+    fn ask(&self, k: usize, request: &str) -> Option<serde_json::Value> {
+        self.request(k, request);
         let deadline = Instant::now() + Duration::from_millis(500);
         let mut buf = [0u8; 1024]; // recvfrom(1024)
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -118,17 +158,14 @@ impl Cluster {
             let Ok((n, src)) = self.controller.recv_from(&mut buf) else {
                 return None;
             };
-            if src != self.addr(k) {
-                continue; // a late answer from an earlier question
-            }
             let v: serde_json::Value = serde_json::from_slice(&buf[..n]).expect("reply is JSON");
+            if src != self.addr(k) || v["request"] != request {
+                continue; // a late answer to an earlier question
+            }
             let obj = v.as_object().expect("reply is an object");
             assert_eq!(obj.len(), 5, "exactly five fields: {v}");
-            assert_eq!(v["request"], "LEADER_INFO");
-            assert_eq!(v["key"], "LEADER");
             assert_eq!(v["sender_name"], format!("Node{k}"));
-            let leader = v["value"].as_str().map(str::to_string);
-            return Some((v["term"].as_u64().expect("integer term"), leader));
+            return Some(v);
         }
         None
     }
@@ -259,11 +296,14 @@ fn shutdown_leader_then_others_elect_and_it_revives() {
     c.request(old, "SHUTDOWN");
     let new = c.agreed_leader_other_than(&others(&c, old), old);
     assert_ne!(new, old);
-    // Shut down, the process still answers LEADER_INFO, naming nobody.
-    let (_, named) = c
-        .leader_info(old)
-        .expect("a shut-down node still answers LEADER_INFO");
-    assert_eq!(named, None);
+    // Shut down, it is silent as a stopped process would be; only STATUS tells the truth.
+    assert_eq!(
+        c.leader_info(old),
+        None,
+        "a shut-down node answers LEADER_INFO"
+    );
+    let status = c.status(old).expect("STATUS still answered");
+    assert!(status.starts_with("role=Stopped "), "{status}");
     // CONVERT_FOLLOWER brings it back; it follows the new leader.
     c.request(old, "CONVERT_FOLLOWER");
     assert_eq!(c.agreed_leader(&c.all()), new, "{}", c.logs());
@@ -275,7 +315,15 @@ fn timeout_revives_a_shut_down_node_into_an_election() {
     let leader = c.agreed_leader(&c.all());
     let f = others(&c, leader)[1];
     c.request(f, "SHUTDOWN");
-    assert_eq!(c.leader_info(f).unwrap().1, None);
+    let status = c.status(f).unwrap_or_default();
+    assert!(status.starts_with("role=Stopped "), "{status}");
+    assert_eq!(c.leader_info(f), None);
+    // Stopped is the course's state, not a fault: the container health check still passes.
+    let health = Command::new(env!("CARGO_BIN_EXE_raft"))
+        .args(["health", "--to", &c.addr(f).to_string()])
+        .status()
+        .expect("raft health runs");
+    assert!(health.success());
     c.request(f, "TIMEOUT");
     assert_eq!(c.agreed_leader(&c.all()), f, "{}", c.logs());
 }
@@ -756,4 +804,114 @@ fn an_empty_or_unreadable_key_is_exit_2_with_one_line() {
         assert!(err.contains("CLUSTER_KEY"), "{err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- planned stops: SIGTERM and SIGINT -------------------------------------------------------
+
+/// The lines of node `k`'s log from the one containing `from` on.
+fn log_since(c: &Cluster, k: usize, from: &str) -> String {
+    let log = log_of(c, k);
+    let at = log.find(from).unwrap_or(log.len());
+    log[at..].to_string()
+}
+
+/// SIGTERM to the leader: it hands over (TIMEOUT_NOW to a follower), the successor leads, and
+/// the old leader exits 0 saying whom it handed over to; no node's election timer fired
+/// (read from the logs, not timed).
+#[test]
+fn sigterm_on_the_leader_hands_over_without_an_election_timeout() {
+    let mut c = Cluster::start(41, 5);
+    let old = c.agreed_leader(&c.all());
+    let term = c.term_of(old);
+    c.signal(old, "TERM");
+    assert!(c.exit_status(old).success(), "{}", c.logs());
+    let new = c.agreed_leader_other_than(&others(&c, old), old);
+    assert!(c.term_of(new) > term);
+    let said = log_since(&c, old, "event=signal");
+    assert!(
+        said.contains(&format!("event=handed-over to=Node{new} ")),
+        "{said}"
+    );
+    assert!(
+        said.contains("event=exit reason=signal signal=SIGTERM"),
+        "{said}"
+    );
+    for k in others(&c, old) {
+        let log = log_of(&c, k);
+        let after = &log[log.find(&format!("term={}", term + 1)).unwrap_or(0)..];
+        assert!(
+            !after.contains("reason=election-timeout"),
+            "Node{k} timed out:\n{}",
+            c.logs()
+        );
+    }
+}
+
+/// SIGINT (Ctrl-C) on a follower ends it at once and changes nothing for the others: same
+/// leader, same term.
+#[test]
+fn sigint_on_a_follower_exits_without_disturbing_anyone() {
+    let mut c = Cluster::start(42, 5);
+    let leader = c.agreed_leader(&c.all());
+    let term = c.term_of(leader);
+    let f = others(&c, leader)[0];
+    c.signal(f, "INT");
+    assert!(c.exit_status(f).success());
+    assert!(log_of(&c, f).contains("event=exit reason=signal signal=SIGINT stop_ms=0"));
+    let rest: Vec<usize> = others(&c, f);
+    assert_eq!(c.agreed_leader(&rest), leader);
+    assert_eq!(c.term_of(leader), term);
+}
+
+/// A node stopped by SHUTDOWN runs no timer, so it sits in a socket read with no timeout: a
+/// SIGTERM still ends it (the read is interrupted, not restarted).
+#[test]
+fn sigterm_ends_a_node_that_waits_without_a_timer() {
+    let mut c = Cluster::start(43, 3);
+    c.agreed_leader(&c.all());
+    c.request(2, "SHUTDOWN");
+    let status = c.status(2).unwrap_or_default();
+    assert!(status.starts_with("role=Stopped "), "{status}");
+    c.signal(2, "TERM");
+    assert!(c.exit_status(2).success());
+}
+
+/// Bounded: a leader whose followers are all frozen (SIGSTOP) still exits after its handover
+/// bound, naming no successor; a second signal would end it at once, and so does one here.
+#[test]
+fn a_stopping_leader_exits_even_when_no_follower_answers() {
+    let mut c = Cluster::start(44, 3);
+    let leader = c.agreed_leader(&c.all());
+    let rest = others(&c, leader);
+    for &k in &rest {
+        c.signal(k, "STOP");
+    }
+    c.signal(leader, "TERM");
+    let status = c.exit_status(leader);
+    for &k in &rest {
+        c.signal(k, "CONT");
+    }
+    assert!(status.success());
+    let said = log_since(&c, leader, "event=signal");
+    assert!(
+        said.contains("event=handed-over to=none after_ms=150"),
+        "{said}"
+    );
+    assert!(said.contains("event=exit reason=signal"), "{said}");
+
+    let mut twice = Cluster::start(45, 3);
+    let leader = twice.agreed_leader(&twice.all());
+    for k in others(&twice, leader) {
+        twice.signal(k, "STOP");
+    }
+    twice.signal(leader, "TERM");
+    twice.signal(leader, "INT");
+    let status = twice.exit_status(leader);
+    for k in others(&twice, leader) {
+        twice.signal(k, "CONT");
+    }
+    assert!(status.success());
+    let said = log_since(&twice, leader, "event=signal");
+    assert!(!said.contains("event=handed-over"), "{said}");
+    assert!(said.contains("reason=second-signal"), "{said}");
 }

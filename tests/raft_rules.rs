@@ -766,12 +766,15 @@ fn lower_term_messages_are_ignored() {
             Role::PreCandidate => {
                 fire(&mut node);
             }
-            Role::Candidate | Role::Leader => {
+            Role::Candidate | Role::Leader | Role::Stopping => {
                 node = restart(without_pre_vote(config(0, 5)), hard(2, None), 0);
                 let (now, _) = fire(&mut node);
-                if role == Role::Leader {
+                if role != Role::Candidate {
                     receive(&mut node, now, 1, 3, VOTE_ACK);
                     receive(&mut node, now, 2, 3, VOTE_ACK);
+                }
+                if role == Role::Stopping {
+                    node.step(now, Input::Stop);
                 }
             }
             Role::Stopped => unreachable!(),
@@ -784,6 +787,7 @@ fn lower_term_messages_are_ignored() {
         Role::PreCandidate,
         Role::Candidate,
         Role::Leader,
+        Role::Stopping,
     ];
     for role in roles {
         for kind in kinds {
@@ -1518,6 +1522,150 @@ fn timeout_revives_a_stopped_node_into_a_forced_election() {
     assert_eq!(node.hard_state(), hard(7, Some(0)));
     assert_eq!(sent(&out, FORCED_VOTE, 7), vec![1, 2]);
     assert!(out.deadline.is_some());
+}
+
+// ---- §3.10 on a planned stop (SIGTERM) ----------------------------------------------------------
+
+/// §3.10 applied to a planned stop: a leader asked to stop hands over exactly as on
+/// `CONVERT_FOLLOWER` (TimeoutNow to the follower that answered last) but will not run again:
+/// it sends no more heartbeats that would renew its followers' leases, names no leader, keeps
+/// its term and vote, and asks to be woken one heartbeat interval later.
+#[test]
+fn stop_on_a_leader_hands_over_to_the_follower_heard_last_and_stops_heartbeats() {
+    let (mut node, elected, _) = leader(config(0, 5));
+    receive(&mut node, elected + 10, 3, 1, APPEND_REPLY);
+    receive(&mut node, elected + 12, 4, 1, APPEND_REPLY);
+    receive(&mut node, elected + 11, 2, 1, APPEND_REPLY);
+    let now = elected + 20;
+    let out = node.step(now, Input::Stop);
+    assert_eq!(node.role(), Role::Stopping);
+    assert_eq!(node.leader(), None);
+    assert_eq!(node.hard_state(), hard(1, Some(0)), "term and vote kept");
+    assert_eq!(out.persist, None);
+    assert_eq!(out.send, vec![(4, msg(1, Kind::TimeoutNow))]);
+    assert_eq!(out.deadline, Some(now + HEARTBEAT));
+    let (_, out) = fire(&mut node);
+    assert_eq!(sent(&out, APPEND, 1), vec![], "no heartbeat while stopping");
+}
+
+/// The stop ends when a leader of a later term is heard: the node says whom it handed over to
+/// and how long it took, and stops (it neither follows nor answers that heartbeat).
+#[test]
+fn a_stopping_leader_stops_once_a_leader_of_a_later_term_is_heard() {
+    let (mut node, elected, _) = leader(config(0, 3));
+    node.step(elected, Input::Stop);
+    assert_eq!(node.role(), Role::Stopping);
+    let out = receive(&mut node, elected + 4, 1, 2, APPEND);
+    assert_eq!(node.role(), Role::Stopped);
+    assert_eq!(node.hard_state(), hard(2, None), "the later term is kept");
+    assert_eq!(out.persist, Some(hard(2, None)));
+    assert!(out.events.contains(&Event::HandedOver {
+        to: Some(1),
+        after_ms: 4
+    }));
+    assert_eq!(out.send, vec![], "no reply to the new leader");
+    assert_eq!(out.deadline, None, "no timer runs");
+}
+
+/// A stopping node keeps its word: it grants its vote once per term (a successor in a small or
+/// even-sized cluster may need it) without restarting any timer, and never campaigns. Once the
+/// term has moved on, it stops asking its successor again.
+#[test]
+fn a_stopping_node_votes_once_per_term_but_never_campaigns() {
+    let (mut node, elected, _) = leader(config(0, 4));
+    node.step(elected, Input::Stop);
+    let deadline = node.deadline();
+    let out = receive(&mut node, elected + 2, 1, 2, FORCED_VOTE);
+    assert_eq!(out.persist, Some(hard(2, Some(1))));
+    assert_eq!(out.send, vec![(1, msg(2, VOTE_ACK))]);
+    assert_eq!((node.role(), node.deadline()), (Role::Stopping, deadline));
+    let out = receive(&mut node, elected + 3, 2, 2, FORCED_VOTE);
+    assert_eq!(out.send, vec![], "one vote per term");
+    let (_, out) = fire(&mut node);
+    assert_eq!(node.role(), Role::Stopping);
+    assert_eq!(
+        out.send,
+        vec![],
+        "the term moved on: no TimeoutNow again, no campaign"
+    );
+    for cmd in [Command::Timeout, Command::ConvertFollower] {
+        let out = command(&mut node, elected + 60, cmd);
+        assert_eq!(
+            (node.role(), out.send.len()),
+            (Role::Stopping, 0),
+            "{cmd:?}"
+        );
+    }
+}
+
+/// A lost TimeoutNow costs one heartbeat interval, not an election timeout: the successor is
+/// asked again each interval. After one minimum election timeout (when the followers' own timers
+/// start to fire anyway) the node stops whatever happened, naming no successor.
+#[test]
+fn a_stopping_leader_asks_again_each_heartbeat_and_stops_after_the_minimum_timeout() {
+    let (mut node, elected, _) = leader(config(0, 3));
+    node.step(elected, Input::Stop);
+    let mut asked = 1;
+    while node.role() == Role::Stopping {
+        let (at, out) = fire(&mut node);
+        asked += sent(&out, Kind::TimeoutNow, 1).len();
+        assert!(at <= elected + MIN, "{at}");
+        if node.role() == Role::Stopped {
+            assert_eq!(at, elected + MIN);
+            assert!(out.events.contains(&Event::HandedOver {
+                to: None,
+                after_ms: MIN
+            }));
+        }
+    }
+    assert_eq!(asked as u64, MIN / HEARTBEAT, "at 0, 50 and 100 ms");
+}
+
+/// A follower or a candidate that stops changes nothing for the others: it stops at once and
+/// sends nothing (its term and vote are already on disk). So does a leader that heard from no
+/// follower lately: it has no successor worth naming. A stopped node stays stopped.
+#[test]
+fn stop_anywhere_but_on_a_leader_with_a_live_follower_stops_at_once_and_sends_nothing() {
+    let follower = follower_of(config(1, 3), 0, 1, 10);
+    let mut pre = boot(config(0, 3));
+    fire(&mut pre);
+    let (cand, _) = candidate(without_pre_vote(config(0, 3)));
+    let (lonely, elected, _) = leader(config(0, 3));
+    let mut stopped = boot(config(2, 3));
+    command(&mut stopped, 0, Command::Shutdown);
+    for mut node in [follower, pre, cand, lonely, stopped] {
+        let (role, hard_before) = (node.role(), node.hard_state());
+        let out = node.step(elected + MIN, Input::Stop);
+        assert_eq!(node.role(), Role::Stopped, "{role:?}");
+        assert_eq!((out.send.len(), out.persist), (0, None), "{role:?}");
+        assert_eq!(node.hard_state(), hard_before, "{role:?}");
+        assert_eq!(out.deadline, None, "{role:?}");
+    }
+}
+
+/// `SHUTDOWN` during a planned stop ends it at once.
+#[test]
+fn shutdown_ends_a_planned_stop_at_once() {
+    let (mut node, elected, _) = leader(config(0, 3));
+    node.step(elected, Input::Stop);
+    command(&mut node, elected + 1, Command::Shutdown);
+    assert_eq!((node.role(), node.deadline()), (Role::Stopped, None));
+}
+
+/// The handover seen from the cluster: the successor wins in the same round trip (every message
+/// here is delivered at once) without any election timer firing, and the stopping leader stops.
+#[test]
+fn a_planned_stop_of_the_leader_hands_over_at_once() {
+    let mut cluster = Cluster::new(5, |c| c);
+    cluster.run_until(1_000);
+    let old = cluster.agreed_leader().unwrap();
+    let term = cluster.nodes[old].term();
+    cluster.step(old, Input::Stop);
+    assert_eq!(cluster.nodes[old].role(), Role::Stopped);
+    cluster.isolated[old] = true; // its process has ended
+    let new = cluster.agreed_leader().expect("a new leader at once");
+    assert_ne!(new, old);
+    assert_eq!(cluster.nodes[new].term(), term + 1);
 }
 
 // ---- §3.8: restarts ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ use crate::json::Datagram;
 use hmac::{ct_eq, HmacKey};
 
 /// `request` of the epoch announcement. Only nodes with a key send or accept it.
-pub const HELLO: &str = "AUTH_HELLO";
+pub const HELLO: &str = crate::message::Request::AuthHello.name();
 /// Bytes of the HMAC-SHA-256 tag carried (128 bits).
 pub const TAG_LEN: usize = 16;
 /// Domain separation: a tag made for anything else never verifies here.
@@ -152,6 +152,8 @@ impl Guard {
         hello_ms: u64,
         now: u64,
     ) -> Guard {
+        assert!(me < names.len(), "this node is a member");
+        assert!(epoch > 0, "epochs start at 1: 0 means none heard yet");
         let hello_ms = hello_ms.max(1);
         let peers = (0..names.len())
             .map(|i| PeerState {
@@ -180,6 +182,7 @@ impl Guard {
 
     /// Sets `value` of a datagram for peer `to`.
     pub fn seal(&mut self, to: usize, d: &mut Datagram) {
+        assert!(to != self.me && to < self.peers.len(), "sealed for a peer");
         self.counter += 1;
         let peer = &self.peers[to];
         let seen = peer.epoch;

@@ -22,10 +22,12 @@
 //! - without a key, the same adversary does take over (the test can see what it claims to).
 use raft::auth::{self, Guard, Keys, Verdict};
 use raft::json::{self, Datagram};
-use raft::message::{self, Incoming};
+use raft::message;
 use raft::raft::{Config, HardState, Input, Node, NodeId, Rng, Role, Time};
+use raft::route::{route, Context, Route, Source};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
 
 const KEY: &[u8] = b"the cluster key";
 
@@ -281,20 +283,31 @@ impl Wire {
             return Ok(());
         };
         let now = self.now;
-        if self.p.keyed && d.request.as_deref() == Some(auth::HELLO) {
-            let Some(from) = self.index_of(d.sender_name.as_deref()) else {
-                return Ok(());
-            };
-            if let Some(g) = &mut self.m[to].guard {
-                if g.open(from, &d, now) == Verdict::Hello && injected {
-                    self.r.injected_hello += 1;
+        // The runtime's own routing. The adversary can forge any source address, so every
+        // datagram seems to come from the address of the member it names.
+        let claimed = self.index_of(d.sender_name.as_deref());
+        let src = Source {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5555)),
+            members: claimed.map_or(0, |i| 1 << i),
+            controller: false,
+        };
+        let ctx = Context {
+            names: &self.names,
+            keyed: self.p.keyed,
+            stopped: self.m[to].node.role() == Role::Stopped,
+        };
+        let (from, msg) = match route(&d, &src, &ctx) {
+            Route::Hello { from } => {
+                if let Some(g) = &mut self.m[to].guard {
+                    if g.open(from, &d, now) == Verdict::Hello && injected {
+                        self.r.injected_hello += 1;
+                    }
                 }
+                self.arm(to);
+                return Ok(());
             }
-            self.arm(to);
-            return Ok(());
-        }
-        let Ok(Incoming::Peer { from, msg }) = message::classify(&d, &self.names) else {
-            return Ok(());
+            Route::Peer { from, msg } => (from, msg),
+            _ => return Ok(()),
         };
         if from == to {
             return Ok(());

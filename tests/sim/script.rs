@@ -143,7 +143,8 @@ impl Bench {
             let what = match input {
                 Input::Tick => "tick".to_string(),
                 Input::Receive { from, msg } => format!("recv {msg} from n{from}"),
-                Input::Command(cmd) => format!("command {}", cmd.as_str()),
+                Input::Command(cmd) => format!("command {cmd}"),
+                Input::Stop => "stop".to_string(),
             };
             let _ = writeln!(self.out, "{:>5} n{id} {what} -> {out}", self.now);
         }

@@ -408,7 +408,7 @@ impl World {
         let forced = match input {
             Input::Command(cmd) => cmd == Command::Timeout,
             Input::Receive { msg, .. } => msg.kind == Kind::TimeoutNow,
-            Input::Tick => false,
+            Input::Tick | Input::Stop => false,
         };
         let needs_pre_vote = self.setup.cfg.pre_vote && !forced;
         self.check
@@ -715,9 +715,7 @@ impl World {
         if self.slots[id].status != Status::Up {
             return Ok(());
         }
-        self.step(id, Input::Command(cmd), || {
-            format!("command {}", cmd.as_str())
-        })
+        self.step(id, Input::Command(cmd), || format!("command {cmd}"))
     }
 
     /// The process dies: its memory and timers are gone, its disk stays.
