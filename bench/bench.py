@@ -744,7 +744,7 @@ def simulator_lines(r):
     L = ["### The simulator beside the real cluster", "",
          "`cargo test --release --test sim loopback_failover -- --nocapture`: the same failover "
          "in the deterministic simulator, %d trials per row, on its loopback host model "
-         "(`tests/sim/host.rs`: 0 ms links, 0-2 ms of disk time before a step that persists sends, "
+         "(`src/sim/host.rs`: 0 ms links, 0-2 ms of disk time before a step that persists sends, "
          "and timers either exact, as the runtime's precise sleep makes them, or rounded as "
          "`SO_RCVTIMEO` alone rounds them on a HZ=250 kernel). Real figures: both faults together."
          % sim[next(iter(sim))]["n"], "",

@@ -16,6 +16,7 @@
 //! | `resolver.rs`   | peer addresses, looked up off the election loop                |
 //! | `log.rs`        | logfmt lines and rate limits                                   |
 //! | `controller.rs` | the controller verbs (a client of the nodes)                   |
+//! | `sim/`          | the deterministic simulator, for the tests and the playground  |
 #![deny(unsafe_code)]
 
 pub mod auth;
@@ -30,4 +31,6 @@ pub mod resolver;
 pub mod route;
 pub mod runtime;
 pub mod signal;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod storage;

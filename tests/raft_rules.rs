@@ -7,15 +7,14 @@
 //! from the paper quote the contract of `raft::raft` instead.
 //!
 //! Nodes are driven directly through `Node::step`: single nodes are fed hand-made messages, and
-//! small clusters deliver every `Output::send` synchronously (zero latency) through [`Cluster`].
+//! small clusters deliver every `Output::send` synchronously (zero latency) through [`cluster`].
 //! Time is a plain number of milliseconds; nothing here sleeps or reads a clock.
-
-use std::collections::{BTreeMap, VecDeque};
 
 use raft::raft::{
     Command, Config, Disregard, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Role,
     Status, Time, Verdict,
 };
+use raft::sim::cluster::Cluster;
 
 // ---- configuration ------------------------------------------------------------------------------
 
@@ -189,92 +188,11 @@ fn assert_vote_persisted_before_sending(out: &Output, voter: NodeId, candidate: 
 
 // ---- a small cluster with synchronous delivery --------------------------------------------------
 
-/// Nodes `0..size`, each with its own seed, wired so that every message is delivered at once.
-/// An isolated node neither sends nor receives. Every step is recorded in `trace`, and after every
-/// step the cluster checks Election Safety (one leader per term).
-struct Cluster {
-    nodes: Vec<Node>,
-    now: Time,
-    isolated: Vec<bool>,
-    leader_of_term: BTreeMap<u64, NodeId>,
-    trace: Vec<(Time, NodeId, Output)>,
-}
-
-impl Cluster {
-    fn new(size: usize, tweak: impl Fn(Config) -> Config) -> Cluster {
-        Cluster {
-            nodes: (0..size).map(|id| boot(tweak(config(id, size)))).collect(),
-            now: 0,
-            isolated: vec![false; size],
-            leader_of_term: BTreeMap::new(),
-            trace: Vec::new(),
-        }
-    }
-
-    /// Steps `id` with `input` at the current time and delivers everything that follows from it.
-    fn step(&mut self, id: NodeId, input: Input) {
-        let mut queue = VecDeque::from([(id, input)]);
-        while let Some((to, input)) = queue.pop_front() {
-            let out = self.nodes[to].step(self.now, input);
-            self.check_election_safety(to);
-            for &(peer, msg) in &out.send {
-                if !self.isolated[to] && !self.isolated[peer] {
-                    queue.push_back((peer, Input::Receive { from: to, msg }));
-                }
-            }
-            self.trace.push((self.now, to, out));
-        }
-    }
-
-    /// Fires every timer that expires up to `end`, earliest first, then sets the clock to `end`.
-    fn run_until(&mut self, end: Time) {
-        loop {
-            let next = (0..self.nodes.len())
-                .filter_map(|id| self.nodes[id].deadline().map(|at| (at, id)))
-                .min();
-            match next {
-                Some((at, id)) if at <= end => {
-                    self.now = self.now.max(at);
-                    self.step(id, Input::Tick);
-                    let next = self.nodes[id].deadline();
-                    assert!(
-                        next.is_none_or(|next| next > at),
-                        "node {id} rearmed at {next:?}"
-                    );
-                }
-                _ => break,
-            }
-        }
-        self.now = end;
-    }
-
-    fn check_election_safety(&mut self, id: NodeId) {
-        let node = &self.nodes[id];
-        if node.role() == Role::Leader {
-            let first = *self.leader_of_term.entry(node.term()).or_insert(id);
-            assert_eq!(first, id, "two leaders in term {}", node.term());
-        }
-    }
-
-    fn leaders(&self) -> Vec<NodeId> {
-        (0..self.nodes.len())
-            .filter(|&id| self.nodes[id].role() == Role::Leader)
-            .collect()
-    }
-
-    /// The one leader every connected node agrees on, if there is one.
-    fn agreed_leader(&self) -> Option<NodeId> {
-        let connected: Vec<&Node> = (0..self.nodes.len())
-            .filter(|&id| !self.isolated[id])
-            .map(|id| &self.nodes[id])
-            .collect();
-        let leader = connected[0].leader()?;
-        let term = connected[0].term();
-        connected
-            .iter()
-            .all(|n| n.leader() == Some(leader) && n.term() == term)
-            .then_some(leader)
-    }
+/// Nodes `0..size`, each with its own seed, every message delivered at once (`raft::sim`'s
+/// zero-delay cluster: it checks the safety invariants, Election Safety among them, after every
+/// step).
+fn cluster(size: usize, tweak: impl Fn(Config) -> Config) -> Cluster {
+    Cluster::new(tweak(config(0, size)), seed)
 }
 
 // ---- §3.4: followers and randomized election timeouts -------------------------------------------
@@ -1078,29 +996,29 @@ fn partitioned_node_with_pre_vote_never_raises_its_term() {
 #[test]
 fn rejoining_partitioned_node_does_not_depose_the_leader_with_pre_vote() {
     let rejoin = |pre_vote: bool| -> (NodeId, u64, Cluster) {
-        let mut cluster = Cluster::new(3, |c| Config { pre_vote, ..c });
-        cluster.run_until(1_000);
+        let mut cluster = cluster(3, |c| Config { pre_vote, ..c });
+        cluster.run(1_000).unwrap();
         let leader = cluster.agreed_leader().expect("a leader within a second");
-        let term = cluster.nodes[leader].term();
+        let term = cluster.node(leader).term();
         let cut = (leader + 1) % 3;
-        cluster.isolated[cut] = true;
-        cluster.run_until(6_000);
+        cluster.isolate(cut);
+        cluster.run(6_000).unwrap();
         assert_eq!(
             cluster.agreed_leader(),
             Some(leader),
             "majority side unaffected"
         );
-        cluster.isolated[cut] = false;
-        cluster.run_until(8_000);
+        cluster.reconnect(cut);
+        cluster.run(8_000).unwrap();
         (leader, term, cluster)
     };
 
     let (leader, term, cluster) = rejoin(true);
     assert_eq!(cluster.agreed_leader(), Some(leader));
-    assert!(cluster.nodes.iter().all(|n| n.term() == term));
+    assert!(cluster.nodes().iter().all(|n| n.term() == term));
 
     let (_, term, cluster) = rejoin(false);
-    let new_term = cluster.nodes[cluster.agreed_leader().unwrap()].term();
+    let new_term = cluster.node(cluster.agreed_leader().unwrap()).term();
     assert!(
         new_term > term + 10,
         "without PreVote: {term} -> {new_term}"
@@ -1287,15 +1205,17 @@ fn timeout_command_starts_a_forced_election_in_the_next_term() {
 /// from the current leader.
 #[test]
 fn timeout_command_moves_leadership_despite_stickiness() {
-    let mut cluster = Cluster::new(3, |c| c);
-    cluster.run_until(1_000);
+    let mut cluster = cluster(3, |c| c);
+    cluster.run(1_000).unwrap();
     let old = cluster.agreed_leader().unwrap();
-    let term = cluster.nodes[old].term();
+    let term = cluster.node(old).term();
     let target = (old + 1) % 3;
-    cluster.step(target, Input::Command(Command::Timeout));
+    cluster
+        .settle(target, Input::Command(Command::Timeout))
+        .unwrap();
     assert_eq!(cluster.agreed_leader(), Some(target));
-    assert_eq!(cluster.nodes[target].term(), term + 1);
-    cluster.run_until(3_000);
+    assert_eq!(cluster.node(target).term(), term + 1);
+    cluster.run(3_000).unwrap();
     assert_eq!(cluster.agreed_leader(), Some(target));
 }
 
@@ -1384,15 +1304,17 @@ fn timeout_now_makes_a_follower_campaign_at_once_and_leaves_a_leader_leading() {
 /// round trip (every message here is delivered at once), in the next term, and keeps leading.
 #[test]
 fn converted_leader_hands_over_to_another_node_at_once() {
-    let mut cluster = Cluster::new(3, |c| c);
-    cluster.run_until(1_000);
+    let mut cluster = cluster(3, |c| c);
+    cluster.run(1_000).unwrap();
     let old = cluster.agreed_leader().unwrap();
-    let term = cluster.nodes[old].term();
-    cluster.step(old, Input::Command(Command::ConvertFollower));
+    let term = cluster.node(old).term();
+    cluster
+        .settle(old, Input::Command(Command::ConvertFollower))
+        .unwrap();
     let new = cluster.agreed_leader().expect("a new leader at once");
     assert_ne!(new, old);
-    assert_eq!(cluster.nodes[new].term(), term + 1);
-    cluster.run_until(3_000);
+    assert_eq!(cluster.node(new).term(), term + 1);
+    cluster.run(3_000).unwrap();
     assert_eq!(cluster.agreed_leader(), Some(new));
 }
 
@@ -1656,16 +1578,16 @@ fn shutdown_ends_a_planned_stop_at_once() {
 /// here is delivered at once) without any election timer firing, and the stopping leader stops.
 #[test]
 fn a_planned_stop_of_the_leader_hands_over_at_once() {
-    let mut cluster = Cluster::new(5, |c| c);
-    cluster.run_until(1_000);
+    let mut cluster = cluster(5, |c| c);
+    cluster.run(1_000).unwrap();
     let old = cluster.agreed_leader().unwrap();
-    let term = cluster.nodes[old].term();
-    cluster.step(old, Input::Stop);
-    assert_eq!(cluster.nodes[old].role(), Role::Stopped);
-    cluster.isolated[old] = true; // its process has ended
+    let term = cluster.node(old).term();
+    cluster.settle(old, Input::Stop).unwrap();
+    assert_eq!(cluster.node(old).role(), Role::Stopped);
+    cluster.isolate(old); // its process has ended
     let new = cluster.agreed_leader().expect("a new leader at once");
     assert_ne!(new, old);
-    assert_eq!(cluster.nodes[new].term(), term + 1);
+    assert_eq!(cluster.node(new).term(), term + 1);
 }
 
 // ---- §3.8: restarts ---------------------------------------------------------------------------
@@ -1707,13 +1629,13 @@ fn restarted_node_campaigns_from_its_persisted_term() {
 fn cluster_elects_one_leader_that_keeps_its_term() {
     for size in [1, 2, 3, 4, 5, 7] {
         for pre_vote in [true, false] {
-            let mut cluster = Cluster::new(size, |c| Config { pre_vote, ..c });
-            cluster.run_until(1_000);
+            let mut cluster = cluster(size, |c| Config { pre_vote, ..c });
+            cluster.run(1_000).unwrap();
             let leader = cluster.agreed_leader().expect("a leader within a second");
-            let term = cluster.nodes[leader].term();
-            cluster.run_until(20_000);
+            let term = cluster.node(leader).term();
+            cluster.run(20_000).unwrap();
             assert_eq!(cluster.agreed_leader(), Some(leader), "{size} nodes");
-            assert_eq!(cluster.nodes[leader].term(), term);
+            assert_eq!(cluster.node(leader).term(), term);
             assert_eq!(cluster.leaders(), vec![leader]);
         }
     }
@@ -1724,20 +1646,24 @@ fn cluster_elects_one_leader_that_keeps_its_term() {
 /// leader." A majority that loses its leader elects another; the old one, revived, follows it.
 #[test]
 fn cluster_replaces_a_stopped_leader_and_the_revived_one_follows() {
-    let mut cluster = Cluster::new(5, |c| c);
-    cluster.run_until(1_000);
+    let mut cluster = cluster(5, |c| c);
+    cluster.run(1_000).unwrap();
     let old = cluster.agreed_leader().unwrap();
-    let term = cluster.nodes[old].term();
-    cluster.step(old, Input::Command(Command::Shutdown));
-    cluster.run_until(2_000);
-    let new = cluster.nodes[(old + 1) % 5].leader().expect("a new leader");
+    let term = cluster.node(old).term();
+    cluster
+        .settle(old, Input::Command(Command::Shutdown))
+        .unwrap();
+    cluster.run(2_000).unwrap();
+    let new = cluster.node((old + 1) % 5).leader().expect("a new leader");
     assert_ne!(new, old);
-    assert!(cluster.nodes[new].term() > term);
+    assert!(cluster.node(new).term() > term);
 
-    cluster.step(old, Input::Command(Command::ConvertFollower));
-    cluster.run_until(3_000);
+    cluster
+        .settle(old, Input::Command(Command::ConvertFollower))
+        .unwrap();
+    cluster.run(3_000).unwrap();
     assert_eq!(cluster.agreed_leader(), Some(new));
-    assert_eq!(cluster.nodes[old].role(), Role::Follower);
+    assert_eq!(cluster.node(old).role(), Role::Follower);
 }
 
 /// The core's contract: it "never reads a clock, a socket or the OS's randomness": randomness
@@ -1746,15 +1672,18 @@ fn cluster_replaces_a_stopped_leader_and_the_revived_one_follows() {
 #[test]
 fn same_seed_and_inputs_give_identical_outputs() {
     let run = || {
-        let mut cluster = Cluster::new(5, |c| c);
-        cluster.run_until(1_000);
+        let mut cluster = cluster(5, |c| c);
+        cluster.record = Some(Vec::new());
+        cluster.run(1_000).unwrap();
         let leader = cluster.agreed_leader().unwrap();
-        cluster.isolated[leader] = true;
-        cluster.run_until(3_000);
-        cluster.isolated[leader] = false;
-        cluster.step((leader + 2) % 5, Input::Command(Command::Timeout));
-        cluster.run_until(5_000);
-        cluster.trace
+        cluster.isolate(leader);
+        cluster.run(3_000).unwrap();
+        cluster.reconnect(leader);
+        cluster
+            .settle((leader + 2) % 5, Input::Command(Command::Timeout))
+            .unwrap();
+        cluster.run(5_000).unwrap();
+        cluster.record.unwrap()
     };
     let first = run();
     assert!(first.len() > 100);

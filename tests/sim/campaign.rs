@@ -1,10 +1,10 @@
 //! Random campaigns: each seed draws a configuration, a network and a schedule of faults, runs
 //! them, heals everything, and then demands a single agreed leader within a bound.
 
-use crate::host::Host;
-use crate::net::{chance, NetParams, PPM};
-use crate::world::{Ev, Fault, Setup, Who, World};
 use raft::raft::{Command, Config, NodeId, Rng, Time};
+use raft::sim::host::Host;
+use raft::sim::net::{chance, NetParams, PPM};
+use raft::sim::world::{Ev, Fault, Setup, Who, World};
 
 /// What one seed measured.
 #[derive(Clone, Copy, Debug, Default)]

@@ -6,10 +6,10 @@
 //! (drawn once per link) plus 0-1 ms jitter per message, so a round trip is 10-18 ms and the
 //! slowest of a leader's four round trips averages about 15 ms (printed with the table).
 
-use crate::host::Host;
-use crate::net::NetParams;
-use crate::world::{Setup, World};
 use raft::raft::{Command, Config, Rng, Time};
+use raft::sim::host::Host;
+use raft::sim::net::NetParams;
+use raft::sim::world::{Setup, World};
 
 /// How long a trial may go without a new leader before it counts as not converging (the paper
 /// reports its equal-timeout trials as "longer than 10 seconds").

@@ -1,13 +1,12 @@
 //! Deterministic simulation of the election core.
 //!
-//! Every test here drives real `raft::raft::Node`s through a simulated clock and network (see
-//! `world.rs`); a run is a pure function of (seed, cluster size). Layout:
-//! - `net.rs`: links with delay, jitter, loss, duplication, reordering, and cuts;
-//! - `world.rs`: event queue, nodes and their disks, crashes, pauses, partitions, commands;
-//! - `check.rs`: the safety invariants, checked after every step;
+//! Every test here drives real `raft::raft::Node`s through the simulated clock and network of
+//! `raft::sim` (the world, its network and host models, the safety checker and the timed
+//! properties live in the library, shared with the browser playground); a run is a pure
+//! function of (seed, cluster size). Layout:
 //! - `campaign.rs`: random fault schedules per seed, liveness after the heal;
 //! - `script.rs` and `testdata/*.txt`: scenario files, the election stories as scripts with their
-//!   exact traces (the place to read an election);
+//!   exact traces (the place to read an election; the language is `raft::sim::script`);
 //! - `scenarios.rs`: the same situations on a jittery LAN, with timing bounds;
 //! - `experiments.rs`: failover-time and split-vote measurements against the Raft paper.
 //!
@@ -17,14 +16,9 @@
 
 mod adversary;
 mod campaign;
-mod check;
 mod experiments;
-mod host;
-mod net;
-mod props;
 mod scenarios;
 mod script;
-mod world;
 
 use campaign::{nodes_for, Outcome};
 use std::time::Instant;
@@ -330,4 +324,29 @@ fn adversary_long() {
         "{}",
         failures[..failures.len().min(20)].join("\n")
     );
+}
+
+/// One line per seed, `seed nodes bytes digest outcome`, with the FNV-1a digest of the seed's
+/// full trace: `SIM_SEEDS=300 cargo test --profile checked --test sim trace_digests -- --ignored
+/// --nocapture > before.txt`. Two builds replay alike when their lists are equal.
+#[test]
+#[ignore = "a tool: compare its output between two builds"]
+fn trace_digests() {
+    let start_seed = env_u64("SIM_START").unwrap_or(0);
+    let count = env_u64("SIM_SEEDS").unwrap_or(300);
+    for seed in start_seed..start_seed + count {
+        let n = nodes_for(seed);
+        let (result, trace) = campaign::run(seed, n, true);
+        let digest = trace.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let outcome = match result {
+            Ok(o) => format!("ok converge={} events={}", o.converge_ms, o.events),
+            Err(e) => format!("FAILED {}", e.lines().next().unwrap_or("")),
+        };
+        println!(
+            "seed {seed} n={n} bytes={} fnv={digest:016x} {outcome}",
+            trace.len()
+        );
+    }
 }

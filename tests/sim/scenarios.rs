@@ -3,10 +3,10 @@
 //! and a LAN with 1-15 ms links plus up to 2 ms jitter. `testdata/*.txt` tells the same stories
 //! step by step with zero-delay links; these check them against delays and timing bounds.
 
-use crate::host::Host;
-use crate::net::NetParams;
-use crate::world::{Fault, Setup, World};
 use raft::raft::{Command, Config, NodeId, Rng, Role, Time};
+use raft::sim::host::Host;
+use raft::sim::net::NetParams;
+use raft::sim::world::{Fault, Setup, World};
 
 const SEED: u64 = 42;
 
@@ -228,7 +228,7 @@ fn paused_leader_resumes_as_follower() {
     let mut w = cluster(5);
     let (old, term) = settle(&mut w);
     let ep = w
-        .inject(Fault::Pause(crate::world::Who::Node(old)))
+        .inject(Fault::Pause(raft::sim::world::Who::Node(old)))
         .unwrap();
     within(&mut w, 3_000, |w| leads_after(w, term).is_some());
     w.run_until(w.now() + 600).unwrap();

@@ -5,11 +5,11 @@
 //! delays, loss, node seeds), events at the same millisecond run in the order they were
 //! scheduled (a sequence number breaks ties), and nothing iterates a hash map.
 
-use crate::check::{Checker, Violation};
-use crate::host::Host;
-use crate::net::{Net, NetParams};
-use crate::props::{self, Props};
-use raft::raft::{
+use super::check::{Checker, Violation};
+use super::host::Host;
+use super::net::{Net, NetParams};
+use super::props::{self, Props};
+use crate::raft::{
     Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Rng, Role, Time,
 };
 use std::cmp::Ordering;

@@ -20,8 +20,8 @@
 //! Each is tracked from what the world knows (deliveries, links, statuses), never from the
 //! node's own bookkeeping, so a node that gets its lease or its quorum count wrong is caught.
 
-use crate::check::Violation;
-use raft::raft::{Cause, Event, Kind, NodeId, Role, Time, Verdict};
+use super::check::Violation;
+use crate::raft::{Cause, Event, Kind, NodeId, Role, Time, Verdict};
 
 /// The longest a kernel tick can delay a timer in the host model (a level-1 bucket at HZ=250).
 pub const TICK_SLACK: Time = 40;

@@ -10,7 +10,7 @@
 //!
 //! Nothing here can reorder what one node sends; it only moves times later.
 
-use raft::raft::{Rng, Time};
+use crate::raft::{Rng, Time};
 
 /// Timer and disk behaviour of every node of a world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,22 +61,27 @@ impl Host {
     }
 }
 
-#[test]
-fn the_wheel_rounds_as_measured_on_a_hz250_kernel() {
-    let h = Host {
-        tick: 4,
-        disk_min: 0,
-        disk_max: 0,
-    };
-    // 1 ms from a tick boundary: two jiffies (what SO_RCVTIMEO of 1 ms measures: ~8 ms).
-    assert_eq!(h.wake(400, 401), 408);
-    assert_eq!(h.wake(400, 404), 408);
-    assert_eq!(h.wake(400, 405), 412);
-    // 252 ms ahead is level 0; 260 ms is level 1, rounded up to 32 ms buckets.
-    assert_eq!(h.wake(0, 248), 252);
-    assert_eq!(h.wake(0, 260), 288);
-    assert_eq!(h.wake(0, 290), 320);
-    // Two timers 20 ms apart in one level-1 bucket fire together.
-    assert_eq!(h.wake(0, 257), h.wake(0, 277));
-    assert_eq!(Host::EXACT.wake(3, 250), 250);
+#[cfg(test)]
+mod tests {
+    use super::Host;
+
+    #[test]
+    fn the_wheel_rounds_as_measured_on_a_hz250_kernel() {
+        let h = Host {
+            tick: 4,
+            disk_min: 0,
+            disk_max: 0,
+        };
+        // 1 ms from a tick boundary: two jiffies (what SO_RCVTIMEO of 1 ms measures: ~8 ms).
+        assert_eq!(h.wake(400, 401), 408);
+        assert_eq!(h.wake(400, 404), 408);
+        assert_eq!(h.wake(400, 405), 412);
+        // 252 ms ahead is level 0; 260 ms is level 1, rounded up to 32 ms buckets.
+        assert_eq!(h.wake(0, 248), 252);
+        assert_eq!(h.wake(0, 260), 288);
+        assert_eq!(h.wake(0, 290), 320);
+        // Two timers 20 ms apart in one level-1 bucket fire together.
+        assert_eq!(h.wake(0, 257), h.wake(0, 277));
+        assert_eq!(Host::EXACT.wake(3, 250), 250);
+    }
 }

@@ -1,0 +1,26 @@
+//! Deterministic simulation of the election core: real `raft::raft::Node`s driven by a virtual
+//! clock and a simulated network. Owns the simulated world and the scenario-file language that
+//! the simulator tests (`tests/sim/`), the rule tests and the browser playground share; must
+//! never read a clock, a socket or the OS's randomness, and the node binary never calls it (the
+//! linker drops it: `cargo build --release` gives the same binary with or without it).
+//!
+//! | file         | concern                                                                  |
+//! |--------------|--------------------------------------------------------------------------|
+//! | `net.rs`     | links with delay, jitter, loss, duplication, reordering, and cuts        |
+//! | `host.rs`    | when a timer really fires (the kernel's tick), disk time before sending  |
+//! | `world.rs`   | the timed world: event queue, nodes and disks, crashes, pauses, faults   |
+//! | `check.rs`   | the safety invariants, checked after every step                          |
+//! | `props.rs`   | the timed properties of stickiness and CheckQuorum                       |
+//! | `cluster.rs` | the zero-delay cluster: messages wait until delivered, timers fire on cue |
+//! | `script.rs`  | scenario files: commands to a cluster, each followed by its trace        |
+//!
+//! A run is a pure function of its inputs and seeds: nothing iterates a hash map, and one PRNG
+//! per world feeds every random choice.
+
+pub mod check;
+pub mod cluster;
+pub mod host;
+pub mod net;
+pub mod props;
+pub mod script;
+pub mod world;
