@@ -58,7 +58,7 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 STUB_DNS = r"""
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], 53))
+s.bind((sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 53))
 while True:
     q, peer = s.recvfrom(4096)
     if len(q) < 12 or q[2] & 0x80:
@@ -74,19 +74,24 @@ while True:
     s.sendto(r, peer)
 """
 
-# Asks Docker's DNS (127.0.0.11 in a container's network namespace) for each name's A records:
-# prints {name: [addresses]} as JSON ([] for "no such name", null for no answer).
+# Asks Docker's DNS (127.0.0.11 in a container's network namespace, or @HOST:PORT given first)
+# for each name's A records: prints {name: [addresses]} as JSON ([] for "no such name", null for
+# no answer).
 DNS_QUERY = r"""
 import json, os, socket, struct, sys
 out = {}
-for name in sys.argv[1:]:
+server, names = ("127.0.0.11", 53), sys.argv[1:]
+if names and names[0].startswith("@"):
+    host, _, port = names[0][1:].rpartition(":")
+    server, names = (host, int(port)), names[1:]
+for name in names:
     qid = os.getpid() & 0xffff
     q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(2)
     try:
-        s.sendto(q, ("127.0.0.11", 53))
+        s.sendto(q, server)
         r = s.recv(4096)
     except OSError:
         out[name] = None
@@ -181,7 +186,7 @@ class Run:
         return sorted(glob.glob(os.path.join(CGROUP_ROOT, "*", self.id + "-*")))
 
     def processes(self):
-        """[(pid, command line)] of live processes that name this run's directory."""
+        """[(pid, command line)] of live processes that name this run (its id or directory)."""
         out = []
         for d in glob.glob("/proc/[0-9]*"):
             try:
@@ -189,7 +194,7 @@ class Run:
                     cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if self.dir + "/" in cmd or cmd.rstrip().endswith(self.dir):
+            if self.id in cmd and int(os.path.basename(d)) != os.getpid():
                 out.append((int(os.path.basename(d)), cmd.strip()))
         return out
 
@@ -278,15 +283,31 @@ def holders_of_netns(inodes):
 # ---- the lab itself (runs inside its own mount and PID namespaces) ------------------------------
 def spawn(run, argv, log):
     """Start `argv` as PID 1's child in new mount and PID namespaces (a session of its own, so a
-    terminal's Ctrl-C reaches only the caller, which decides how to stop it). Returns the Popen of
-    `unshare`; `lab_init(p)` finds the namespace's PID 1."""
+    terminal's Ctrl-C reaches only the caller, which decides how to stop it). `argv` gets
+    `--owner-fd N`: the read end of a pipe whose write end only this process holds, so the lab
+    sees it end (EOF) when this process does, however it ends. Returns the Popen of `unshare`;
+    `lab_init(p)` finds the namespace's PID 1."""
     os.makedirs(run.dir, exist_ok=True)
     with open(os.path.join(run.dir, "owner"), "w") as f:
         f.write(f"{os.getpid()}\n")
-    return subprocess.Popen(
+    r, w = os.pipe()
+    p = subprocess.Popen(
         ["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "--mount-proc",
-         "docker-init", "--", *argv],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+         "docker-init", "--", *argv, "--owner-fd", str(r)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(r,))
+    os.close(r)
+    p.owner_pipe = w  # closed with this process
+    return p
+
+
+def watch_owner(fd, on_gone):
+    """In the lab: call `on_gone()` once the process that started it has ended."""
+    def wait():
+        while os.read(fd, 64):
+            pass
+        on_gone()
+
+    threading.Thread(target=wait, daemon=True).start()
 
 
 def lab_init(p, timeout=10.0):
@@ -387,13 +408,12 @@ class Lab:
         if self.running(h):
             raise Failure(f"host {h} is already running")
         self._config(h)
-        log = open(self.daemon_log(h), "a")
-        self.procs[h] = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{self.ns[h]}", "unshare", "--mount", "--uts", "--pid",
-             "--fork", "--propagation", "private", "--mount-proc", "docker-init", "--",
-             "sh", "-c", HOST_SCRIPT, "host", h, self.host_dir(h), os.path.join(self.run.dir, "resolv.conf")],
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.daemon_log(h), "a") as log:
+            self.procs[h] = subprocess.Popen(
+                ["nsenter", f"--net=/run/netns/{self.ns[h]}", "unshare", "--mount", "--uts", "--pid",
+                 "--fork", "--propagation", "private", "--mount-proc", "docker-init", "--",
+                 "sh", "-c", HOST_SCRIPT, "host", h, self.host_dir(h), os.path.join(self.run.dir, "resolv.conf")],
+                stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while True:
             if self.procs[h].poll() is not None:

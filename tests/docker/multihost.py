@@ -233,7 +233,7 @@ class Swarm:
         """{name: (leader or None, term) or None (no answer)}, asked from the observer on A."""
         p = self.d("A", "exec", self.observer, "/raft", "status", "--cluster-size", "5",
                    "--timeout-ms", "300", check=False, timeout=30)
-        out = {n: None for n in NAMES}
+        out = dict.fromkeys(NAMES)
         for line in p.stdout.splitlines():
             f = line.split()
             if len(f) == 3 and f[0] in out and f[1:] != ["no", "answer"]:
@@ -334,7 +334,8 @@ def setup(s):
     for h, (name, addr, state) in names.items():
         expect(name == h and addr == hosts.ADDR[h] and state == "active",
                f"host {h}: name {name}, swarm address {addr}, state {state}")
-    print(f"   3 daemons answering {t_up:.1f} s after start; swarm of {', '.join(f'{h}={hosts.ADDR[h]}' for h in HOSTS)} "
+    swarm = ", ".join(f"{h}={hosts.ADDR[h]}" for h in HOSTS)
+    print(f"   3 daemons answering {t_up:.1f} s after start; swarm of {swarm} "
           f"formed {time.monotonic() - t0:.1f} s after start")
     figure("hosts up and swarm formed (s)", time.monotonic() - t0)
 
@@ -380,7 +381,7 @@ def move_leadership(s):
     for name in ("Node3", "Node2", "Node1"):
         t0 = time.monotonic()
         s.request("timeout", name)
-        leader, term, _ = s.wait_agreed(want=name, timeout=10)
+        _, term, _ = s.wait_agreed(want=name, timeout=10)
         print(f"   TIMEOUT {name} (host {PLACEMENT[name]}): it leads term {term} after {time.monotonic() - t0:.2f} s")
     t0 = time.monotonic()
     s.request("convert-follower", "Node1")
@@ -468,12 +469,14 @@ def stop_leader_host(s, h="B", name="Node2"):
     leader, term, _ = s.wait_agreed(among=others, timeout=20)
     won = s.events(t_stop, "elected", others)
     expect(won, f"{leader} agreed in term {term} but no node logged event=elected after the stop")
+    expect(term > t_lead, f"the others agree on {leader} in term {term}, not above {t_lead}")
+    how = [r.get("reason") for r in s.events(t_stop, "become", [won[0]["node"]]) if r.get("to") == "Candidate"]
     figure(f"host {h}'s daemon stopped while it leads -> others agree (s)", won[0]["t"] - t_stop)
     print(f"   dockerd on {h} stopped ({t_stopped:.1f} s); {leader} elected in term {term} "
-          f"{won[0]['t'] - t_stop:.2f} s after the stop began")
+          f"{won[0]['t'] - t_stop:.2f} s after the stop began ({', '.join(map(str, how)) or '?'})")
     t_start = time.time()
     s.lab.start(h)
-    leader2, term2, waited = s.wait_agreed(timeout=90)
+    leader2, term2, _ = s.wait_agreed(timeout=90)
     figure(f"host {h} back -> 5/5 agree (s)", time.time() - t_start)
     expect((leader2, term2) == (leader, term), f"after {h} came back {leader2} leads term {term2}, "
            f"want {leader} term {term} (no election)")
@@ -637,6 +640,8 @@ def lab_main(a):
     """Inside the lab's namespaces: the hosts, the swarm, the scenarios; logs and results to --out."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
+    if a.owner_fd is not None:  # the test that started the lab is gone: stop as on SIGTERM
+        hosts.watch_owner(a.owner_fd, lambda: os.kill(os.getpid(), signal.SIGTERM))
     run = Run(a.lab)
     out = pathlib.Path(a.out)
     s = Swarm(Lab(run), a.image_tar)
@@ -647,9 +652,9 @@ def lab_main(a):
             (out / "netns.json").write_text(json.dumps(s.lab.netns_inodes()))
             only = set(a.only.split(",")) if a.only else None
             for key, name, fn in SCENARIOS:
-                if only is None or key in only or key == "deploy":
-                    if not check(name, fn, s) and key == "deploy":
-                        break
+                if (only is None or key in only or key == "deploy") and not check(name, fn, s) \
+                        and key == "deploy":
+                    break
             if a.hold:
                 print(f"   holding the lab (docker -H {s.lab.sock('A')} ...); SIGTERM ends it", flush=True)
                 while True:
@@ -721,7 +726,7 @@ def one_run(a, i):
     except subprocess.TimeoutExpired:
         stopped = f"the lab ran over {a.timeout:.0f} s"
     except (KeyboardInterrupt, Interrupted) as e:
-        stopped = f"interrupted ({type(e).__name__})"
+        stopped = f"interrupted ({e.args[0] if e.args else 'Ctrl-C'})"
     finally:
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, signal.SIG_IGN)
@@ -758,9 +763,37 @@ def one_run(a, i):
         res["results"].append([name, ok, 0, why])
         if stopped:
             res["results"].append([f"the run ended by itself ({stopped})", False, 0, stopped])
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, on_signal)
+        os.close(p.owner_pipe)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, on_signal)
     return res, bool(stopped and "interrupted" in stopped)
+
+
+BEGIN, END = "<!-- measured: begin -->", "<!-- measured: end -->"
+
+
+def report(a, figures, results, wall, load):
+    """The figures of these runs as a table, between the markers of the file `a.report`."""
+    passed = sum(1 for r in results if r[1])
+    cmd = "python3 tests/docker/multihost.py" + (f" --runs {a.runs}" if a.runs > 1 else "") + \
+        (f" --only {a.only}" if a.only else "") + f" --report {a.report}"
+    rows = ["| figure | n | min | median | max |", "|---|---|---|---|---|"]
+    for k, v in figures.items():
+        v = sorted(v)
+        rows.append(f"| {k} | {len(v)} | {v[0]:.2f} | {v[len(v) // 2]:.2f} | {v[-1]:.2f} |")
+    block = "\n".join([
+        BEGIN,
+        f"Measured by `{cmd}` on {time.strftime('%Y-%m-%d')}: {a.runs} whole run(s), {passed} of "
+        f"{len(results)} checks passed, {wall:.0f} s in all ({wall / a.runs:.0f} s a run); load average "
+        f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (2 cores, shared).",
+        "", *rows, END])
+    path = pathlib.Path(a.report)
+    text = path.read_text() if path.exists() else f"{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    path.write_text(head + block + rest.split(END, 1)[1])
+    print(f"   figures written to {a.report}")
 
 
 def cleanup_main():
@@ -782,8 +815,10 @@ def main():
     ap.add_argument("--timeout", type=float, default=900, help="bound on one run (s)")
     ap.add_argument("--hold", action="store_true", help="keep the lab up after the scenarios, until Ctrl-C")
     ap.add_argument("--cleanup", action="store_true", help="remove what crashed runs left, then exit")
+    ap.add_argument("--report", help="write the figures into this Markdown file, between its markers")
     ap.add_argument("--lab", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--owner-fd", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.lab:
         return lab_main(a)
@@ -801,7 +836,9 @@ def main():
     for r in hosts.stale_runs():  # a run that crashed earlier
         left = r.remove_leftovers()
         print(f"   removed what run {r.id} left behind{': still ' + '; '.join(left) if left else ''}")
-    signal.signal(signal.SIGTERM, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (`cmd &`)
+        signal.signal(sig, on_signal)
+    load = os.getloadavg()
     t0 = time.monotonic()
     results, figures = [], {}
     for i in range(1, a.runs + 1):
@@ -816,6 +853,8 @@ def main():
         v = sorted(v)
         print(f"   {k}: n={len(v)} min {v[0]:.2f} median {v[len(v) // 2]:.2f} max {v[-1]:.2f}")
     passed = sum(1 for r in results if r[1])
+    if a.report:
+        report(a, figures, results, wall, load)
     print(f"   wall time {wall:.0f} s for {a.runs} run(s)")
     print(f"multihost tests: {passed} passed, {len(results) - passed} failed")
     return 0 if results and passed == len(results) else 1
