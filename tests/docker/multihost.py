@@ -447,8 +447,10 @@ def cut_leader_host(s, h="C", name="Node3", told="Node2"):
     if raised:
         raise Failure(f"{name} raised its term while cut off: {raised[0]}")
     starts = [r for r in mine if r.get("event") == "start" and r["t"] >= t_heal]
-    expect(starts and starts[-1]["term"] == alone[1],
-           f"{name}'s new task started at term {starts[-1]['term'] if starts else '?'}, the old one stored {alone[1]}")
+    expect(starts, f"{name}'s new task logged no start line")
+    before = max(r["term"] for r in mine if r["t"] < starts[-1]["t"])
+    expect(starts[-1]["term"] == before,
+           f"{name}'s new task started at term {starts[-1]['term']}, the old one had reached {before}")
     if lagging:
         figure("heal: the new task unreachable by name for a while (runs)", 1)
     print(f"   all five agree on {told} (term {t_term}) {took:.1f} s after the heal; {name}'s new task "
