@@ -213,7 +213,8 @@ swarm-test:
 MH_IMAGE ?= raft-node:multihost
 MH_TAR   := build/multihost/node-image.tar
 multihost-test:
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory base-images net-tools && mkdir -p build/multihost \
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory base-images net-tools; fi
+	@if docker info >/dev/null 2>&1; then mkdir -p build/multihost \
 	  && docker build -q -f Node/Dockerfile -t $(MH_IMAGE) . && docker save -o $(MH_TAR) $(MH_IMAGE); \
 	  else rm -f $(MH_TAR); fi
 	$(PYTHON) tests/docker/multihost.py --image-tar $(MH_TAR) $(if $(RUNS),--runs $(RUNS))
