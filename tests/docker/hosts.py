@@ -51,7 +51,7 @@ SUBNET = "10.199.0"
 BRIDGE_IP = f"{SUBNET}.1"
 ADDR = {h: f"{SUBNET}.{i + 2}" for i, h in enumerate(HOSTS)}
 TOOLS = ("ip", "nsenter", "unshare", "dockerd", "containerd", "runc", "docker", "docker-init",
-         "iptables", "mount")
+         "iptables", "iptables-save", "mount", "make")
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 # Answers every query "no such name" (RCODE 3), echoing the question; nothing else.
