@@ -10,12 +10,18 @@ CARGO   ?= cargo
 PYTHON  ?= python3
 MUSL    := x86_64-unknown-linux-musl
 BIN     := target/$(MUSL)/release/raft
-# Every Python script imports the toolkit (Controller/raftkit.py); the bench also the Docker harness.
-export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker
+WASM    := wasm32-unknown-unknown
+# The playground is a crate of its own (playground/Cargo.toml); it builds into this target/.
+PG       = --manifest-path playground/Cargo.toml
+PG_PAGE := build/playground/playground.html
+# Every Python script imports the toolkit (Controller/raftkit.py); the bench also the Docker harness,
+# the swarm suite scripts/swarm.py. docker-compose 1.x is Python and runs with this PYTHONPATH too:
+# no module in these folders may be named like one of its packages (so no scripts/compose.py).
+export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker:$(CURDIR)/scripts
 
-.PHONY: help build musl quick test check unit python-test docker-test local sim \
+.PHONY: help build musl quick test check ruff unit python-test conformance docker-test local sim \
         up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
-        swarm-up swarm-down swarm-test multihost-test multihost-clean sim-adversary
+        swarm-up swarm-down swarm-test multihost-test multihost-clean sim-adversary playground playground-test
 
 help:
 	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader;"
@@ -27,6 +33,7 @@ help:
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
 	@echo "make sim-adversary  SEEDS=100000 runs of a replaying, forging adversary against a keyed cluster"
 	@echo "make down | logs | status | image | bench | bench-auth (what a cluster key costs)"
+	@echo "  bench        docs/BENCHMARKS.md whole: failovers, etcd 3.4 beside this project, containers"
 	@echo "  up NODES=7   any cluster size (compose file in build/docker-compose.7.yml); down removes any size"
 	@echo "  image        $(IMAGE) (FROM scratch + the static musl binary, < 1 MiB) and $(CONTROLLER_IMAGE)"
 	@echo "  base-images  the Dockerfiles' FROM images: present, else pulled, else built here (offline-images)"
@@ -39,7 +46,10 @@ help:
 	@echo "make flood     100,000 hostile datagrams at one node of a loopback cluster (part of make test)"
 	@echo "make fuzz      FUZZ_ITERS=$(FUZZ_ITERS) random inputs through the decoder and classifier"
 	@echo "make offline-images  local stand-ins for the base images, no registry needed (REBUILD=1: again)"
-	@echo "make build | musl | check | unit | python-test | bench-test | net-tools   the pieces of the above"
+	@echo "make playground  the browser playground, one file: $(PG_PAGE) (UPDATE=1: also the committed"
+	@echo "               Controller/playground.html); playground-test runs its browser tests (docs/PLAYGROUND.md)"
+	@echo "make build | musl | check | unit | python-test | conformance | bench-test | net-tools   the pieces of the above"
+	@echo "  check        cargo fmt, clippy and ruff (Python lint, ruff.toml; installed from PyPI when missing)"
 	@echo "  details: docs/CLUSTER.md, docs/SIMULATION.md, docs/BENCHMARKS.md"
 
 # ---- build -------------------------------------------------------------------
@@ -53,20 +63,35 @@ musl:
 	$(CARGO) build --release --target $(MUSL)
 
 # ---- tests -------------------------------------------------------------------
-test: check unit python-test bench-test flood docker-test
+test: check unit python-test conformance bench-test flood playground-test docker-test
 
 # The inner loop: everything but Docker, the flood and the fuzzer's long run.
 quick: check unit python-test bench-test
 
-check:
+check: ruff
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) fmt $(PG) -- --check
+	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) clippy $(PG) --all-targets -- -D warnings
+	$(PYTHON) -m ruff check --no-cache .
+
+# The Python linter (rules in ruff.toml), from PyPI when missing; pinned so that a new release
+# cannot fail `make check` on code that did not change.
+RUFF_VERSION ?= 0.17.6
+ruff:
+	@$(PYTHON) -m ruff --version 2>/dev/null | grep -qx "ruff $(RUFF_VERSION)" || \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check "ruff==$(RUFF_VERSION)"
 
 unit:
 	$(CARGO) test --profile checked
+	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test $(PG)
 
 python-test: build
 	RAFT_BIN=$(CURDIR)/target/release/raft $(PYTHON) -m unittest discover -s Controller -p 'test_*.py' -v
+
+# The course-style controller scripts (Controller/conformance/) against 5 loopback processes.
+conformance: build
+	RAFT_BIN=$(CURDIR)/target/release/raft $(PYTHON) tests/conformance.py -v
 
 # Skips (exit 0) when no Docker daemon answers, unless CI=true; see tests/docker/run.py.
 # Then the network scenarios (tc in the containers' namespaces), 25 s of chaos, and the course's
@@ -87,6 +112,32 @@ docker-test:
 chaos:
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image net-tools; fi
 	$(PYTHON) tests/docker/chaos.py --duration $(DURATION) --nodes $(NODES) --timeline docs/chaos-timeline.svg
+
+# ---- the playground ------------------------------------------------------------
+# The core and the simulator's world compiled to wasm and embedded in one HTML file (docs/
+# PLAYGROUND.md). Adds the wasm target when it is missing; where it cannot be added, says so in
+# one line and builds nothing (the playground tests then fail under CI=true). Paths are remapped
+# so the module does not depend on where the tree is. UPDATE=1 also writes the committed copy,
+# Controller/playground.html (the dashboard serves it at /playground; a test keeps it equal to a
+# fresh build).
+playground:
+	@if ! rustup target list --installed 2>/dev/null | grep -qx $(WASM) && \
+	    ! rustup target add $(WASM) >/dev/null 2>&1; then \
+	  rm -f $(PG_PAGE); \
+	  echo "playground: the $(WASM) target is missing and rustup cannot add it: the page was not built"; \
+	  exit 0; fi; \
+	set -e; \
+	CARGO_TARGET_DIR=$(CURDIR)/target RUSTFLAGS="--remap-path-prefix=$(CURDIR)=raft" \
+	  $(CARGO) build $(PG) --release --lib --target $(WASM); \
+	$(PYTHON) playground/build.py target/$(WASM)/release/playground.wasm $(PG_PAGE) \
+	  --rustc "$$(rustc --version)" $(if $(filter 1,$(UPDATE)),--commit)
+
+# The page from file:// in headless Chromium: a leader, a failover, PreVote on a rejoin, every
+# scenario file, an exported session replayed natively, the same traces as the native build,
+# screenshots in build/playground/.
+playground-test: playground browser-tools
+	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) build $(PG) --release --example native
+	$(PYTHON) tests/playground.py
 
 # Headless Chromium and its WebDriver for the dashboard's browser test (Debian's packages).
 browser-tools:
@@ -145,7 +196,7 @@ PROJECT  ?= $(shell basename "$(CURDIR)" | tr A-Z a-z | tr -cd 'a-z0-9_-')
 CFILE    := $(if $(filter 5,$(NODES)),docker-compose.yml,build/docker-compose.$(NODES).yml)
 # The committed 5-node file is used as it is (a test keeps it equal to the generator's output),
 # so edits to it, such as a course controller in place of ours, survive `make up`.
-GENERATE  = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose.py --nodes $(NODES) --image $(IMAGE) -o $(CFILE))
+GENERATE  = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose_file.py --nodes $(NODES) --image $(IMAGE) -o $(CFILE))
 # Ask the cluster through Node1's container: it has the binary and PEERS whatever the controller is.
 STATUS    = docker exec Node1 /raft status
 
@@ -192,7 +243,7 @@ status:
 # none). No registry: every host of the swarm needs the image already (see README).
 STACK    ?= raft
 SFILE    := $(if $(filter 5,$(NODES)),docker-stack.yml,build/docker-stack.$(NODES).yml)
-SGENERATE = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose.py --swarm --nodes $(NODES) --image $(IMAGE) -o $(SFILE))
+SGENERATE = $(if $(filter 5,$(NODES)),true,mkdir -p build && $(PYTHON) scripts/compose_file.py --swarm --nodes $(NODES) --image $(IMAGE) -o $(SFILE))
 
 swarm-up: image
 	@$(SGENERATE)
@@ -223,8 +274,12 @@ multihost-clean:
 	$(PYTHON) tests/docker/multihost.py --cleanup
 
 # ---- benchmarks ----------------------------------------------------------------
-# Writes docs/BENCHMARKS.md, docs/failover.svg and docs/timeline.svg (about 6 minutes).
-# BENCH_QUICK=1: a one-minute smoke run into build/bench; BENCH_TRIALS=N, BENCH_QUIET_S=S.
+# Writes docs/BENCHMARKS.md whole (with failover.svg and timeline.svg) and every measured value
+# to build/bench/bench.json: local failovers, etcd 3.4 beside this project in the same run (Debian's
+# etcd-server and strace are installed when missing), the containers and a Swarm rolling update
+# (under the Docker lock, BENCH_DOCKER_LOCK). About 45 minutes; BENCH_QUICK=1: a smoke run of a
+# minute or two into build/bench; BENCH_TRIALS=N, BENCH_ONLY=..., BENCH_BIN=... (bench/bench.py).
+# `python3 bench/report.py` renders the report again from the JSON without measuring.
 bench: build musl
 	$(PYTHON) bench/bench.py
 

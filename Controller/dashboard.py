@@ -8,12 +8,14 @@ and buttons that send the course's own controller requests.
 What it owns: asking every node ``STATUS`` from one socket on an ephemeral port, the picture of
 the cluster built from the answers (:class:`ClusterState`, time passed in, no I/O), and a small
 HTTP server: ``GET /`` (the page), ``GET /state`` (one JSON snapshot), ``GET /events``
-(server-sent events, one snapshot per polling round) and ``POST /command``.
+(server-sent events, one snapshot per polling round), ``POST /command``, and ``GET /playground``
+(the simulated cluster of ``playground.html``, which talks to nothing).
 
 What it must never do: bind ``Controller:5555`` (the course's scripts bind it); send anything but
 ``STATUS`` and the controller requests ``TIMEOUT``, ``CONVERT_FOLLOWER`` and ``SHUTDOWN``; send to
 anything but the configured nodes (:class:`Wire` is the one place that sends); wait on a node
-(a node that does not answer is shown as unreachable).
+(a node that does not answer is shown as "no answer"; one stopped by SHUTDOWN still answers
+STATUS and is shown Stopped).
 
 Standard library only; Python 3.8+.
 """
@@ -45,7 +47,12 @@ ACTIONS = {
     "REVIVE": "CONVERT_FOLLOWER",
 }
 ROLES = ("Follower", "PreCandidate", "Candidate", "Leader", "Stopped")
+#: What a card shows for a node that has not answered STATUS for ``stale_s``. (A node stopped by
+#: SHUTDOWN still answers STATUS, with ``role=Stopped``: it is shown Stopped, never as this.)
+NO_ANSWER = "no answer"
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboard.html")
+#: The playground (built by `make playground UPDATE=1`): a simulated cluster in the browser.
+PLAYGROUND = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playground.html")
 MAX_STREAMS = 16
 MAX_BODY = 4096
 
@@ -99,9 +106,9 @@ class ClusterState:
         self.names = list(names)
         self.stale_s = stale_s
         self.window_s = window_s
-        self.last: Dict[str, Optional[dict]] = {n: None for n in self.names}
-        self.heard: Dict[str, Optional[float]] = {n: None for n in self.names}
-        self.answered: Dict[str, int] = {n: -2 for n in self.names}  # round of the last answer
+        self.last: Dict[str, Optional[dict]] = dict.fromkeys(self.names)
+        self.heard: Dict[str, Optional[float]] = dict.fromkeys(self.names)
+        self.answered: Dict[str, int] = dict.fromkeys(self.names, -2)  # round of the last answer
         self.timeline: List[list] = []
         self.rounds = 0
         self.lock = threading.Condition()
@@ -127,9 +134,8 @@ class ClusterState:
         for n in self.names:
             st = self.last[n]
             seen = self.fresh(n) if fresh_only else self.reachable(n, now)
-            if st and st["role"] == "Leader" and seen:
-                if best[1] is None or (st["term"] or 0) > best[1]:
-                    best = (n, st["term"] or 0)
+            if st and st["role"] == "Leader" and seen and (best[1] is None or (st["term"] or 0) > best[1]):
+                best = (n, st["term"] or 0)
         return best
 
     def end_round(self, now: float) -> None:
@@ -174,12 +180,15 @@ class ClusterState:
             }
 
     def _node(self, name: str, now: float) -> dict:
-        heard = self.heard[name]
+        heard, status = self.heard[name], self.last[name]
+        reachable = self.reachable(name, now)
         return {
             "name": name,
-            "reachable": self.reachable(name, now),
+            "reachable": reachable,
             "age_ms": None if heard is None else int((now - heard) * 1000),
-            "status": self.last[name],
+            "status": status,
+            # The card's badge: the role STATUS gives (Stopped after SHUTDOWN), else no answer.
+            "shown": status["role"] if reachable and status else NO_ANSWER,
         }
 
 
@@ -343,6 +352,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.partition("?")[0]
         if path in ("/", "/index.html"):
             return self._reply(200, self.dash.page, "text/html; charset=utf-8")
+        if path in ("/playground", "/playground.html"):
+            return self._playground()
         if path == "/state":
             snap = self.dash.state.snapshot(time.monotonic())
             return self._reply(200, json.dumps(snap).encode(), "application/json")
@@ -364,6 +375,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(400, b"expected a JSON object\n", "text/plain")
         code, text = self.dash.command(body.get("node"), body.get("action"))
         return self._reply(code, json.dumps({"message": text}).encode(), "application/json")
+
+    def _playground(self) -> None:
+        try:
+            with open(PLAYGROUND, "rb") as f:
+                page = f.read()
+        except OSError:
+            return self._reply(404, b"no playground here (make playground UPDATE=1)\n", "text/plain")
+        return self._reply(200, page, "text/html; charset=utf-8")
 
     def _post_allowed(self) -> bool:
         """Same-origin JSON only: a cross-site form cannot send ``application/json`` without a
@@ -433,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-ms", type=int, default=_env_int("DASHBOARD_POLL_MS", 50),
                    help="STATUS polling period, ms (default 50: 20 updates a second)")
     p.add_argument("--stale-ms", type=int, default=_env_int("DASHBOARD_STALE_MS", 500),
-                   help="a node silent this long is shown unreachable (default 500)")
+                   help="a node silent this long is shown as no answer (default 500)")
     p.add_argument("--window-s", type=int, default=180, help="timeline length (default 180 s)")
     p.add_argument("--allow-host", action="append",
                    default=[h for h in os.environ.get("DASHBOARD_HOSTS", "").split(",") if h],

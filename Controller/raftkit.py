@@ -53,11 +53,18 @@ class Peer(NamedTuple):
 
 
 class Answer(NamedTuple):
-    """The outcome of asking one peer: its reply, or why there is none."""
+    """The outcome of asking one peer: its reply, or why there is none; with :func:`survey`,
+    also its STATUS reply (a node stopped by SHUTDOWN answers only that)."""
 
     peer: Peer
     reply: Optional[dict] = None
     error: Optional[str] = None
+    status: Optional[dict] = None
+
+    @property
+    def stopped(self) -> bool:
+        """No LEADER_INFO reply, and a STATUS reply saying ``role=Stopped``."""
+        return self.reply is None and status_role(self.status) == "Stopped"
 
 
 # ---- messages -------------------------------------------------------------------------------
@@ -118,6 +125,15 @@ def decode(data: bytes) -> Optional[dict]:
 def is_reply_to(msg: Optional[dict], request: str) -> bool:
     """True when ``msg`` is a JSON object answering ``request`` (the exact constant)."""
     return isinstance(msg, dict) and msg.get("request") == request
+
+
+def status_role(reply: Optional[dict]) -> Optional[str]:
+    """The ``role`` a STATUS reply's value starts with (``Stopped`` after SHUTDOWN), or ``None``."""
+    if not is_reply_to(reply, "STATUS") or reply.get("key") != "STATUS":
+        return None
+    value = reply.get("value")
+    pairs = parse_pairs(value) if isinstance(value, str) else None
+    return pairs[0][1] if pairs and pairs[0][0] == "role" else None
 
 
 # ---- addresses ------------------------------------------------------------------------------
@@ -263,6 +279,40 @@ def query_all(peers: Iterable[Peer], request: str = "LEADER_INFO",
             if name in pending:
                 pending.discard(name)
                 answers[name] = answers[name]._replace(reply=msg)
+    return [answers[p.name] for p in peers]
+
+
+def survey(peers: Iterable[Peer], bind: Optional[Address] = None,
+           timeout: float = DEFAULT_TIMEOUT, sender: str = SENDER) -> List[Answer]:
+    """LEADER_INFO and STATUS to every peer from one socket; the replies until every peer gave a
+    LEADER_INFO reply or a STATUS saying it is stopped (it then answers nothing else), or
+    ``timeout`` s passed. One :class:`Answer` per peer, in order, with ``status`` when one came."""
+    peers = list(peers)
+    answers: Dict[str, Answer] = {p.name: Answer(p) for p in peers}
+    by_addr: Dict[Address, str] = {}
+    with open_socket(bind) as skt:
+        for peer in peers:
+            try:
+                addr = resolve(peer.host, peer.port)
+                for request in ("LEADER_INFO", "STATUS"):
+                    skt.sendto(encode(make_message(request, sender)), addr)
+            except (OSError, UnicodeError) as e:
+                answers[peer.name] = Answer(peer, error=_reason(e))
+                continue
+            by_addr[addr] = peer.name
+        pending = set(by_addr.values())
+        for msg, src in _receive(skt, time.monotonic() + timeout, until=lambda: not pending):
+            request = msg.get("request") if isinstance(msg, dict) else None
+            if request not in ("LEADER_INFO", "STATUS"):
+                continue
+            name = msg.get("sender_name")
+            name = name if isinstance(name, str) and name in answers else by_addr.get(src[:2])
+            if name not in pending:
+                continue
+            field = "reply" if request == "LEADER_INFO" else "status"
+            answers[name] = answers[name]._replace(**{field: msg})
+            if answers[name].reply is not None or answers[name].stopped:
+                pending.discard(name)
     return [answers[p.name] for p in peers]
 
 

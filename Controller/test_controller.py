@@ -54,12 +54,14 @@ class FakeNode:
 
     Records every datagram as ``(bytes, source address)``.  Answers LEADER_INFO with
     ``{"sender_name": name, "request": "LEADER_INFO", "term": term, "key": "LEADER",
-    "value": leader}`` unless ``silent``; ``noise`` datagrams are sent first.
+    "value": leader}`` unless ``silent``; ``noise`` datagrams are sent first.  ``stopped``: as a
+    node stopped by SHUTDOWN, answers STATUS (``role=Stopped``) and nothing else.
     """
 
     def __init__(self, name, leader=None, term=1, host="127.0.0.1", port=0, silent=False,
-                 noise=(), reply_name=None):
+                 noise=(), reply_name=None, stopped=False):
         self.name, self.leader, self.term, self.silent = name, leader, term, silent
+        self.stopped = stopped
         self.noise, self.reply_name = list(noise), name if reply_name is None else reply_name
         self.received, self._cond, self._stop = [], threading.Condition(), threading.Event()
         self.sock = raftkit.open_socket((host, port))
@@ -85,10 +87,15 @@ class FakeNode:
                 self.received.append((data, addr))
                 self._cond.notify_all()
             msg = raftkit.decode(data)
-            if self.silent or not msg or msg.get("request") != "LEADER_INFO":
+            request = msg.get("request") if msg else None
+            if self.silent or request != ("STATUS" if self.stopped else "LEADER_INFO"):
                 continue
             reply = {"sender_name": self.reply_name, "request": "LEADER_INFO", "term": self.term,
                      "key": "LEADER", "value": self.leader}
+            if self.stopped:
+                reply.update(request="STATUS", key="STATUS", value=(
+                    "role=Stopped term=%d voted_for=none leader=none timer_ms=none heard_ms=none "
+                    "election_ms=150-300" % self.term))
             try:
                 for datagram in self.noise:
                     self.sock.sendto(datagram, addr)
@@ -392,7 +399,7 @@ class CliTests(FakeNodeTestCase):
     def test_default_port_is_5555(self):
         host = "127.0.0.%d" % random.randint(200, 250)
         try:
-            node = self.fake("Node1", leader="Node1", host=host, port=5555)
+            self.fake("Node1", leader="Node1", host=host, port=5555)  # closed by its cleanup
         except OSError as e:
             self.skipTest("cannot bind %s:5555: %s" % (host, e))
         code, out, err = call_main(controller.main, "leader_info", "Node1", "--host", host,
@@ -411,8 +418,8 @@ class CliTests(FakeNodeTestCase):
         self.assertIn("within 0.2 s", proc.stderr)
 
     def test_unresolvable_host_exits_1(self):
-        code, out, err = call_main(controller.main, "Node1", "--host", "no-such-host.invalid",
-                                   request="TIMEOUT")
+        code, _, err = call_main(controller.main, "Node1", "--host", "no-such-host.invalid",
+                                 request="TIMEOUT")
         self.assertEqual(code, 1)
         self.assertIn("cannot resolve 'no-such-host.invalid'", err)
 
@@ -462,8 +469,29 @@ class StatusTests(FakeNodeTestCase):
                              ["Node%d" % i, "%s:%d" % (node.host, node.port), "Node2", "3"])
         self.assertEqual(lines[-1], "leader: Node2 (term 3), agreed by all 3 nodes")
         for node in nodes:
-            (data, _src), = node.wait_for(1)
-            self.assertEqual(data, reference_bytes("LEADER_INFO"))
+            got = [data for data, _src in node.wait_for(2)]
+            self.assertEqual(got, [reference_bytes("LEADER_INFO"), reference_bytes("STATUS")])
+
+    def test_a_stopped_node_is_shown_stopped_and_the_others_still_agree(self):
+        live = [self.fake("Node%d" % i, leader="Node2", term=4) for i in (1, 2)]
+        stopped = self.fake("Node3", term=3, stopped=True)
+        silent = self.fake("Node4", silent=True)
+        code, out, err = call_main(status.main, "--peers", self.peers(*live, stopped),
+                                   "--timeout", PATIENCE)
+        self.assertEqual(code, 0, out + err)
+        lines = out.splitlines()
+        self.assertEqual(lines[3].split(), ["Node3", "%s:%d" % (stopped.host, stopped.port),
+                                            "stopped", "3"])
+        self.assertEqual(lines[-1], "leader: Node2 (term 4), agreed by all 2 running nodes; "
+                                    "stopped: Node3")
+        # With one more that answers nothing: no agreement, and each shown for what it is.
+        code, out, _err = call_main(status.main, "--peers", self.peers(*live, stopped, silent),
+                                    "--timeout", 1.0)
+        self.assertEqual(code, 1)
+        self.assertRegex(out, r"Node3\s+\S+\s+stopped\s+3")
+        self.assertRegex(out, r"Node4\s+\S+\s+no answer\s+-")
+        self.assertIn("no agreement: 2/3 running nodes answered; leaders reported: Node2 x2; "
+                      "stopped: Node3", out)
 
     def test_a_silent_node_exits_1(self):
         one = self.fake("Node1", leader="Node1", term=2)
@@ -531,12 +559,12 @@ class StatusTests(FakeNodeTestCase):
         self.assertIn("leader: Node1 (term 1), agreed by all 2 nodes", proc.stdout)
 
     def test_nodes_option_names_node1_to_noden(self):
-        with mock.patch.object(raftkit, "query_all", return_value=[]) as query:
+        with mock.patch.object(raftkit, "survey", return_value=[]) as query:
             call_main(status.main, "--nodes", 3, "--port", 6000, "--timeout", SHORT)
         peers = query.call_args[0][0]
         self.assertEqual(peers, [raftkit.Peer("Node%d" % i, "Node%d" % i, 6000)
                                  for i in (1, 2, 3)])
-        with mock.patch.object(raftkit, "query_all", return_value=[]) as query:
+        with mock.patch.object(raftkit, "survey", return_value=[]) as query:
             call_main(status.main)
         self.assertEqual(len(query.call_args[0][0]), 5)
 
@@ -559,7 +587,7 @@ t=1796162606.486 node=Node1 term=1 role=Leader event=elected votes=1/1 after_ms=
 t=1796162606.771 node=Node1 term=1 role=Leader event=drop reason=unknown-request detail="LE\"é\u{9}X=1 \\ \u{7}" from=127.0.0.1:35709 bytes=111 suppressed=0
 t=1796162606.971 node=Node1 term=1 role=Leader event=request request=TIMEOUT from=127.0.0.1:35709 sender="Con\u{a}tr\"ol\\ler" suppressed=0
 t=1796162608.171 node=Node1 term=2 role=Leader event=drop reason=unknown-request detail="\\u{41}" from=127.0.0.1:35709 bytes=93 suppressed=1
-""".strip().splitlines()
+""".strip().splitlines()  # noqa: E501 (the node's own lines, byte for byte)
 
 
 class LogTests(unittest.TestCase):
@@ -824,12 +852,17 @@ class RealClusterTests(unittest.TestCase):
             accept=lambda leader, replies: leader in survivors,
             what="the other four nodes to elect a new leader",
         )
-        # Stopped, it is as silent as a process that has ended; its STATUS says why.
+        # Stopped, it is as silent as a process that has ended; its STATUS says why, and
+        # status.py shows it stopped.
         silent = self.script("leader_info.py", old, "--timeout", 1)
         self.assertNotEqual(silent.returncode, 0, silent.stdout)
         self.assertIn("no LEADER_INFO reply", silent.stderr)
         [status] = raftkit.query_all([p for p in self.cluster.peers if p.name == old], "STATUS")
         self.assertTrue(status.reply and status.reply["value"].startswith("role=Stopped "), status)
+        proc = run_script("status.py", "--peers", self.peers_spec, "--timeout", 2)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertRegex(proc.stdout, r"%s\s+\S+\s+stopped\s+%d" % (old, self.term))
+        self.assertIn("agreed by all 4 running nodes; stopped: %s" % old, proc.stdout)
 
         self.order("TIMEOUT", old)
         self.wait_for_agreement(ELECTION_PATIENCE, what="%s to rejoin after TIMEOUT" % old)

@@ -99,6 +99,34 @@ class ClusterStateTests(unittest.TestCase):
         self.assertEqual((snap["reachable"], snap["age_ms"], snap["status"]["role"]),
                          (False, 1000, "Follower"))
 
+    def test_a_card_shows_the_role_a_stopped_node_gives_and_no_answer_for_a_silent_one(self):
+        s = self.s
+        s.observe("Node1", status("Stopped", term=3, timer=None), 1.0)
+        s.observe("Node2", status("Leader", term=4), 1.0)
+        s.end_round(1.0)
+        shown = {n["name"]: (n["shown"], n["reachable"]) for n in s.snapshot(1.0)["nodes"]}
+        self.assertEqual(shown, {"Node1": ("Stopped", True), "Node2": ("Leader", True),
+                                 "Node3": ("no answer", False)})
+        self.assertEqual(s.leader(1.0), ("Node2", 4), "a stopped node is no leader")
+        for t in (1.1, 1.2):
+            s.end_round(t)
+        shown = {n["name"]: n["shown"] for n in s.snapshot(1.6)["nodes"]}
+        self.assertEqual(shown, {"Node1": "no answer", "Node2": "no answer", "Node3": "no answer"},
+                         "silence, not the last role, once the node stops answering STATUS")
+
+    def test_a_stopped_leader_leaves_the_timeline(self):
+        s = self.s
+        for t in (0.0, 0.1):
+            s.observe("Node1", status("Leader", term=1), t)
+            s.end_round(t)
+        s.observe("Node1", status("Stopped", term=1, timer=None), 0.2)
+        s.end_round(0.2)
+        s.observe("Node1", status("Stopped", term=1, timer=None), 0.3)
+        s.observe("Node2", status("Leader", term=2), 0.3)
+        s.end_round(0.3)
+        self.assertEqual(s.timeline, [["Node1", 1, 0.0, 0.2], [None, None, 0.2, 0.3],
+                                      ["Node2", 2, 0.3, 0.3]])
+
     def test_unknown_names_are_ignored(self):
         self.s.observe("Node9", status("Leader"), 1.0)
         self.assertNotIn("Node9", self.s.last)
@@ -303,6 +331,15 @@ class HttpTests(unittest.TestCase):
         snap = json.loads(body)
         self.assertEqual([n["name"] for n in snap["nodes"]], ["Node1", "Node2", "Node3"])
         self.assertEqual(self.request("GET", "/nothing")[0], 404)
+
+    def test_the_playground_is_served_beside_the_dashboard(self):
+        code, ctype, page = self.request("GET", "/playground")
+        self.assertEqual((code, ctype), (200, "text/html; charset=utf-8"))
+        with open(dashboard.PLAYGROUND, "rb") as f:
+            self.assertEqual(page, f.read())
+        self.assertIn(b"const WASM_GZ_BASE64", page)
+        self.assertNotIn(b"http://", page.replace(b"http://www.w3.org/2000/svg", b""),
+                         "the playground loads nothing from elsewhere")
 
     def test_events_stream_one_snapshot_per_round(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)

@@ -41,7 +41,7 @@ class FakeNode(threading.Thread):
     def run(self):
         while True:
             try:
-                data, src = self.sock.recvfrom(1024)
+                _, src = self.sock.recvfrom(1024)
             except OSError:
                 return
             self.sources.append(src)

@@ -5,7 +5,7 @@
 
 Five local processes (the release build) on BENCH_NET (default 127.0.78), default timeouts. Each
 series alternates SHUTDOWN and kill -9 of the leader, `--trials` of each, timed from the nodes'
-own log lines as in bench.py; the two series alternate in blocks of 10 trials, so a change in the
+own log lines as in local_nodes.py; the two series alternate in blocks of 10 trials, so a change in the
 machine's load falls on both alike. Prints a Markdown table and the load average before/after.
 """
 import argparse
@@ -13,19 +13,20 @@ import os
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import bench  # noqa: E402
+import local_nodes
+import machine
+from report import fmt_stats
+from stats import summarize
 
 KEY = {"CLUSTER_KEY": "bench cluster key"}
 
 
 def idle(cfg, seconds, env):
     with tempfile.TemporaryDirectory(prefix="raft-bench-auth-") as d:
-        c = bench.Cluster(bench.GLIBC, d, net=cfg["net"], **env).start()
+        c = local_nodes.Cluster(local_nodes.BIN, d, net=cfg["net"], **env).start()
         try:
             leader, _ = c.settled()
-            r = bench.resources(c, seconds)
+            r = machine.usage({name: p.pid for name, p in c.procs.items()}, seconds)
         finally:
             c.stop()
     followers = [v["cpu"] for n, v in r.items() if n != leader]
@@ -39,28 +40,28 @@ def main():
     ap.add_argument("--idle-s", type=float, default=30)
     a = ap.parse_args()
     cfg = {"net": os.environ.get("BENCH_NET", "127.0.78")}
-    load0 = bench.loadavg()
+    load0 = machine.loadavg()
     series = {"off": {"shutdown": [], "kill": []}, "on": {"shutdown": [], "kill": []}}
     done = 0
     try:
         while done < a.trials:
             block = min(10, a.trials - done)
             for name, env in (("off", {}), ("on", KEY)):
-                r = bench.failovers(cfg, block, True, **env)
+                r = local_nodes.failovers(local_nodes.BIN, cfg["net"], block, True, **env)
                 for mode in ("shutdown", "kill"):
                     series[name][mode] += r[mode]
             done += block
         usage = {name: idle(cfg, a.idle_s, env) for name, env in (("off", {}), ("on", KEY))}
     finally:
-        bench.cleanup()
-    print(f"load average before {load0}, after {bench.loadavg()}; {bench.machine()}")
+        local_nodes.cleanup()
+    print(f"load average before {load0}, after {machine.loadavg()}; {machine.machine()}")
     print("| cluster key | failover after | n | median ms | min | p99 | max |")
     print("|---|---|---|---|---|---|---|")
     for name in ("off", "on"):
         s = series[name]
         for mode, label in (("shutdown", "SHUTDOWN"), ("kill", "kill -9"), (None, "either")):
             xs = s[mode] if mode else s["shutdown"] + s["kill"]
-            print(f"| {name} | {label} | " + bench.fmt_stats(bench.summarize(xs)) + " |")
+            print(f"| {name} | {label} | " + fmt_stats(summarize(xs)) + " |")
     print()
     print("| cluster key | idle CPU, leader | idle CPU, busiest follower | largest RSS |")
     print("|---|---|---|---|")

@@ -15,12 +15,7 @@ import argparse
 import math
 import random
 
-
-def percentile(xs, p):
-    s = sorted(xs)
-    k = (len(s) - 1) * p / 100
-    lo = math.floor(k)
-    return s[lo] + (s[min(lo + 1, len(s) - 1)] - s[lo]) * (k - lo)
+from stats import percentile
 
 
 def draw(rng, lo, hi, hb, survivors, tick):

@@ -25,8 +25,10 @@ def read_logs(paths):
         files += sorted(glob.glob(os.path.join(p, "*.log"))) if os.path.isdir(p) else [p]
     events = []
     for f in files:
-        stream = sys.stdin if f == "-" else open(f, errors="replace")
-        with stream:
+        if f == "-":
+            events += filter(None, map(parse_line, sys.stdin))
+            continue
+        with open(f, errors="replace") as stream:
             events += filter(None, map(parse_line, stream))
     events.sort(key=lambda e: e["t"])
     return events
@@ -84,7 +86,10 @@ def render(events, title="Election timeline", note="", width=760, end=None):
     span = max(end - t0, 0.001)
     left, right, top, row = 70, 20, 48, 26
     plot_w = width - left - right
-    x = lambda t: left + (t - t0) / span * plot_w
+
+    def x(t):
+        return left + (t - t0) / span * plot_w
+
     y = {n: top + i * row for i, n in enumerate(nodes)}
     s = ['<text x="%d" y="18" font-size="13" font-weight="bold">%s</text>' % (left, escape(title)),
          '<text x="%d" y="34" fill="#444">%s</text>' % (left, escape(note))]

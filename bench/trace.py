@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Per-trial failover traces from node logs: who fired when, who (pre-)voted for whom.
 
-    python3 bench/trace.py LOGDIR [--since T0]     prints the campaigns after each `killed`/SHUTDOWN
+    PYTHONPATH=Controller python3 bench/trace.py LOGDIR     prints the campaigns after each `killed`/SHUTDOWN
 
-`bench.py` calls `trial()` for every failover trial and writes the result to
+`local_nodes.py` calls `trial()` for every failover trial and writes the result to
 build/bench/failover-trace-prevote-{on,off}.txt; `classify()` names what a trial went through.
 Times are in ms from the fault, from the nodes' own log stamps (microseconds).
 """
@@ -18,15 +18,14 @@ def trial(events, t0, t_end, leader):
             continue
         kind = e.get("event")
         if kind == "become" and e.get("to") in ("PreCandidate", "Candidate", "Follower", "Leader"):
-            out.append(dict(t=e["t"], node=e["node"], what=e["to"], term=e.get("term"),
-                            reason=e.get("reason"), late_us=e.get("late_us"),
-                            persist_us=e.get("persist_us")))
+            out.append({"t": e["t"], "node": e["node"], "what": e["to"], "term": e.get("term"),
+                        "reason": e.get("reason"), "late_us": e.get("late_us"), "persist_us": e.get("persist_us")})
         elif kind in ("vote", "pre-vote"):
-            out.append(dict(t=e["t"], node=e["node"], what=kind, term=e.get("for_term"),
-                            candidate=e.get("candidate"), granted=e.get("granted") == "true",
-                            reason=e.get("reason"), persist_us=e.get("persist_us")))
+            out.append({"t": e["t"], "node": e["node"], "what": kind, "term": e.get("for_term"),
+                        "candidate": e.get("candidate"), "granted": e.get("granted") == "true",
+                        "reason": e.get("reason"), "persist_us": e.get("persist_us")})
         elif kind == "elected":
-            out.append(dict(t=e["t"], node=e["node"], what="elected", term=e.get("term")))
+            out.append({"t": e["t"], "node": e["node"], "what": "elected", "term": e.get("term")})
     return out
 
 
@@ -90,8 +89,6 @@ def render(rows, t0):
 
 
 if __name__ == "__main__":
-    import os
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import timeline
     events = timeline.read_logs(sys.argv[1:2])
     for e in events:

@@ -20,7 +20,8 @@ leader-info NODE            ask NODE who leads; prints its reply
 convert-follower NODE       tell NODE to become a follower
 timeout NODE                tell NODE to start an election now
 shutdown NODE               tell NODE to stop all activity
-status                      ask every node of PEERS; exit 0 when all name one leader
+status                      ask every node of PEERS; exit 0 when all that are not stopped
+                            (SHUTDOWN) name one leader
 watch                       print a line whenever the leader or term changes (runs until killed)
 health                      exit 0 when the local node answers STATUS (container health checks)
 
@@ -224,15 +225,7 @@ fn ask_all(
     args: &Args,
     client: &Client,
 ) -> Result<(Vec<String>, Vec<Option<controller::Answer>>), String> {
-    let peers = peers(args)?;
-    let names: Vec<String> = peers.iter().map(|p| p.name.clone()).collect();
-    let targets: Vec<(String, SocketAddr)> = peers
-        .iter()
-        .filter_map(|p| {
-            let addr = controller::target(&p.name, None, std::slice::from_ref(p)).ok()?;
-            Some((p.name.clone(), addr))
-        })
-        .collect();
+    let (names, targets) = targets(args)?;
     let mut answers = client.leader_info(&targets)?.into_iter();
     let by_name = names
         .iter()
@@ -244,9 +237,35 @@ fn ask_all(
     Ok((names, by_name))
 }
 
+/// Every node of PEERS by name, and the address of each whose name resolves.
+type Targets = (Vec<String>, Vec<(String, SocketAddr)>);
+
+fn targets(args: &Args) -> Result<Targets, String> {
+    let peers = peers(args)?;
+    let names: Vec<String> = peers.iter().map(|p| p.name.clone()).collect();
+    let targets = peers
+        .iter()
+        .filter_map(|p| {
+            let addr = controller::target(&p.name, None, std::slice::from_ref(p)).ok()?;
+            Some((p.name.clone(), addr))
+        })
+        .collect();
+    Ok((names, targets))
+}
+
+/// The table of what every node says; a node stopped by `SHUTDOWN` (silent to `LEADER_INFO`,
+/// its `STATUS` says so) is shown as stopped, a silent one as `no answer`.
 fn status(args: &Args) -> Result<bool, String> {
-    let (names, answers) = ask_all(args, &args.client()?)?;
-    let (table, agreed) = controller::status_table(&names, &answers);
+    let (names, targets) = targets(args)?;
+    let mut seen = args.client()?.survey(&targets)?.into_iter();
+    let seen: Vec<controller::Seen> = names
+        .iter()
+        .map(|n| match targets.iter().any(|(t, _)| t == n) {
+            true => seen.next().unwrap_or(controller::Seen::Silent),
+            false => controller::Seen::Silent,
+        })
+        .collect();
+    let (table, agreed) = controller::status_table(&names, &seen);
     print!("{table}");
     Ok(agreed)
 }

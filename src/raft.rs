@@ -343,9 +343,11 @@ enum State {
     },
     PreCandidate(Campaign),
     Candidate(Campaign),
-    /// `last_heard[p]`: when member `p` last answered a heartbeat (§6.2); one entry per member.
+    /// `last_heard[p]`: when member `p` last answered a heartbeat (§6.2), or the election for
+    /// those that have not yet; `answered`: one bit per member that has answered in this term.
     Leader {
         last_heard: Box<[Time]>,
+        answered: u64,
     },
     Stopping(Handover),
     Stopped,
@@ -486,7 +488,7 @@ impl Node {
         if let State::Stopping(h) = self.state {
             return self.handover_tick(now, h);
         }
-        if let State::Leader { last_heard } = &self.state {
+        if let State::Leader { last_heard, .. } = &self.state {
             if self.cfg.check_quorum && !self.quorum_active(last_heard, now) {
                 return self.become_follower(now, self.hard.term, None, Cause::LostQuorum);
             }
@@ -614,6 +616,7 @@ impl Node {
         );
         self.state = State::Leader {
             last_heard: vec![now; self.cfg.cluster_size].into_boxed_slice(),
+            answered: 0,
         };
         self.out.events.push(Event::Elected {
             term: self.hard.term,
@@ -704,8 +707,13 @@ impl Node {
     }
 
     fn on_append_reply(&mut self, now: Time, from: NodeId) {
-        if let State::Leader { last_heard } = &mut self.state {
+        if let State::Leader {
+            last_heard,
+            answered,
+        } = &mut self.state
+        {
             last_heard[from] = now;
+            *answered |= 1 << from;
         }
     }
 
@@ -828,13 +836,20 @@ impl Node {
 
     /// The successor: the follower that answered last, so the likeliest to be up and connected
     /// (ties to the lower id); `None` when none answered within the minimum election timeout.
+    /// A member that has not answered in this term at all is never named, however recent the
+    /// election (it may be down since before it).
     fn transfer_target(&self, now: Time) -> Option<NodeId> {
-        let State::Leader { last_heard } = &self.state else {
+        let State::Leader {
+            last_heard,
+            answered,
+        } = &self.state
+        else {
             return None;
         };
         let (me, window) = (self.cfg.id, self.cfg.election_timeout_min_ms);
         (0..self.cfg.cluster_size)
-            .filter(|&p| p != me && now.saturating_sub(last_heard[p]) < window)
+            .filter(|&p| p != me && answered & (1 << p) != 0)
+            .filter(|&p| now.saturating_sub(last_heard[p]) < window)
             .max_by_key(|&p| (last_heard[p], std::cmp::Reverse(p)))
     }
 

@@ -105,6 +105,16 @@ impl AddressBook {
             .fold(0, |bits, i| bits | 1 << i)
     }
 
+    /// Looks up again every name whose address is older than it may get, used or not: a
+    /// follower sends to its leader alone, yet must know where every peer is now when it
+    /// campaigns (Swarm restarts a task at a new address). Cheap: a comparison per name, a
+    /// lookup per name every `REFRESH_MS` at most.
+    pub fn refresh_stale(&mut self, now: u64) {
+        for i in 0..self.entries.len() {
+            self.refresh(i, now, self.max_age(i));
+        }
+    }
+
     /// A datagram named entry `i` as its sender from an address it is not known to have: look
     /// the name up again soon, so a peer that came back elsewhere is recognised after one round
     /// trip.
@@ -224,5 +234,25 @@ mod tests {
         }
         assert_eq!(got.map(|a| a.port()), Some(5555));
         assert!(got.is_some_and(|a| a.ip().is_loopback()));
+    }
+
+    /// A name is looked up again once its address is `REFRESH_MS` old, whether or not anything
+    /// was sent to it (a follower sends to its leader alone), and not before.
+    #[test]
+    fn every_name_is_looked_up_again_when_stale_used_or_not() {
+        let mut book = AddressBook::new(&[("localhost".into(), 5555)], true);
+        for _ in 0..500 {
+            book.poll();
+            if !book.entries[0].pending {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(book.entries[0].asked_at, Some(0));
+        book.refresh_stale(REFRESH_MS - 1);
+        assert_eq!(book.entries[0].asked_at, Some(0), "not stale yet");
+        book.refresh_stale(REFRESH_MS);
+        assert_eq!(book.entries[0].asked_at, Some(REFRESH_MS));
+        assert!(book.entries[0].pending);
     }
 }

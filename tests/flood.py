@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Hostile input flood: 100,000 malformed, oversized and forged datagrams at one node.
 
-    PYTHONPATH=Controller python3 tests/flood.py --bin target/release/raft [--count 100000] [--rate 8000] [--target leader]
+    PYTHONPATH=Controller python3 tests/flood.py --bin target/release/raft [--count 100000] [--rate 8000]
+        [--target leader]
 
 Starts five `raft node` processes on 127.0.9.1-5:5555 (loopback only, DATA_DIR in a temporary
 folder), waits for a leader, then sends --count datagrams at --rate per second to one node
@@ -166,7 +167,9 @@ def spoofed(src, dst, payload, raw=None):
 
 def tagged(rng):
     """(sender, a node message in its name with a made-up `value` tag), for the keyed flood."""
-    h = lambda bits: "%x" % rng.getrandbits(bits)
+    def h(bits):
+        return "%x" % rng.getrandbits(bits)
+
     value = rng.choice([
         '"%s.%s.%s.%032x"' % (h(52), h(20), h(52), rng.getrandbits(128)),
         '"%x.%x.%x.%032x"' % (2**64 - 1, 2**64 - 1, 2**64 - 1, rng.getrandbits(128)),
@@ -251,7 +254,7 @@ def forged_last_term(c, failures, keyed=False):
     time.sleep(2.0)  # a few election timeouts: long enough for a wrapped or crashed node to show
     replies = {n: ask(c, n, wait=1.0) for n in NAMES}
     dead = c.exited()
-    print(f"  forged APPEND_RPC term 2^64-1 from Node2's address to Node1: (leader, term) now "
+    print("  forged APPEND_RPC term 2^64-1 from Node2's address to Node1: (leader, term) now "
           + ", ".join(f"{n} {(r['value'], r['term']) if r else None}" for n, r in replies.items()))
     if dead:
         failures.append(f"after the forged term, processes exited: {dead}")
@@ -332,7 +335,7 @@ def check_after(c, target, before, failures):
     answers = {n: ask(c, n, wait=1.0) for n in NAMES}
     after = agreed(c)
     rss1 = {n: rss_kib(p.pid) for n, p in c.procs.items() if p.poll() is None}
-    print(f"  VmRSS KiB before -> after: " + ", ".join(f"{n} {before[n]} -> {rss1.get(n, 'dead')}" for n in NAMES))
+    print("  VmRSS KiB before -> after: " + ", ".join(f"{n} {before[n]} -> {rss1.get(n, 'dead')}" for n in NAMES))
     if dead:
         failures.append(f"processes exited: {dead}")
     if any(r is None for r in answers.values()):
@@ -389,7 +392,7 @@ def main():
         logs = {n: read_log(c.log(n), lines0[n]) for n in NAMES}
         events = {n: list(filter(None, map(raftkit.parse_line, ls))) for n, ls in logs.items()}
         elections = sum(1 for es in events.values() for e in es if e.get("event") == "elected")
-        print(f"  log lines written during the flood: " + ", ".join(f"{n} {len(ls)}" for n, ls in logs.items()))
+        print("  log lines written during the flood: " + ", ".join(f"{n} {len(ls)}" for n, ls in logs.items()))
         print(f"  {target}'s drop lines (counting suppressed): {drop_counts(logs[target])}")
         print(f"  leader before {leader} (term {term}), after {after[0]} (term {after[1]}); "
               f"elections during the flood: {elections}; nodes that missed a poll: {sorted(silent) or 'none'}")
@@ -397,7 +400,8 @@ def main():
                          if "event=drop" not in ln and "event=request" not in ln)[:30]:
             print(f"    {ln}")
         same = after == (leader, term) and not elections
-        print(f"  {'no election, same leader and term' if same else 'the leader or term changed (reported, not asserted)'}")
+        print("  " + ("no election, same leader and term" if same
+                      else "the leader or term changed (reported, not asserted)"))
         non_log_lines(c, failures, lines0)
         if a.key and not same:
             failures.append(f"with a key the flood caused {elections} elections, "

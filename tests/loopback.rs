@@ -328,6 +328,142 @@ fn timeout_revives_a_shut_down_node_into_an_election() {
     assert_eq!(c.agreed_leader(&c.all()), f, "{}", c.logs());
 }
 
+/// Every datagram that reaches the controller's socket within `wait`, as (source, JSON).
+fn received(sock: &UdpSocket, wait: Duration) -> Vec<(SocketAddr, serde_json::Value)> {
+    let until = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        if let Ok((n, src)) = sock.recv_from(&mut buf) {
+            let v = serde_json::from_slice(&buf[..n]).unwrap_or(serde_json::Value::Null);
+            got.push((src, v));
+        }
+    }
+    got
+}
+
+/// A node stopped by `SHUTDOWN` answers `STATUS` (`role=Stopped`) and nothing else: no
+/// `LEADER_INFO` reply, whatever the shape of the request; each drop is logged with
+/// `reason=stopped`. `CONVERT_FOLLOWER` brings it back as a follower of the leader; stopped
+/// again, `TIMEOUT` brings it back through an election it wins.
+#[test]
+fn a_stopped_node_answers_only_status_and_the_revival_requests() {
+    let c = Cluster::start(30, 5);
+    let leader = c.agreed_leader(&c.all());
+    let f = others(&c, leader)[0];
+    c.request(f, "SHUTDOWN");
+    let asks = [
+        r#"{"sender_name": "Controller", "request": "LEADER_INFO", "term": null, "key": null, "value": null}"#,
+        r#"{"sender_name": "Controller", "request": "LEADER_INFO"}"#,
+        r#"{"sender_name": "Node1", "request": "LEADER_INFO", "term": 3, "key": "LEADER", "value": "Node1"}"#,
+        r#"{"sender_name": "Controller", "request": "SHUTDOWN", "term": null, "key": null, "value": null}"#,
+        r#"{"sender_name": "Controller", "request": "RESTART", "term": null, "key": null, "value": null}"#,
+        "not json",
+    ];
+    for _ in 0..3 {
+        for a in asks {
+            c.controller.send_to(a.as_bytes(), c.addr(f)).unwrap();
+        }
+    }
+    let got = received(&c.controller, Duration::from_millis(600));
+    assert_eq!(got, vec![], "a stopped node answered\n{}", c.logs());
+
+    c.request(f, "STATUS");
+    let got = received(&c.controller, Duration::from_millis(600));
+    assert_eq!(got.len(), 1, "one STATUS answer: {got:?}");
+    let (src, v) = &got[0];
+    assert_eq!((*src, &v["key"]), (c.addr(f), &"STATUS".into()));
+    let status = v["value"].as_str().unwrap_or_default();
+    assert!(status.starts_with("role=Stopped "), "{status}");
+    assert!(status.contains(" leader=none timer_ms=none "), "{status}");
+    // The drops are logged (rate-limited: one line a second, whatever was dropped first).
+    let log = log_of(&c, f);
+    assert!(
+        log.contains("role=Stopped event=drop reason=stopped "),
+        "{log}"
+    );
+
+    c.request(f, "CONVERT_FOLLOWER");
+    assert_eq!(c.agreed_leader(&c.all()), leader, "{}", c.logs());
+    c.request(f, "SHUTDOWN");
+    assert_eq!(c.leader_info(f), None, "stopped again");
+    c.request(f, "TIMEOUT");
+    assert_eq!(c.agreed_leader(&c.all()), f, "{}", c.logs());
+}
+
+/// A stopped node sends nothing at all. One real node among two peers that are the test's own
+/// sockets, with a cluster key: alone, it keeps asking for pre-votes (its election timer) and
+/// announcing its epoch (`AUTH_HELLO`, with a backoff of at most 2 s) to both. Once stopped,
+/// nothing reaches the peers or the controller for 2.5 s, even while the peers write to it.
+#[test]
+fn a_stopped_node_sends_nothing_to_anyone() {
+    let subnet = 31;
+    let addr = |k: u8| -> SocketAddr { format!("127.0.{subnet}.{k}:5555").parse().unwrap() };
+    let peers: Vec<UdpSocket> = [2, 3].map(|k| UdpSocket::bind(addr(k)).unwrap()).into();
+    let controller = UdpSocket::bind(format!("127.0.{subnet}.100:5555")).unwrap();
+    let dir = std::env::temp_dir().join(format!("raft-stopped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = std::fs::File::create(dir.join("Node1.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_raft"))
+        .arg("node")
+        .env("NODE_NAME", "Node1")
+        .env(
+            "PEERS",
+            format!("Node1={},Node2={},Node3={}", addr(1), addr(2), addr(3)),
+        )
+        .env(KEY.0, KEY.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    struct Reap(Child, PathBuf);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let node = Reap(child, dir);
+    let requests = |got: &[(SocketAddr, serde_json::Value)]| -> Vec<String> {
+        got.iter()
+            .map(|(_, v)| v["request"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let before = received(&peers[0], Duration::from_millis(1500));
+    let kinds = requests(&before);
+    assert!(
+        kinds.iter().any(|r| r == "AUTH_HELLO") && kinds.iter().any(|r| r == "PRE_VOTE_REQUEST"),
+        "a live node announces itself and campaigns: {kinds:?}"
+    );
+    let stop = br#"{"sender_name": "Controller", "request": "SHUTDOWN", "term": null, "key": null, "value": null}"#;
+    controller.send_to(stop, addr(1)).unwrap();
+    // What was already on its way when the node stopped.
+    std::thread::sleep(Duration::from_millis(100));
+    for p in &peers {
+        received(p, Duration::from_millis(10));
+    }
+    let hello = br#"{"sender_name": "Node2", "request": "AUTH_HELLO", "term": 0, "key": null, "value": null}"#;
+    let vote = br#"{"sender_name": "Node2", "request": "PRE_VOTE_REQUEST", "term": 9, "key": null, "value": null}"#;
+    peers[0].send_to(hello, addr(1)).unwrap();
+    peers[0].send_to(vote, addr(1)).unwrap();
+    let mut after = Vec::new();
+    for (i, p) in peers.iter().enumerate() {
+        // Together 2.5 s: longer than the longest gap between two announcements.
+        after.extend(received(p, Duration::from_millis([2000, 500][i])));
+    }
+    after.extend(received(&controller, Duration::from_millis(10)));
+    assert_eq!(after, vec![], "a stopped node sent {:?}", requests(&after));
+    let log = std::fs::read_to_string(node.1.join("Node1.log")).unwrap();
+    assert!(
+        log.contains("event=drop reason=stopped detail=AUTH_HELLO"),
+        "{log}"
+    );
+}
+
 #[test]
 fn kill_9_of_the_leader_then_restart_from_its_data_dir() {
     let mut c = Cluster::start(7, 5);

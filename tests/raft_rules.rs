@@ -161,6 +161,15 @@ fn leader(cfg: Config) -> (Node, Time, Output) {
     panic!("a majority of votes did not elect the candidate");
 }
 
+/// A leader of term 1 whose first heartbeat every follower answered at once.
+fn answered_leader(cfg: Config) -> (Node, Time) {
+    let (mut node, elected, out) = leader(cfg);
+    for to in sent(&out, APPEND, 1) {
+        receive(&mut node, elected, to, 1, APPEND_REPLY);
+    }
+    (node, elected)
+}
+
 /// A follower of `leader` in `term`, having heard its heartbeat at `now` (before its own timer).
 fn follower_of(cfg: Config, leader: NodeId, term: u64, now: Time) -> Node {
     let mut node = boot(cfg);
@@ -692,6 +701,7 @@ fn lower_term_messages_are_ignored() {
                     receive(&mut node, now, 2, 3, VOTE_ACK);
                 }
                 if role == Role::Stopping {
+                    receive(&mut node, now, 1, 3, APPEND_REPLY);
                     node.step(now, Input::Stop);
                 }
             }
@@ -1446,6 +1456,74 @@ fn timeout_revives_a_stopped_node_into_a_forced_election() {
     assert!(out.deadline.is_some());
 }
 
+/// The contract of `Role::Stopped`: "silent, deaf to peers, no timers", while the rest of the
+/// cluster carries on around it (elections forced by `TIMEOUT`, heartbeats, vote requests in
+/// ever higher terms all reach it). Every step it takes sends nothing, persists nothing, reports
+/// nothing and arms no timer, and its term and vote stay as they were. Either revival request
+/// brings it back into the cluster: `CONVERT_FOLLOWER` as a follower of whoever leads,
+/// `TIMEOUT` through a forced election.
+#[test]
+fn a_stopped_node_is_deaf_and_silent_until_a_revival_request() {
+    for revival in [Command::ConvertFollower, Command::Timeout] {
+        let mut cluster = cluster(5, |c| c);
+        cluster.run(1_000).unwrap();
+        let stopped = cluster.agreed_leader().expect("a first leader");
+        let hard_before = cluster.node(stopped).hard_state();
+        cluster
+            .settle(stopped, Input::Command(Command::Shutdown))
+            .unwrap();
+        cluster.record = Some(Vec::new());
+        let live: Vec<NodeId> = (0..5).filter(|&id| id != stopped).collect();
+        for (i, &t) in [2_000, 4_000, 6_000].iter().enumerate() {
+            cluster.run(t).unwrap();
+            // A forced election in a higher term: vote requests reach the stopped node too.
+            cluster
+                .settle(live[i], Input::Command(Command::Timeout))
+                .unwrap();
+        }
+        cluster.run(10_000).unwrap();
+        let trace = cluster.record.take().unwrap_or_default();
+        let mut steps = 0;
+        for step in trace.iter().filter(|s| s.node == stopped) {
+            let (at, out) = (step.at, &step.output);
+            steps += 1;
+            assert_eq!(out.send, vec![], "sent at {at}");
+            assert_eq!(out.persist, None, "persisted at {at}");
+            assert_eq!(out.events, vec![], "reported at {at}");
+            assert_eq!(out.deadline, None, "a timer at {at}");
+        }
+        assert!(
+            steps > 100,
+            "the cluster's messages reached it ({steps} steps)"
+        );
+        let node = cluster.node(stopped);
+        assert_eq!((node.role(), node.leader()), (Role::Stopped, None));
+        assert_eq!(node.hard_state(), hard_before, "term and vote untouched");
+        let leader = cluster.node(live[0]).leader().expect("the others lead on");
+        let term = cluster.node(leader).term();
+        assert!(
+            term >= hard_before.term + 3,
+            "three forced elections: term {term}"
+        );
+
+        cluster.settle(stopped, Input::Command(revival)).unwrap();
+        assert_ne!(cluster.node(stopped).role(), Role::Stopped);
+        assert!(
+            cluster.node(stopped).deadline().is_some(),
+            "its timer runs again"
+        );
+        cluster.run(11_000).unwrap();
+        let now = cluster.agreed_leader().expect("all five agree again");
+        assert_eq!(cluster.node(stopped).leader(), Some(now), "{revival:?}");
+        if revival == Command::ConvertFollower {
+            assert_eq!(
+                now, leader,
+                "a revived follower does not disturb the leader"
+            );
+        }
+    }
+}
+
 // ---- §3.10 on a planned stop (SIGTERM) ----------------------------------------------------------
 
 /// §3.10 applied to a planned stop: a leader asked to stop hands over exactly as on
@@ -1474,7 +1552,7 @@ fn stop_on_a_leader_hands_over_to_the_follower_heard_last_and_stops_heartbeats()
 /// and how long it took, and stops (it neither follows nor answers that heartbeat).
 #[test]
 fn a_stopping_leader_stops_once_a_leader_of_a_later_term_is_heard() {
-    let (mut node, elected, _) = leader(config(0, 3));
+    let (mut node, elected) = answered_leader(config(0, 3));
     node.step(elected, Input::Stop);
     assert_eq!(node.role(), Role::Stopping);
     let out = receive(&mut node, elected + 4, 1, 2, APPEND);
@@ -1494,7 +1572,7 @@ fn a_stopping_leader_stops_once_a_leader_of_a_later_term_is_heard() {
 /// term has moved on, it stops asking its successor again.
 #[test]
 fn a_stopping_node_votes_once_per_term_but_never_campaigns() {
-    let (mut node, elected, _) = leader(config(0, 4));
+    let (mut node, elected) = answered_leader(config(0, 4));
     node.step(elected, Input::Stop);
     let deadline = node.deadline();
     let out = receive(&mut node, elected + 2, 1, 2, FORCED_VOTE);
@@ -1525,7 +1603,7 @@ fn a_stopping_node_votes_once_per_term_but_never_campaigns() {
 /// start to fire anyway) the node stops whatever happened, naming no successor.
 #[test]
 fn a_stopping_leader_asks_again_each_heartbeat_and_stops_after_the_minimum_timeout() {
-    let (mut node, elected, _) = leader(config(0, 3));
+    let (mut node, elected) = answered_leader(config(0, 3));
     node.step(elected, Input::Stop);
     let mut asked = 1;
     while node.role() == Role::Stopping {
@@ -1565,10 +1643,23 @@ fn stop_anywhere_but_on_a_leader_with_a_live_follower_stops_at_once_and_sends_no
     }
 }
 
+/// A leader names as successor only a follower that has answered a heartbeat of its term: one
+/// that has not may have been down since before the election, however recent that was.
+#[test]
+fn a_successor_is_a_follower_that_answered_in_this_term() {
+    let (mut node, elected, _) = leader(config(0, 5));
+    let out = command(&mut node, elected + 1, Command::ConvertFollower);
+    assert_eq!(out.send, vec![], "nobody answered yet: no successor");
+    let (mut node, elected, _) = leader(config(0, 5));
+    receive(&mut node, elected + 1, 3, 1, APPEND_REPLY);
+    let out = node.step(elected + 2, Input::Stop);
+    assert_eq!(out.send, vec![(3, msg(1, Kind::TimeoutNow))]);
+}
+
 /// `SHUTDOWN` during a planned stop ends it at once.
 #[test]
 fn shutdown_ends_a_planned_stop_at_once() {
-    let (mut node, elected, _) = leader(config(0, 3));
+    let (mut node, elected) = answered_leader(config(0, 3));
     node.step(elected, Input::Stop);
     command(&mut node, elected + 1, Command::Shutdown);
     assert_eq!((node.role(), node.deadline()), (Role::Stopped, None));

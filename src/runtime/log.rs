@@ -71,7 +71,13 @@ impl Runtime {
     ) {
         let now = self.now();
         let reason = why.as_str();
-        if let Some(held) = self.limits.allow(reason, now, DROP_LOG_PERIOD_MS) {
+        // A stopped node drops its peers' heartbeats many times a second: a grader's request it
+        // drops gets a line of its own (the detail is a request name, one of a few).
+        let key = match why {
+            Dropped::Stopped => format!("{reason}-{detail}"),
+            _ => reason.to_string(),
+        };
+        if let Some(held) = self.limits.allow(&key, now, DROP_LOG_PERIOD_MS) {
             let mut line = self.line("drop").kv("reason", reason).kv("detail", detail);
             if let Some((addr, len)) = src {
                 line = line.kv("from", addr).kv("bytes", len);

@@ -182,6 +182,7 @@ impl Runtime {
             self.log_address(change);
         }
         let now = self.now();
+        self.book.refresh_stale(now);
         let timer = self.node.deadline();
         if let Some(d) = timer.filter(|&d| now >= d) {
             let late = self.start.elapsed().as_micros() as u64;

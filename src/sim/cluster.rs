@@ -7,12 +7,26 @@
 //! The safety invariants of `check.rs` are checked after every step, as in the timed world.
 
 use super::check::{Checker, Violation};
-use crate::raft::{Command, Config, HardState, Input, Kind, Msg, Node, NodeId, Output, Time};
+use super::Step;
+use crate::raft::{Command, Config, HardState, Input, Kind, Msg, Node, NodeId, Time};
 use std::collections::VecDeque;
 use std::fmt::Write;
 
-/// One step as the cluster saw it: when, which node, and what came out.
-pub type Record = (Time, NodeId, Output);
+/// A command that takes several steps, done one step at a time by [`Cluster::advance`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// One pass over the messages in flight when it began: those that match are delivered.
+    Pass {
+        from: Option<NodeId>,
+        to: Option<NodeId>,
+        pos: usize,
+        left: usize,
+    },
+    /// Deliver until nothing is in flight; `loud`: write every delivery.
+    Drain { loud: bool },
+    /// Deliver, then fire timers due up to `until`; the clock ends at `until`.
+    Run { until: Time },
+}
 
 pub struct Cluster {
     nodes: Vec<Node>,
@@ -30,7 +44,7 @@ pub struct Cluster {
     /// Nothing is written (a silent setup); wins over `verbose` and `loud`.
     pub mute: bool,
     /// When `Some`, every step is also kept here.
-    pub record: Option<Vec<Record>>,
+    pub record: Option<Vec<Step>>,
     text: String,
 }
 
@@ -163,19 +177,22 @@ impl Cluster {
         for &(to, msg) in &out.send {
             self.check.sent(id, self.disks[id], to, msg)?;
         }
-        if !self.mute && (loud || self.verbose || !out.events.is_empty()) {
-            let what = match input {
-                Input::Tick => "tick".to_string(),
-                Input::Receive { from, msg } => format!("recv {msg} from n{from}"),
-                Input::Command(cmd) => format!("command {cmd}"),
-                Input::Stop => "stop".to_string(),
-            };
-            let _ = writeln!(self.text, "{:>5} n{id} {what} -> {out}", now);
-        }
         self.flight
             .extend(out.send.iter().map(|&(to, msg)| (id, to, msg)));
-        if let Some(record) = &mut self.record {
-            record.push((now, id, out));
+        let shown = !self.mute && (loud || self.verbose || !out.events.is_empty());
+        if shown || self.record.is_some() {
+            let step = Step {
+                at: now,
+                node: id,
+                input,
+                output: out,
+            };
+            if shown {
+                let _ = writeln!(self.text, "{step}");
+            }
+            if let Some(record) = &mut self.record {
+                record.push(step);
+            }
         }
         Ok(())
     }
@@ -200,27 +217,15 @@ impl Cluster {
     /// One pass over what is in flight now: matching messages are delivered (or lost on a cut
     /// link), the others stay in flight in their order. Each delivery is written.
     pub fn deliver(&mut self, from: Option<NodeId>, to: Option<NodeId>) -> Result<(), Violation> {
-        let pending = std::mem::take(&mut self.flight);
-        let mut kept = VecDeque::new();
-        let mut result = Ok(());
-        for (src, dst, msg) in pending {
-            let matches = from.is_none_or(|f| f == src) && to.is_none_or(|t| t == dst);
-            if result.is_err() || !matches {
-                kept.push_back((src, dst, msg));
-            } else {
-                result = self.arrive(src, dst, msg, true);
-            }
-        }
-        kept.append(&mut self.flight);
-        self.flight = kept;
-        result
+        let mut job = self.pass(from, to);
+        while self.advance(&mut job)? {}
+        Ok(())
     }
 
     /// Delivers until nothing is in flight, writing every delivery.
     pub fn stabilize(&mut self) -> Result<(), Violation> {
-        while !self.flight.is_empty() {
-            self.deliver(None, None)?;
-        }
+        let mut job = Job::Drain { loud: true };
+        while self.advance(&mut job)? {}
         Ok(())
     }
 
@@ -228,14 +233,73 @@ impl Cluster {
     /// that log an event.
     pub fn settle(&mut self, id: NodeId, input: Input) -> Result<(), Violation> {
         self.step(id, input, false)?;
-        self.drain()
+        let mut job = Job::Drain { loud: false };
+        while self.advance(&mut job)? {}
+        Ok(())
     }
 
-    fn drain(&mut self) -> Result<(), Violation> {
-        while let Some((from, to, msg)) = self.flight.pop_front() {
-            self.arrive(from, to, msg, false)?;
-        }
+    /// Time passes until `until`: messages arrive at once, timers fire when due (lowest id first
+    /// on a tie). Only steps that log an event are written. The clock ends at `until`.
+    pub fn run(&mut self, until: Time) -> Result<(), Violation> {
+        let mut job = Job::Run { until };
+        while self.advance(&mut job)? {}
         Ok(())
+    }
+
+    /// The pass of [`Cluster::deliver`], to be done step by step with [`Cluster::advance`].
+    pub fn pass(&self, from: Option<NodeId>, to: Option<NodeId>) -> Job {
+        Job::Pass {
+            from,
+            to,
+            pos: 0,
+            left: self.flight.len(),
+        }
+    }
+
+    /// Does one step of `job`: one delivery (or loss), or one timer. False when the job had
+    /// nothing left to do (it is over).
+    pub fn advance(&mut self, job: &mut Job) -> Result<bool, Violation> {
+        match job {
+            Job::Pass {
+                from,
+                to,
+                pos,
+                left,
+            } => {
+                // The messages the pass has not looked at are at `pos..pos + left`: a delivery
+                // removes its message there, and what it sends joins the end of the queue.
+                let Some(&(src, dst, msg)) = self.flight.get(*pos).filter(|_| *left > 0) else {
+                    return Ok(false);
+                };
+                *left -= 1;
+                if from.is_none_or(|f| f == src) && to.is_none_or(|t| t == dst) {
+                    self.flight.remove(*pos);
+                    self.arrive(src, dst, msg, true)?;
+                } else {
+                    *pos += 1;
+                }
+                Ok(true)
+            }
+            Job::Drain { loud } => match self.flight.pop_front() {
+                Some((from, to, msg)) => self.arrive(from, to, msg, *loud).map(|()| true),
+                None => Ok(false),
+            },
+            Job::Run { until } => {
+                if let Some((from, to, msg)) = self.flight.pop_front() {
+                    return self.arrive(from, to, msg, false).map(|()| true);
+                }
+                match self.next_timer() {
+                    Some((at, id)) if at <= *until => {
+                        self.now = self.now.max(at);
+                        self.step(id, Input::Tick, false).map(|()| true)
+                    }
+                    _ => {
+                        self.now = self.now.max(*until);
+                        Ok(false)
+                    }
+                }
+            }
+        }
     }
 
     fn arrive(&mut self, from: NodeId, to: NodeId, msg: Msg, loud: bool) -> Result<(), Violation> {
@@ -246,23 +310,6 @@ impl Cluster {
             return Ok(());
         }
         self.step(to, Input::Receive { from, msg }, loud)
-    }
-
-    /// Time passes until `until`: messages arrive at once, timers fire when due (lowest id first
-    /// on a tie). Only steps that log an event are written. The clock ends at `until`.
-    pub fn run(&mut self, until: Time) -> Result<(), Violation> {
-        loop {
-            self.drain()?;
-            match self.next_timer() {
-                Some((at, id)) if at <= until => {
-                    self.now = self.now.max(at);
-                    self.step(id, Input::Tick, false)?;
-                }
-                _ => break,
-            }
-        }
-        self.now = self.now.max(until);
-        Ok(())
     }
 
     /// Every node's role, term, vote, leader and time to its timer, one line each.

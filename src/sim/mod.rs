@@ -24,3 +24,29 @@ pub mod net;
 pub mod props;
 pub mod script;
 pub mod world;
+
+use crate::raft::{Input, NodeId, Output, Time};
+use std::fmt;
+
+/// One step of one node as a harness saw it. Its `Display` is the scenario files' line:
+/// `  155 n1 recv VOTE_REQUEST t1 from n0 -> persist t1 vote=n0; ...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub at: Time,
+    pub node: NodeId,
+    pub input: Input,
+    pub output: Output,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:>5} n{} ", self.at, self.node)?;
+        match self.input {
+            Input::Tick => f.write_str("tick")?,
+            Input::Receive { from, msg } => write!(f, "recv {msg} from n{from}")?,
+            Input::Command(cmd) => write!(f, "command {cmd}")?,
+            Input::Stop => f.write_str("stop")?,
+        }
+        write!(f, " -> {}", self.output)
+    }
+}

@@ -9,6 +9,7 @@ use super::check::{Checker, Violation};
 use super::host::Host;
 use super::net::{Net, NetParams};
 use super::props::{self, Props};
+use super::Step;
 use crate::raft::{
     Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Rng, Role, Time,
 };
@@ -80,10 +81,12 @@ pub enum Ev {
         node: NodeId,
         gen: u64,
     },
+    /// A message arrives; it left its sender at `sent`.
     Deliver {
         from: NodeId,
         to: NodeId,
         msg: Msg,
+        sent: Time,
     },
     Begin {
         ep: usize,
@@ -163,6 +166,8 @@ pub struct World {
     /// Candidacies so far (every `Became Candidate`), to count split or failed votes.
     pub campaigns: u64,
     props: Props,
+    /// When `Some`, every step of every node is also kept here.
+    pub record: Option<Vec<Step>>,
     /// When each directed link (`from * n + to`) last carried a message, for `props.rs`.
     sent_at: Vec<Time>,
     trace: Option<String>,
@@ -187,6 +192,7 @@ impl World {
             last_elected: None,
             campaigns: 0,
             props: Props::new(setup.n),
+            record: None,
             sent_at: vec![0; setup.n * setup.n],
             trace: None,
         };
@@ -235,6 +241,35 @@ impl World {
     }
     pub fn deadline(&self, id: NodeId) -> Option<Time> {
         self.slots[id].deadline
+    }
+    /// The process is dead (its disk stays): see [`World::crash`].
+    pub fn crashed(&self, id: NodeId) -> bool {
+        self.slots[id].status == Status::Crashed
+    }
+    /// The process is frozen: see [`Fault::Pause`].
+    pub fn paused(&self, id: NodeId) -> bool {
+        self.slots[id].status == Status::Paused
+    }
+    /// What the node has persisted.
+    pub fn disk(&self, id: NodeId) -> HardState {
+        self.slots[id].disk
+    }
+    /// Messages on their way, in no particular order: (sent, arrives, from, to, message). One
+    /// lost on a cut link still shows until it would have arrived.
+    pub fn in_flight(&self) -> impl Iterator<Item = (Time, Time, NodeId, NodeId, Msg)> + '_ {
+        self.queue.iter().filter_map(|e| match e.ev {
+            Ev::Deliver {
+                from,
+                to,
+                msg,
+                sent,
+            } => Some((sent, e.at, from, to, msg)),
+            _ => None,
+        })
+    }
+    /// When the earliest queued event happens (it may be a superseded tick that does nothing).
+    pub fn next_event_at(&self) -> Option<Time> {
+        self.queue.peek().map(|e| e.at)
     }
 
     /// The running leader with the highest term, if any node is leading.
@@ -333,7 +368,7 @@ impl World {
     fn handle(&mut self, ev: Ev) -> Result<(), Violation> {
         match ev {
             Ev::Tick { node, gen } => self.on_tick(node, gen),
-            Ev::Deliver { from, to, msg } => self.on_deliver(from, to, msg),
+            Ev::Deliver { from, to, msg, .. } => self.on_deliver(from, to, msg),
             Ev::Begin { ep, fault } => self.begin(ep, fault),
             Ev::End { ep } => self.end(ep),
             Ev::Command { who, cmd } => {
@@ -415,6 +450,15 @@ impl World {
             .after_step(id, &slot.node, slot.disk, &out.events, needs_pre_vote)?;
         self.step_props(id, input, before, after, &out)?;
         self.note_elected(id, &out);
+        if let Some(record) = &mut self.record {
+            let (at, node, output) = (now, id, out.clone());
+            record.push(Step {
+                at,
+                node,
+                input,
+                output,
+            });
+        }
         let lost = if crash {
             " (crash after persist: sends lost)"
         } else {
@@ -571,7 +615,16 @@ impl World {
             .into_iter()
             .flatten()
         {
-            self.schedule(self.now + held + delay, Ev::Deliver { from, to, msg });
+            let sent = self.now + held;
+            self.schedule(
+                sent + delay,
+                Ev::Deliver {
+                    from,
+                    to,
+                    msg,
+                    sent,
+                },
+            );
         }
     }
 
@@ -716,6 +769,15 @@ impl World {
             return Ok(());
         }
         self.step(id, Input::Command(cmd), || format!("command {cmd}"))
+    }
+
+    /// The process is asked to end (SIGTERM): [`Input::Stop`]. A crashed or paused process
+    /// cannot hear it.
+    pub fn stop(&mut self, id: NodeId) -> Result<(), Violation> {
+        if self.slots[id].status != Status::Up {
+            return Ok(());
+        }
+        self.step(id, Input::Stop, || "stop".into())
     }
 
     /// The process dies: its memory and timers are gone, its disk stays.

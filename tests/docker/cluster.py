@@ -177,7 +177,7 @@ class Cluster:
             with open(key_file, "w") as f:
                 f.write(key + "\n")
             extra = ["--key-file", key_file]
-        run(sys.executable, str(ROOT / "scripts" / "compose.py"), "--nodes", str(nodes),
+        run(sys.executable, str(ROOT / "scripts" / "compose_file.py"), "--nodes", str(nodes),
             "--prefix", self.id, "--image", IMAGE, "--controller-image", CONTROLLER_IMAGE, "-o", self.file,
             *extra)
 

@@ -10,7 +10,12 @@
    starting; the node image at most 1 MiB (the Controller's size is printed); in the Controller
    container `sh` and `python`, `python convert_follower_node1.py` (Node1's own log shows the
    request from Controller:5555) and each per-request script, `status.py`, and the watcher's
-   lines in `docker logs Controller`.
+   lines in `docker logs Controller`. Then the conformance suite (Controller/conformance/), each
+   script run by `docker exec Controller python conformance/...` as a grader runs it: pattern 1
+   after every step of its story, after `docker kill` of the leader (what a script's sendto to
+   the killed name does is printed) and after `docker restart` of it, patterns 2-6, nothing sent
+   to Controller:5555 unasked, pattern 7's 65 s run, and `--first-reply-runs` SHUTDOWNs of the
+   leader each followed by a first-reply look; each node's log lines for what it dropped.
 2. A course-style controller: another copy whose Controller/ is replaced by a throwaway one (its
    own Dockerfile FROM the Python base our Controller/Dockerfile names, its own script as the
    command: LEADER_INFO to all, CONVERT_FOLLOWER the leader, SHUTDOWN the leader, TIMEOUT a
@@ -29,6 +34,7 @@ import fcntl
 import json
 import os
 import pathlib
+import re
 import secrets
 import shutil
 import subprocess
@@ -92,7 +98,7 @@ class Stack(Cluster):
     """The committed docker-compose.yml, run attached in a copy: containers Node1.., network raft.
     Reuses Cluster's LEADER_INFO polling; its own lifecycle."""
 
-    def __init__(self, folder):  # noqa: super().__init__ writes a generated file; not wanted here
+    def __init__(self, folder):  # no super().__init__: it writes a generated file, not wanted here
         self.n, self.names = 5, list(NAMES)
         self.dir, self.id = folder, folder.name
         self.network = "raft"
@@ -249,9 +255,12 @@ def request_scripts(s):
     s.exec("python", "shutdown.py", again)
     others = [n for n in NAMES if n != again]
     new, secs, _ = s.wait_leader(among=others)
-    silent = s.ask([again])[again]
-    expect(silent is not None and silent.get("value") is None, f"shut-down {again} answered {silent}")
-    print(f"   shutdown.py {again}: {new} leads after {secs:.2f} s; {again} answers value null")
+    silent = s.ask([again], wait=1.0)[again]
+    expect(silent is None, f"shut-down {again} answered LEADER_INFO: {silent}")
+    p = s.exec("python", "status.py", check=False)
+    expect(f"stopped: {again}" in p.stdout, f"status.py does not show {again} stopped: {p.stdout!r}")
+    print(f"   shutdown.py {again}: {new} leads after {secs:.2f} s; {again} answers no LEADER_INFO, "
+          f"status.py shows it stopped")
     s.exec("python", "timeout.py", again)
     now, _, _ = s.wait_leader()
     follower = next(n for n in NAMES if n != now)
@@ -275,7 +284,105 @@ def watcher_lines(s):
     print(f"   docker logs Controller: {len(changes)} change lines, e.g. {changes[0]!r}; last {last!r}")
 
 
-def fresh_clone(cold):
+# ---- 1b. the conformance suite, from the Controller container -------------------------------
+SLOWEST = []  # (ms, what) of every conformance script run
+# What a course script's sendto to a killed node's name does: the time it took and its outcome.
+PROBE = """import socket, sys, time
+t = time.monotonic()
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"{}", (sys.argv[1], 5555))
+    r = "sent"
+except OSError as e:
+    r = repr(e)
+print("%.3f s: %s" % (time.monotonic() - t, r))
+"""
+
+
+def conformance(s, script, *args, timeout=300):
+    """conformance/<script> in the Controller, as a grader runs it: its output, which must end
+    with 'N passed, 0 failed' (exit 0)."""
+    p = s.exec("python", "-u", f"conformance/{script}", *args, check=False, timeout=timeout)
+    out = (p.stdout + p.stderr).strip()
+    print("      " + out.replace("\n", "\n      "), flush=True)
+    for ms, what in re.findall(r"^slowest reply: ([\d.]+) ms \((.*)\)$", out, re.M):
+        SLOWEST.append((float(ms), f"{script}: {what}"))
+    last = out.splitlines()[-1] if out else ""
+    expect(re.fullmatch(r"[1-9]\d* passed, 0 failed", last) is not None and p.returncode == 0,
+           f"{script} {' '.join(args)}: {last!r}, exit {p.returncode}")
+    return out
+
+
+def conformance_story(s):
+    """Pattern 1's story: start, CONVERT_FOLLOWER, TIMEOUT, two SHUTDOWNs, revival."""
+    s.wait_leader()
+    out = conformance(s, "p1_first_reply.py")
+    stopped = re.search(r"PASS SHUTDOWN of the leader (\w+)", out).group(1)
+    logs = run("docker", "logs", stopped).stderr
+    expect("role=Stopped event=drop reason=stopped " in logs,
+           f"{stopped} logged no drop while stopped")
+
+
+def conformance_kill_restart(s):
+    """Pattern 1 after `docker kill` of the leader and after `docker restart` of it."""
+    leader, _, _ = s.wait_leader()
+    before = s.ip(leader)
+    run("docker", "kill", leader)
+    s._ips.clear()
+    probe = s.exec("python", "-c", PROBE, leader).stdout.strip()
+    print(f"   docker kill {leader} ({before}); a script's sendto to ({leader!r}, 5555) now takes "
+          f"{probe}")
+    time.sleep(2)
+    conformance(s, "p1_first_reply.py", "--once", "--not", leader)
+    run("docker", "restart", leader)
+    s._ips.clear()
+    probe = s.exec("python", "-c", PROBE, leader).stdout.strip()
+    print(f"   docker restart {leader}: at {s.ip(leader)}; sendto to it: {probe}")
+    time.sleep(2)
+    conformance(s, "p1_first_reply.py", "--once")
+    s.wait_leader()
+
+
+def conformance_script(script, *args, timeout=300):
+    return lambda s: conformance(s, script, *args, timeout=timeout)
+
+
+def conformance_unknown(s):
+    """Pattern 4, and each node's log line for each request it dropped."""
+    conformance(s, "p4_unknown_requests.py")
+    ctl = s.ip("Controller")
+    for name in NAMES:
+        logs = run("docker", "logs", name).stderr
+        for request in ("RESTART", "START_NODE", "ALL_INFO", "GETLOG", "PRINT_LOGS", "STORE",
+                        "RETRIEVE", '"view log"'):
+            expect(f"reason=unknown-request detail={request} from={ctl}:5555" in logs,
+                   f"{name} logged no drop of {request} from {ctl}:5555")
+    print(f"   every node logged each unknown request from {ctl}:5555 (reason=unknown-request)")
+
+
+def conformance_shutdowns(runs):
+    def shutdowns(s):
+        out = conformance(s, "p1_first_reply.py", "--shutdowns", str(runs), timeout=60 + 10 * runs)
+        expect(f"named the new leader in {runs} of {runs} runs" in out, "not every run")
+    return shutdowns
+
+
+def conformance_steps(runs):
+    return [("conformance p1: the first reply after each step", conformance_story),
+            ("conformance p1: after docker kill and docker restart of the leader",
+             conformance_kill_restart),
+            ("conformance p2: settimeout(1.0) and blocking reads", conformance_script("p2_timeouts.py")),
+            ("conformance p3: the reply echoed back as CONVERT_FOLLOWER",
+             conformance_script("p3_echo_reply.py")),
+            ("conformance p4: requests the nodes do not implement", conformance_unknown),
+            ("conformance p5: message shapes", conformance_script("p5_shapes.py")),
+            ("conformance p6: lowercase names, recvfrom(1024)", conformance_script("p6_names.py")),
+            ("conformance: nothing sent to Controller:5555 unasked",
+             conformance_script("p8_unasked.py")),
+            ("conformance p7: the 65 s scripted run", conformance_script("p7_long_run.py")),
+            (f"conformance p1: SHUTDOWN of the leader, {runs} runs", conformance_shutdowns(runs))]
+
+
+def fresh_clone(cold, runs):
     s = Stack(fresh_copy("clone"))
     if cold:
         miss_cache(s.dir)
@@ -285,7 +392,7 @@ def fresh_clone(cold):
                  ("leader_info.py, status.py", leader_info_script),
                  ("convert_follower_node1.py (the course's example)", course_example),
                  ("convert_follower.py, shutdown.py, timeout.py", request_scripts),
-                 ("the watcher's lines", watcher_lines)]
+                 ("the watcher's lines", watcher_lines)] + conformance_steps(runs)
         ok = check("fresh copy: `up --build`, then a leader within 5 s", first_leader, s, cold)
         for name, fn in steps:
             if ok:
@@ -368,8 +475,8 @@ if leader:
         rest = [n for n in NODES if n != new]
         after, _ = agreed(rest, 5, lambda l, t: l != new)
         quiet = ask([new]).get(new, ("no answer",))[0]
-        verdict("SHUTDOWN the leader", after is not None and quiet is None,
-                "%s shut down (it now names %s); the other 4 agree on %s" % (new, quiet, after))
+        verdict("SHUTDOWN the leader", after is not None and quiet == "no answer",
+                "%s shut down (it now gives %s); the other 4 agree on %s" % (new, quiet, after))
         if after:
             follower = [n for n in rest if n != after][0]
             send("TIMEOUT", follower)
@@ -422,13 +529,19 @@ def course_style(cold):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cold", action="store_true", help="miss the build cache (for the figures)")
+    p.add_argument("--first-reply-runs", type=int, metavar="N",
+                   default=int(os.environ.get("COURSE_FIRST_REPLY_RUNS", "5")),
+                   help="times the first-reply pattern follows a SHUTDOWN of the leader "
+                        "(default $COURSE_FIRST_REPLY_RUNS or 5)")
     a = p.parse_args()
     stop = preflight("course flow")
     if stop is not None:
         return stop
     hold_lock()
-    fresh_clone(a.cold)
+    fresh_clone(a.cold, a.first_reply_runs)
     course_style(a.cold)
+    if SLOWEST:
+        print("slowest reply in the conformance suite (Docker): %.1f ms (%s)" % max(SLOWEST))
     return summary()
 
 

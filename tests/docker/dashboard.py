@@ -6,9 +6,10 @@
 Starts five nodes and the Controller, whose default command serves the dashboard (published on
 a free port of the host's loopback), opens the page in headless Chromium through chromedriver,
 and checks what a demonstrator sees: five cards and one leader; TIMEOUT on a
-follower makes that card the leader within 2 s; SHUTDOWN and Revive; `docker kill` of the leader
-shows it unreachable and another leader within 2 s; the page loads nothing from elsewhere and
-the buttons reach only the node they are on. Screenshots go to build/dashboard*.png.
+follower makes that card the leader within 2 s; SHUTDOWN of the leader (its card Stopped, another
+leader) and Revive; `docker kill` of the leader shows "no answer" and another leader within 2 s;
+the page loads nothing from elsewhere and the buttons reach only the node they are on.
+Screenshots go to build/dashboard*.png (-stopped: a leader stopped by SHUTDOWN).
 
 Skipped (exit 0) without a Docker daemon or without chromium and chromedriver (Debian:
 `apt-get install chromium chromium-driver`), failing instead under CI=true. Prints the update
@@ -131,14 +132,30 @@ def timeout_a_follower(c, b, d):
     expect(got == [follower], f"TIMEOUT reached {got}, not just {follower}")
 
 
+def shown(b, node):
+    """(badge, note, SHUTDOWN button disabled) of a card, as the page shows them."""
+    return tuple(b.js(f"""const c = document.querySelector('.card[data-node="{node}"]');
+      return [c.querySelector('.role').textContent, c.querySelector('.note').textContent,
+              c.querySelector('button[data-action="SHUTDOWN"]').disabled];"""))
+
+
 def shutdown_and_revive(c, b, d):
+    """SHUTDOWN of the leader: its card says Stopped (its STATUS does; it answers nothing else),
+    another card leads; Revive brings it back as a follower."""
     (leader,) = leaders(cards(b))
-    follower = next(n for n in reversed(c.names) if n != leader)
-    b.click(f'.card[data-node="{follower}"] button[data-action="SHUTDOWN"]')
-    wait_page(b, lambda s: s[follower] == ("Stopped", True), LIMIT_S, f"{follower} Stopped")
-    b.click(f'.card[data-node="{follower}"] button[data-action="REVIVE"]')
-    wait_page(b, lambda s: s[follower] == ("Follower", True), LIMIT_S, f"{follower} revived")
-    print(f"   SHUTDOWN {follower}: card Stopped; Revive (CONVERT_FOLLOWER): Follower again")
+    b.click(f'.card[data-node="{leader}"] button[data-action="SHUTDOWN"]')
+    wait_page(b, lambda s: s[leader] == ("Stopped", True) and len(leaders(s)) == 1, LIMIT_S + 1,
+              f"{leader} Stopped and another leader")
+    badge, note, no_shutdown = shown(b, leader)
+    expect((badge, no_shutdown) == ("Stopped", True) and "SHUTDOWN" in note,
+           f"the stopped card shows {badge!r}, {note!r}, SHUTDOWN disabled: {no_shutdown}")
+    (new,) = leaders(cards(b))
+    b.screenshot(str(SHOTS / "dashboard-stopped.png"))
+    b.click(f'.card[data-node="{leader}"] button[data-action="REVIVE"]')
+    wait_page(b, lambda s: s[leader] == ("Follower", True) and leaders(s) == [new], LIMIT_S,
+              f"{leader} revived as a follower of {new}")
+    print(f"   SHUTDOWN of the leader {leader}: card {badge!r} ({note!r}), {new} leads; "
+          f"Revive (CONVERT_FOLLOWER): Follower again")
 
 
 def kill_the_leader(c, b, d):
@@ -157,13 +174,16 @@ def kill_the_leader(c, b, d):
     finally:
         kill.join()
     expect(killed == [0], f"docker kill {container} failed")
+    badge, note, _ = shown(b, leader)
+    expect(badge == "no answer" and note.startswith("no answer for "),
+           f"the killed node's card shows {badge!r}, {note!r}")
     new = leaders(cards(b))[0]
     since = b.js(SINCE_JS)
     on_screen = (max(since[leader], since[new]) - t_kill) / 1000
-    print(f"   docker kill {leader}: card unreachable and {new} the leader on screen {on_screen:.3f} s "
+    print(f"   docker kill {leader}: card 'no answer' and {new} the leader on screen {on_screen:.3f} s "
           f"after `docker kill` was started ({secs:.2f} s by the WebDriver round trips; new leader "
           f"at {(since[new] - t_kill) / 1000:.3f} s, "
-          f"unreachable at {(since[leader] - t_kill) / 1000:.3f} s)")
+          f"no answer at {(since[leader] - t_kill) / 1000:.3f} s)")
     b.screenshot(str(SHOTS / "dashboard.png"))
     print(f"   screenshot: {SHOTS / 'dashboard.png'}")
     gaps = b.js("return document.querySelectorAll('#timeline [data-gap]').length;")
@@ -190,6 +210,21 @@ def only_its_own_origin(c, b, d):
     expect(not foreign, f"the page fetched {foreign}")
 
 
+def serves_the_playground(c, b, d):
+    """GET /playground: the committed page, which elects a leader in its own simulated cluster."""
+    with urllib.request.urlopen(d.url + "playground", timeout=5) as r:
+        page = r.read()
+    expect(page == (ROOT / "Controller" / "playground.html").read_bytes(),
+           "the Controller serves another playground than Controller/playground.html")
+    b.get(d.url + "playground")
+    t0 = time.monotonic()
+    while not b.js("const s = window.pg && window.pg.state();"
+                   "return !!s && s.nodes.some(n => n.role === 'Leader');"):
+        expect(time.monotonic() - t0 < 30, "no leader in the playground within 30 s")
+        time.sleep(0.1)
+    print(f"   /playground: {len(page)} bytes, a simulated leader after {time.monotonic() - t0:.1f} s")
+
+
 def main():
     stop = preflight(SUITE)
     if stop is not None:
@@ -214,7 +249,8 @@ def main():
                              ("SHUTDOWN and Revive", shutdown_and_revive),
                              ("docker kill of the leader", kill_the_leader),
                              ("the page talks only to its server", only_its_own_origin),
-                             ("narrow window", narrow_window)]:
+                             ("narrow window", narrow_window),
+                             ("the playground at /playground", serves_the_playground)]:
                 check(name, fn, c, b, d)
         cpu, rss = d.usage()
         print(f"   the Controller's process (dashboard + watcher): {cpu:.1f} % of one core on "

@@ -144,7 +144,7 @@ def replayed_traffic(c):
     try:
         in_netns(c, leader, SPOOF, json.dumps(heartbeats), "60", "0.05")
         others = [n for n in c.names if n != leader]
-        new, secs, _ = c.wait_leader(among=others)
+        new, _, _ = c.wait_leader(among=others)
         print(f"   {leader} paused, its heartbeats replayed for 3 s: {new} leads")
         expect(new != leader, "the paused leader is still named")
     finally:

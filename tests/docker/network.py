@@ -91,7 +91,8 @@ def leader_in_minority(c):
     leader, _, replies = c.wait_leader()
     term = replies[leader]["term"]
     watcher = subprocess.Popen(["nsenter", "-t", str(c.pid(leader)), "-n", sys.executable, "-c", WATCH_SELF,
-                                raftkit.encode(raftkit.make_message("LEADER_INFO")).decode(), "8"], stdout=subprocess.PIPE, text=True)
+                                raftkit.encode(raftkit.make_message("LEADER_INFO")).decode(), "8"],
+                               stdout=subprocess.PIPE, text=True)
     try:
         expect(watcher.stdout.readline().strip() == "ready", "the watcher did not start")
         time.sleep(0.3)

@@ -81,10 +81,13 @@ def controller_verbs(c):
     c.ctl("shutdown", follower)
     others = [n for n in c.names if n != follower]
     new, secs, _ = c.wait_leader(among=others)
-    silent = c.ask([follower])[follower]
-    expect(silent is not None and silent.get("value") is None,
-           f"shut-down {follower} answered {silent}, expected value null")
-    print(f"   shutdown {follower}: {new} leads after {secs:.2f} s; {follower} answers null")
+    silent = c.ask([follower], wait=1.0)[follower]
+    expect(silent is None, f"shut-down {follower} answered LEADER_INFO: {silent}")
+    table = c.ctl("status", check=False).stdout
+    row = next((ln.split() for ln in table.splitlines() if ln.startswith(follower + " ")), [])
+    expect(row[2:3] == ["stopped"], f"status.py does not show {follower} stopped:\n{table}")
+    print(f"   shutdown {follower}: {new} leads after {secs:.2f} s; {follower} answers no "
+          f"LEADER_INFO, status.py shows it stopped")
 
     c.ctl("timeout", follower)
     final, secs, _ = c.wait_leader()
@@ -117,6 +120,40 @@ def kill_and_restart(c):
            f"{leader} answered term {first['term']} then {replies[leader]['term']}, below {term}")
 
 
+def timed_out(events):
+    """The lines of nodes whose election timer fired (a pre-vote or a vote campaign begun)."""
+    return [(n, e) for n, es in events.items() for e in es
+            if e.get("event") == "become" and e.get("reason") == "election-timeout"]
+
+
+def docker_stop(c):
+    """(f) docker stop of the leader (SIGTERM through the init process): it hands over before it
+    exits, so the others agree on its successor without any election timer firing; started
+    again, it follows."""
+    leader, _, replies = c.wait_leader()
+    term = replies[leader]["term"]
+    since = time.time()
+    c.docker("stop", leader)
+    code = run("docker", "inspect", "-f", "{{.State.ExitCode}}", c.container(leader)).stdout.strip()
+    others = [n for n in c.names if n != leader]
+    new, secs, replies = c.wait_leader(among=others)
+    said = [e for e in c.events([leader], since)[leader] if e.get("event") in ("handed-over", "exit")]
+    print(f"   docker stop {leader} (term {term}): exit {code}; {new} leads in term "
+          f"{replies[new]['term']}, agreed {secs:.2f} s after the stop returned; {leader} said "
+          + "; ".join(f"{e['event']} " + " ".join(f"{k}={e[k]}" for k in ("to", "after_ms", "signal", "stop_ms")
+                                                  if k in e)
+                      for e in said))
+    expect(code == "0", f"{leader} exited with status {code}")
+    expect(any(e["event"] == "handed-over" and e.get("to") == new for e in said),
+           f"{leader} did not say it handed over to {new}: {said}")
+    fired = timed_out(c.events(others, since))
+    expect(not fired, f"election timers fired: {fired[:3]}")
+    c.docker("start", leader)
+    c._ips.clear()
+    final, secs, _ = c.wait_leader()
+    print(f"   docker start {leader}: all {c.n} agree on {final} after {secs:.2f} s")
+
+
 def partition(c):
     """(e) Disconnect the leader from the network; reconnect: exactly one leader again."""
     leader, _, replies = c.wait_leader()
@@ -141,6 +178,7 @@ def main():
     with_cluster(5, [("LEADER_INFO from Controller:5555", course_controller),
                      ("controller verbs", controller_verbs),
                      ("docker kill / start", kill_and_restart),
+                     ("docker stop of the leader: handed over, no election timeout", docker_stop),
                      ("network disconnect / connect", partition)])
     with_cluster(7, [("LEADER_INFO from Controller:5555", course_controller)])
 

@@ -5,7 +5,7 @@ import sys
 import unittest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-GEN = ROOT / "scripts" / "compose.py"
+GEN = ROOT / "scripts" / "compose_file.py"
 
 
 def generate(*args: str) -> str:
@@ -17,7 +17,7 @@ class ComposeGenerator(unittest.TestCase):
     def test_committed_file_is_reproduced_byte_for_byte(self):
         committed = (ROOT / "docker-compose.yml").read_bytes()
         self.assertEqual(generate().encode(), committed,
-                         "docker-compose.yml is stale: run `python3 scripts/compose.py -o docker-compose.yml`")
+                         "docker-compose.yml is stale: run `python3 scripts/compose_file.py -o docker-compose.yml`")
 
     def test_n_nodes_share_one_peer_list(self):
         text = generate("--nodes", "7")

@@ -61,7 +61,7 @@ class BuildContexts(unittest.TestCase):
     def test_controller_scripts_are_in_its_context(self):
         for name in ("convert_follower_node1.py", "leader_info.py", "timeout.py", "shutdown.py",
                      "convert_follower.py", "status.py", "watch.py", "controller.py", "raftkit.py",
-                     "with_dashboard.py", "dashboard.py", "dashboard.html"):
+                     "with_dashboard.py", "dashboard.py", "dashboard.html", "playground.html"):
             self.assertTrue((ROOT / "Controller" / name).is_file(), name)
         text = (ROOT / "Controller" / "Dockerfile").read_text()
         self.assertIn('CMD ["python", "-u", "with_dashboard.py", "watch.py"]', text)

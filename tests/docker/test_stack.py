@@ -7,7 +7,7 @@ import sys
 import unittest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-GEN = ROOT / "scripts" / "compose.py"
+GEN = ROOT / "scripts" / "compose_file.py"
 
 
 def generate(*args: str) -> str:
@@ -23,7 +23,7 @@ class StackGenerator(unittest.TestCase):
     def test_committed_stack_file_is_reproduced_byte_for_byte(self):
         committed = (ROOT / "docker-stack.yml").read_bytes()
         self.assertEqual(generate().encode(), committed,
-                         "docker-stack.yml is stale: run `python3 scripts/compose.py --swarm -o docker-stack.yml`")
+                         "docker-stack.yml is stale: run `python3 scripts/compose_file.py --swarm -o docker-stack.yml`")
 
     def test_every_node_is_one_pinned_dnsrr_service_with_its_volume(self):
         text = generate("--nodes", "7")

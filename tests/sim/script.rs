@@ -70,3 +70,57 @@ fn a_changed_trace_is_a_difference() {
     let edited = trace.replacen("tick ->", "tick =>", 1);
     assert_ne!(regenerate(&edited).unwrap(), edited);
 }
+
+#[test]
+fn a_world_script_checks_its_arguments() {
+    for (bad, why) in [
+        ("> world 5 delay=20-5\n", "delay=20-5"),
+        ("> world 5 timeout=300-150\n", "timeout=300-150"),
+        ("> world 5 heartbeat=200\n", "heartbeat"),
+        ("> world 5 pre_vote=maybe\n", "pre_vote=maybe"),
+        ("> world 5 loss=101\n", "loss"),
+        ("> world 65\n", "cluster size"),
+        ("> world 3\n> crash n3\n", "not a node"),
+        ("> world 3\n> tick n0\n", "unknown command"),
+        ("> world 3\n> run 86400001\n", "run needs ms"),
+        ("> nodes 3\n> crash n0\n", "unknown command"),
+    ] {
+        let e = regenerate(bad).unwrap_err();
+        assert!(e.contains(why) && e.starts_with("line "), "{bad:?}: {e}");
+    }
+}
+
+/// A live session (the playground's): commands at the times they happen, runs between them,
+/// exported as a file that replays to itself.
+#[test]
+fn a_live_session_is_written_as_a_file_that_replays() {
+    use raft::sim::script::Player;
+    let mut p = Player::new("");
+    p.command("world 3 seed=5").unwrap();
+    p.run_live(400, false).unwrap();
+    p.command("stop n0").unwrap();
+    p.command("crash n1").unwrap();
+    assert!(p.run_live(2_000, true).unwrap(), "a node stepped");
+    let stepped_to = p.now();
+    assert!(
+        stepped_to < 2_000,
+        "one step, not the whole run: {stepped_to}"
+    );
+    p.run_live(900, false).unwrap();
+    p.command("restart n1").unwrap();
+    assert!(p.command("restart n7").is_err(), "no such node");
+    assert!(p.command("dance").is_err(), "no such command");
+    p.run_live(1_500, false).unwrap();
+    let file = p.export();
+    assert!(file.starts_with("> world 3 seed=5\n> run 400\n"), "{file}");
+    assert!(file.contains("> stop n0\n  400 n0 stop -> "), "{file}");
+    assert!(
+        file.contains("> crash n1\n  400 n1 crash\n> run 500\n"),
+        "{file}"
+    );
+    assert!(
+        file.contains("> restart n1\n  900 n1 restart t1 "),
+        "{file}"
+    );
+    assert_eq!(regenerate(&file).unwrap(), file);
+}
