@@ -394,7 +394,7 @@ def move_leadership(s):
 def cut_leader_host(s, h="C", name="Node3", told="Node2"):
     """Host C is cut off while its Node3 leads: the other four elect; Node3, alone, steps down and
     keeps its term; Swarm marks C down and gives Node3 a new task, which runs once C is back. After
-    the heal Node3 (old task or new) never campaigns; TIMEOUT Node2 at once (issue 21's anomaly)
+    the heal Node3 (old task or new) never campaigns; TIMEOUT Node2 at once (the anomaly of docs/MULTIHOST.md)
     makes Node2 the leader of the four others; all five agree within 120 s of the new task's
     start, which reads the term the old one reached. Until Docker's DNS on the other hosts lists
     Node3's new task (after a partition it can take a minute), no node can reach it: measured."""
@@ -423,7 +423,7 @@ def cut_leader_host(s, h="C", name="Node3", told="Node2"):
     s.lab.heal(h)
     new_cid = wait_for(f"{name}'s new task running on {h}",
                        lambda: (lambda c: c if c and c != old_cid else None)(s.task(name)), 60, 0.2)
-    # As in issue 21: TIMEOUT Node2 at once, up to three times 10 s apart. One that meets an
+    # As when the anomaly was first seen: TIMEOUT Node2 at once, up to three times 10 s apart. One that meets an
     # election already under way in the same term can lose it (a leader starved of CPU on a busy
     # machine loses its lease); every attempt is reported, and one must win.
     t_term = None
