@@ -21,7 +21,7 @@ export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker:$(CURDIR)/scrip
 
 .PHONY: help build musl quick test check ruff unit python-test conformance docker-test local sim \
         up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
-        swarm-up swarm-down swarm-test multihost-test multihost-clean sim-adversary playground playground-test
+        swarm-up swarm-down swarm-test multihost-test multihost-clean sim-adversary playground playground-test playground-fresh
 
 help:
 	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader;"
@@ -65,8 +65,12 @@ musl:
 # ---- tests -------------------------------------------------------------------
 test: check unit python-test conformance bench-test flood playground-test docker-test
 
-# The inner loop: everything but Docker, the flood and the fuzzer's long run.
-quick: check unit python-test bench-test
+# The inner loop: everything but Docker, the flood and the fuzzer's long run; and whether the
+# committed playground page is still a fresh build (any change to the library changes its wasm).
+quick: check unit python-test bench-test playground-fresh
+
+playground-fresh: playground
+	$(PYTHON) tests/playground.py --committed
 
 check: ruff
 	$(CARGO) fmt --all -- --check
