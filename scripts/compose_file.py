@@ -147,6 +147,8 @@ volumes:""")
 #    that task must stay on the host whose volume holds NodeK's term and vote.
 #  - stop-first updates and rollbacks: two tasks of one node at once would share one vote.
 #  - a health check every 2 s: Swarm publishes a task's name in DNS only once it is healthy.
+#  - restart on any exit: a node ends with status 0 after a stop signal (its planned stop), also
+#    when its host's daemon stops; on-failure would leave it down when the host comes back.
 SWARM_HEALTHCHECK = """\
     healthcheck:
       test: ["CMD", "/raft", "health"]
@@ -165,7 +167,7 @@ def swarm_deploy(name: str) -> str:
       placement:
         constraints: ["node.labels.raft.{name} == true"]
       restart_policy:
-        condition: on-failure
+        condition: any
         delay: 1s
       update_config:
         parallelism: 1

@@ -147,7 +147,11 @@ def remove(stack, timeout=60.0):
             docker("rm", "-f", *left, check=False)
         while docker("network", "inspect", network(stack), check=False).returncode == 0:
             if time.monotonic() > deadline:
-                docker("network", "rm", network(stack), check=False)
+                if docker("network", "rm", network(stack), check=False).returncode != 0:
+                    users = docker("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}",
+                                   network(stack), check=False).stdout.split()
+                    print(f"network {network(stack)} stays: still used by {' '.join(users) or 'a container'}"
+                          " (remove it, then `docker network rm`)", file=sys.stderr)
                 break
             time.sleep(0.5)
         vols = docker("volume", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={stack}").stdout.split()

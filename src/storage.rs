@@ -8,11 +8,27 @@
 //! ```
 //! Writes go to a temporary file that is fsynced, renamed over the old one, and followed by an
 //! fsync of the directory, so a crash leaves either the old state or the new one, never a mix.
-use std::fs::{self, File};
+//!
+//! One process at a time: a node holds an exclusive lock on `raft.lock` in its directory for
+//! as long as it runs. Two processes sharing one state would each vote once in the same term
+//! (Docker Swarm starts a replacement task before the old container has stopped, both mounting
+//! the node's volume), so a second process waits for the first to exit, then reads what it left.
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const FILE_NAME: &str = "raft-state";
+pub const LOCK_NAME: &str = "raft.lock";
+/// How often a waiting process tries the lock again.
+const LOCK_RETRY: Duration = Duration::from_millis(50);
+
+/// This process's hold on a state directory; released when dropped (or when the process ends,
+/// however it ends: the kernel releases the lock with the file).
+#[derive(Debug)]
+pub struct Held {
+    _file: File,
+}
 
 /// What the file holds: a term and the name voted for in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -93,6 +109,37 @@ impl Store {
         };
         let text = String::from_utf8(text).map_err(|_| LoadError::NotUtf8)?;
         parse(&text).map(Some).map_err(LoadError::Corrupt)
+    }
+
+    /// The directory's lock, or `Ok(None)` while another process holds it (an advisory `flock`,
+    /// shared by every process that opens the same file, also across containers).
+    pub fn try_lock(&self) -> io::Result<Option<Held>> {
+        fs::create_dir_all(&self.dir)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(LOCK_NAME))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Held { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// The directory's lock, waiting as long as another process holds it; `waiting` is called
+    /// once, before the first wait.
+    pub fn lock(&self, waiting: impl FnOnce()) -> io::Result<Held> {
+        let mut waiting = Some(waiting);
+        loop {
+            if let Some(held) = self.try_lock()? {
+                return Ok(held);
+            }
+            if let Some(say) = waiting.take() {
+                say();
+            }
+            std::thread::sleep(LOCK_RETRY);
+        }
     }
 
     pub fn save(&self, saved: &Saved) -> io::Result<()> {
@@ -212,6 +259,34 @@ mod tests {
         let e = Store::new(&dir).load().unwrap_err();
         assert_eq!(e, LoadError::NotUtf8);
         assert_eq!(e.to_string(), "not UTF-8: corrupt state file");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn one_process_at_a_time_holds_a_state_directory() {
+        let dir = temp_dir("lock");
+        let first = Store::new(&dir).try_lock().unwrap();
+        assert!(first.is_some(), "a free directory is taken");
+        // A second opener (as a second process would be: the lock belongs to the open file).
+        let other = Store::new(&dir);
+        assert!(
+            other.try_lock().unwrap().is_none(),
+            "a held directory is refused"
+        );
+        let mut said = 0;
+        let waiter = std::thread::spawn(move || {
+            let held = other.lock(|| said += 1).unwrap();
+            (held, said)
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !waiter.is_finished(),
+            "lock() waits while the directory is held"
+        );
+        drop(first);
+        let (_held, said) = waiter.join().unwrap();
+        assert_eq!(said, 1, "the wait is announced once");
+        assert!(Store::new(&dir).try_lock().unwrap().is_none());
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -19,6 +19,7 @@ missing, failing instead under CI=true.
 import hashlib
 import importlib.util
 import os
+import sys
 import subprocess
 import time
 
@@ -308,6 +309,7 @@ def events_per_second(b):
 
 
 def main():
+    committed_only = sys.argv[1:] == ["--committed"]
     if not PAGE.exists():
         why = f"{PAGE.relative_to(ROOT)} was not built (make playground needs the wasm32-unknown-unknown target)"
         if os.environ.get("CI") == "true":
@@ -315,6 +317,9 @@ def main():
             return 1
         print(f"{SUITE} skipped: {why}")
         return 0
+    if committed_only:  # `make quick`: no browser, only whether the committed page is current
+        check("the committed page is a fresh build", committed_equals_fresh, None)
+        return summary()
     _, missing = Browser.find()
     if missing:
         if os.environ.get("CI") == "true":

@@ -4,7 +4,8 @@
 use super::Exit;
 use crate::auth::{self, Guard};
 use crate::config::NodeConfig;
-use crate::raft::HardState;
+use crate::log::Line;
+use crate::raft::{HardState, Role};
 use crate::storage::{Saved, Store};
 
 /// The message guard when a cluster key is configured: keys read, this start's epoch saved.
@@ -32,6 +33,21 @@ pub(super) fn make_guard(cfg: &NodeConfig, names: &[String]) -> Result<Option<Gu
         hello_ms,
         0,
     )))
+}
+
+/// Another process holds `DATA_DIR`: an earlier incarnation of this node that has not exited
+/// yet (Swarm can start a task's replacement first). Said once; stamped with the stored term.
+pub(super) fn log_lock_wait(name: &str, store: &Store) {
+    let term = store.load().ok().flatten().map_or(0, |s| s.term);
+    Line::new(&format!("node={name}"))
+        .kv("term", term)
+        .kv("role", Role::Follower.as_str())
+        .kv("event", "warning")
+        .kv(
+            "msg",
+            "another process holds DATA_DIR (an earlier run of this node still stopping?): waiting for it to exit",
+        )
+        .emit();
 }
 
 /// The saved term and vote, and a warning worth logging, if any.
