@@ -39,7 +39,7 @@ from raftkit import Peer
 #: Requests the dashboard may send, and nothing else.
 ALLOWED_REQUESTS = ("STATUS", "TIMEOUT", "CONVERT_FOLLOWER", "SHUTDOWN")
 #: Buttons of a card and the request each sends. A node stopped by SHUTDOWN comes back on
-#: CONVERT_FOLLOWER as a follower with its term and vote (src/raft.rs, Command::ConvertFollower).
+#: CONVERT_FOLLOWER as a follower with its term and vote (src/election/mod.rs, Command::ConvertFollower).
 ACTIONS = {
     "TIMEOUT": "TIMEOUT",
     "CONVERT_FOLLOWER": "CONVERT_FOLLOWER",

@@ -619,7 +619,7 @@ class LogTests(unittest.TestCase):
 
     def test_anything_else_is_not_a_node_line(self):
         for line in ("", "Compiling raft", "node=Node1 event=x", "t=abc node=Node1", "at=1 node=N",
-                     "t=1.0 event=warning", 'thread main panicked at src/raft.rs:1', "t=1 node=N x=",
+                     "t=1.0 event=warning", 'thread main panicked at src/election/mod.rs:1', "t=1 node=N x=",
                      't=1 node=N x="open', 't=1 node=N x="\\q"', "t=1 node=N  x=1", "t=1 node=N x=a=b",
                      't=1 node=N x="\\u{110000}"', "t=1 node=N term=x"):
             self.assertIsNone(raftkit.parse_line(line), line)

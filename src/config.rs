@@ -1,10 +1,10 @@
 //! Configuration from the environment (flags mirror it): who we are, who our peers are, timings.
 //! Owns reading the variables; must never hold a rule of its own about the core's settings
-//! (those are `raft::Config::validate`, called here).
+//! (those are `election::Config::validate`, called here).
 //!
 //! Parsing is a pure function of a lookup (`Fn(&str) -> Option<String>`), so it is tested without
 //! touching the process environment.
-use crate::raft::{self, ConfigError as Rule};
+use crate::election::{self, ConfigError as Rule};
 use std::net::{IpAddr, SocketAddr};
 
 pub const DEFAULT_PORT: u16 = 5555;
@@ -32,7 +32,7 @@ pub struct NodeConfig {
     pub name: String,
     pub peers: Vec<Peer>,
     /// The core's settings (our id is the index of `name` in `peers`), valid by construction.
-    pub core: raft::Config,
+    pub core: election::Config,
     pub data_dir: Option<String>,
     /// `SHUTDOWN` exits the process (status 0) instead of going silent.
     pub shutdown_exits: bool,
@@ -110,7 +110,7 @@ pub fn peers_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Peer>, Con
     let list = match (get("PEERS"), get("CLUSTER_SIZE")) {
         (Some(p), _) if !p.trim().is_empty() => p,
         (_, Some(n)) if !n.trim().is_empty() => match n.trim().parse::<usize>() {
-            Ok(size) if raft::check_cluster_size(size).is_ok() => default_names(size),
+            Ok(size) if election::check_cluster_size(size).is_ok() => default_names(size),
             Ok(_) => return err("CLUSTER_SIZE", format!("{n:?}: {}", Rule::ClusterSize)),
             Err(_) => return err("CLUSTER_SIZE", format!("{n:?} is not a number")),
         },
@@ -124,7 +124,7 @@ pub fn peers_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Peer>, Con
         }
         peers.push(peer);
     }
-    if let Err(rule) = raft::check_cluster_size(peers.len()) {
+    if let Err(rule) = election::check_cluster_size(peers.len()) {
         return err("PEERS", format!("{} members: {rule}", peers.len()));
     }
     Ok(peers)
@@ -278,7 +278,7 @@ impl NodeConfig {
                 "needs CLUSTER_KEY (or CLUSTER_KEY_FILE) too",
             );
         }
-        let core = raft::Config {
+        let core = election::Config {
             id,
             cluster_size: peers.len(),
             election_timeout_min_ms: min,
@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(c.id(), 2);
         assert_eq!(c.peers[4].host, "Node5");
         assert_eq!(c.peers[4].port, 5555);
-        assert_eq!(c.core, raft::Config::new(2, 5));
+        assert_eq!(c.core, election::Config::new(2, 5));
         assert!(!c.shutdown_exits);
         assert_eq!(c.bind_addr(), "0.0.0.0:5555".parse().unwrap());
         assert_eq!(c.data_dir, None);

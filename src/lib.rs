@@ -3,8 +3,8 @@
 //!
 //! | file            | concern                                                        |
 //! |-----------------|----------------------------------------------------------------|
-//! | `raft.rs`       | the election core: a sans-IO state machine (no clock, no I/O)  |
-//! | `event.rs`      | what the core reports, and the canonical text of its values    |
+//! | `election/`     | the election core: a sans-IO state machine (no clock, no I/O), |
+//! |                 | and what it reports with the canonical text (`event.rs`)       |
 //! | `json.rs`       | the flat five-field JSON codec                                 |
 //! | `message.rs`    | the wire table: which datagram means which core input, and back |
 //! | `route.rs`      | what a node does with a datagram (a pure function)            |
@@ -22,11 +22,10 @@
 pub mod auth;
 pub mod config;
 pub mod controller;
-pub mod event;
+pub mod election;
 pub mod json;
 pub mod log;
 pub mod message;
-pub mod raft;
 pub mod resolver;
 pub mod route;
 pub mod runtime;

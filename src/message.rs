@@ -25,8 +25,8 @@
 //! trimmed either: no sender of this protocol pads a constant, and every second spelling a
 //! receiver tolerates is one more way for stray bytes to become a command. Controller requests
 //! are recognised whatever `sender_name` is.
+use crate::election::{Command, Kind, Msg, NodeId, Status};
 use crate::json::Datagram;
-use crate::raft::{Command, Kind, Msg, NodeId, Status};
 use std::fmt;
 
 /// Declares a wire enum once: each variant beside its exact spelling, with `ALL`, `name` and
@@ -534,7 +534,7 @@ mod tests {
     #[test]
     fn the_status_reply_has_the_documented_shape() {
         let st = Status {
-            role: crate::raft::Role::Follower,
+            role: crate::election::Role::Follower,
             term: 4,
             voted_for: Some(1),
             leader: Some(1),
@@ -552,7 +552,7 @@ mod tests {
     #[test]
     fn status_value_says_none_for_what_is_absent_and_quotes_odd_names() {
         let st = Status {
-            role: crate::raft::Role::Stopped,
+            role: crate::election::Role::Stopped,
             term: 0,
             voted_for: Some(0),
             leader: None,
@@ -567,7 +567,7 @@ mod tests {
         // The longest names a configuration allows still fit one reply datagram.
         let long = vec!["N".repeat(64); 2];
         let st = Status {
-            role: crate::raft::Role::PreCandidate,
+            role: crate::election::Role::PreCandidate,
             term: u64::MAX,
             voted_for: Some(0),
             leader: Some(1),

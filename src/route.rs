@@ -14,10 +14,10 @@
 //! | `CONVERT_FOLLOWER` ... `SHUTDOWN` | an allowed controller     | `Command`                   |
 //! | anything                        | a node stopped by SHUTDOWN  | drop, but for `STATUS` and the revival commands |
 use crate::auth;
+use crate::election::{Command, Msg, NodeId};
 use crate::json::Datagram;
 use crate::log::clip;
 use crate::message::{self, Incoming, Query, Reject, Request};
-use crate::raft::{Command, Msg, NodeId};
 use std::net::SocketAddr;
 
 /// Why an input was dropped or an output not sent (the `reason` of `drop` and `send-failed`).

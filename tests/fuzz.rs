@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 /// The core's own seeded PRNG, so a failing case reproduces from its seed.
-use raft::raft::Rng;
+use raft::election::Rng;
 
 mod common;
 use common::{mutated, token_soup, BYTES, CORPUS};

@@ -4,8 +4,8 @@
 //! `tests/fuzz.rs`) must decode as serde_json reads them, up to the documented extensions; random
 //! and tricky datagrams must emit within 1024 bytes, as JSON serde_json accepts, and decode back.
 //! The grammar itself is unit-tested beside the code in `src/json.rs`.
+use raft::election::Rng;
 use raft::json::{emit, emit_capped, parse, Datagram, Error, MAX_DEPTH, MAX_OUTPUT};
-use raft::raft::Rng;
 
 mod common;
 use common::{mutated, token_soup};

@@ -4,13 +4,13 @@
 //! sentence of Diego Ongaro's dissertation ("Consensus: Bridging Theory and Practice", 2014) that
 //! states it. Figure 3.1 is the condensed summary of the algorithm; the sections cited are the
 //! ones where the rule is explained. Rules that come from the controller's commands rather than
-//! from the paper quote the contract of `raft::raft` instead.
+//! from the paper quote the contract of `raft::election` instead.
 //!
 //! Nodes are driven directly through `Node::step`: single nodes are fed hand-made messages, and
 //! small clusters deliver every `Output::send` synchronously (zero latency) through [`cluster`].
 //! Time is a plain number of milliseconds; nothing here sleeps or reads a clock.
 
-use raft::raft::{
+use raft::election::{
     Command, Config, Disregard, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Role,
     Status, Time, Verdict,
 };
@@ -1802,7 +1802,7 @@ fn same_seed_and_inputs_give_identical_outputs() {
     }
 }
 
-/// Contract of `raft::raft`: terms never decrease and a node votes once per term, even at the
+/// Contract of `raft::election`: terms never decrease and a node votes once per term, even at the
 /// last term a `u64` holds (reachable only through a forged message): there the node neither
 /// wraps to term 0 nor overflows; it just cannot campaign.
 #[test]
@@ -1897,7 +1897,7 @@ fn status_of_candidates_and_stopped_nodes() {
     assert_eq!((st.leader, st.timer_ms, st.heard_ms), (None, None, None));
 }
 
-/// The contract of `raft::raft`: the core, not the runtime, says when a node starts following a
+/// The contract of `raft::election`: the core, not the runtime, says when a node starts following a
 /// leader, once per change of leader, after the step's other events; a node's own election is
 /// `Elected`, not this.
 #[test]

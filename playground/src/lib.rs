@@ -18,7 +18,7 @@ pub mod json;
 pub mod rules;
 
 use json::Object;
-use raft::raft::{Event, NodeId, Rng, Role, Time};
+use raft::election::{Event, NodeId, Rng, Role, Time};
 use raft::sim::script::{regenerate, Player, Sim};
 use std::fmt::Write;
 
@@ -30,7 +30,7 @@ const STEP_HORIZON_MS: Time = 60_000;
 /// A timeline segment: who led (None: nobody), in which term, from and to.
 type Segment = (Option<NodeId>, u64, Time, Time);
 /// A message in flight: (sent, arrives) in a timed world, then from, to and the message.
-type Flying = (Option<(Time, Time)>, NodeId, NodeId, raft::raft::Msg);
+type Flying = (Option<(Time, Time)>, NodeId, NodeId, raft::election::Msg);
 
 /// One page's session.
 pub struct Session {
@@ -388,7 +388,7 @@ impl Session {
             if i > 0 {
                 out.push(',');
             }
-            let forced = matches!(msg.kind, raft::raft::Kind::VoteRequest { forced: true });
+            let forced = matches!(msg.kind, raft::election::Kind::VoteRequest { forced: true });
             let (sent, at) = match times {
                 Some((s, a)) => (s.to_string(), a.to_string()),
                 None => ("null".into(), "null".into()),

@@ -2,7 +2,7 @@
 //! step followed, read from the core's typed events: the cause of a role change, the verdict on
 //! a vote, and otherwise the input. The quotes are the ones `tests/raft_rules.rs` tests.
 
-use raft::raft::{Cause, Command, Event, Input, Kind, Role, Verdict};
+use raft::election::{Cause, Command, Event, Input, Kind, Role, Verdict};
 use raft::sim::Step;
 
 /// The rule behind `step`. `stopped`: the node is stopped now (a step with no output then means
@@ -175,7 +175,7 @@ fn quiet(step: &Step, stopped: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft::raft::{Msg, Output};
+    use raft::election::{Msg, Output};
 
     fn step(input: Input, events: Vec<Event>) -> Step {
         Step {

@@ -271,7 +271,7 @@ fn rotation_two_nodes_with_the_new_key_speak_it() {
 fn a_forged_datagram_changes_no_state() {
     let (mut a, mut b) = pair();
     let before = format!("{:?}", b.peers);
-    let mut rng = crate::raft::Rng::new(7);
+    let mut rng = crate::election::Rng::new(7);
     for _ in 0..1000 {
         let mut d = append("Node1", rng.next_u64());
         let e = rng.next_u64();

@@ -1,7 +1,7 @@
 //! The routing table as tests: explicit rows for each kind of datagram, then every combination
 //! of request, sender, source address, key and stop checked against the rules it must obey.
 use super::*;
-use crate::raft::Kind;
+use crate::election::Kind;
 
 const NAMES: [&str; 3] = ["Node1", "Node2", "Node3"];
 

@@ -1,8 +1,8 @@
 //! What a node writes in its log: one logfmt line per event, request, drop and address change.
 //! Owns the wording and the rate limits of those lines; must never decide anything.
 use super::{Dropped, Runtime, DROP_LOG_PERIOD_MS};
+use crate::election::{Cause, Event, Field, Role};
 use crate::log::Line;
-use crate::raft::{Cause, Event, Field, Role};
 use std::net::SocketAddr;
 
 impl Runtime {

@@ -16,10 +16,10 @@
 //! core, and `auth::Guard::seal` on the way out; the guard's announcements share the wait.
 use crate::auth::{Guard, Verdict};
 use crate::config::NodeConfig;
+use crate::election::{Command, HardState, Input, Node, Output, Role};
 use crate::json;
 use crate::log::{clip, Line, RateLimit};
 use crate::message::{self, Query, Request};
-use crate::raft::{Command, HardState, Input, Node, Output, Role};
 use crate::resolver::AddressBook;
 pub use crate::route::Dropped;
 use crate::route::{route, Context, Route, Source};

@@ -4,8 +4,8 @@
 use super::Exit;
 use crate::auth::{self, Guard};
 use crate::config::NodeConfig;
+use crate::election::{HardState, Role};
 use crate::log::Line;
-use crate::raft::{HardState, Role};
 use crate::storage::{Saved, Store};
 
 /// The message guard when a cluster key is configured: keys read, this start's epoch saved.
@@ -116,5 +116,5 @@ pub(super) fn node_seed(base: Option<u64>, name: &str) -> u64 {
             .map_or(0, |d| d.as_nanos() as u64);
         nanos ^ ((std::process::id() as u64) << 32)
     });
-    crate::raft::Rng::new(base ^ h).next_u64()
+    crate::election::Rng::new(base ^ h).next_u64()
 }

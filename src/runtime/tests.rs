@@ -1,8 +1,8 @@
 use super::log::event_fields;
 use super::setup::load_hard_state;
 use super::Exit;
+use crate::election::{Event, HardState, Role};
 use crate::log::Line;
-use crate::raft::{Event, HardState, Role};
 use crate::storage::Store;
 
 fn store_with(tag: &str, text: &str) -> Store {
@@ -16,7 +16,7 @@ fn store_with(tag: &str, text: &str) -> Store {
 /// The lines the Python suites parse, byte for byte after the time stamp.
 #[test]
 fn event_lines_keep_their_format() {
-    use crate::raft::{Cause, Disregard, Verdict};
+    use crate::election::{Cause, Disregard, Verdict};
     let names: Vec<String> = ["Node1", "Node2", "Node3"].map(String::from).to_vec();
     let cases = [
             (

@@ -5,7 +5,7 @@
 //! it needs (one leader per term, one vote per term and node) so that a violation anywhere in a
 //! run is caught at the step that commits it, across crashes and restarts.
 
-use crate::raft::{Event, HardState, Kind, Msg, Node, NodeId, Role, Verdict};
+use crate::election::{Event, HardState, Kind, Msg, Node, NodeId, Role, Verdict};
 use std::collections::BTreeMap;
 
 pub type Violation = String;

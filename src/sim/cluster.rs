@@ -8,7 +8,7 @@
 
 use super::check::{Checker, Violation};
 use super::Step;
-use crate::raft::{Command, Config, HardState, Input, Kind, Msg, Node, NodeId, Time};
+use crate::election::{Command, Config, HardState, Input, Kind, Msg, Node, NodeId, Time};
 use std::collections::VecDeque;
 use std::fmt::Write;
 
@@ -103,7 +103,7 @@ impl Cluster {
     /// Nodes that lead (in any term).
     pub fn leaders(&self) -> Vec<NodeId> {
         (0..self.nodes.len())
-            .filter(|&id| self.nodes[id].role() == crate::raft::Role::Leader)
+            .filter(|&id| self.nodes[id].role() == crate::election::Role::Leader)
             .collect()
     }
 

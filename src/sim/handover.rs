@@ -33,7 +33,7 @@
 
 use super::check::{Checker, Violation};
 use super::props::Step;
-use crate::raft::{Cause, Command, Event, Input, Kind, NodeId, Role, Time};
+use crate::election::{Cause, Command, Event, Input, Kind, NodeId, Role, Time};
 
 /// How often each property was put to the test (a property that is never exercised proves
 /// nothing): counted per world, summed per campaign.

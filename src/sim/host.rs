@@ -10,7 +10,7 @@
 //!
 //! Nothing here can reorder what one node sends; it only moves times later.
 
-use crate::raft::{Rng, Time};
+use crate::election::{Rng, Time};
 
 /// Timer and disk behaviour of every node of a world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

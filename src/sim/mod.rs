@@ -1,4 +1,4 @@
-//! Deterministic simulation of the election core: real `raft::raft::Node`s driven by a virtual
+//! Deterministic simulation of the election core: real `raft::election::Node`s driven by a virtual
 //! clock and a simulated network. Owns the simulated world and the scenario-file language that
 //! the simulator tests (`tests/sim/`), the rule tests and the browser playground share; must
 //! never read a clock, a socket or the OS's randomness, and the node binary never calls it (the
@@ -27,7 +27,7 @@ pub mod props;
 pub mod script;
 pub mod world;
 
-use crate::raft::{Input, NodeId, Output, Time};
+use crate::election::{Input, NodeId, Output, Time};
 use std::fmt;
 
 /// One step of one node as a harness saw it. Its `Display` is the scenario files' line:

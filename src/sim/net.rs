@@ -1,7 +1,7 @@
 //! The simulated network: a fixed base delay per directed link plus per-message jitter, loss,
 //! duplication and reordering, and cuts (sets of directed links) that partitions open and heal.
 
-use crate::raft::{NodeId, Rng, Time};
+use crate::election::{NodeId, Rng, Time};
 
 /// One million: probabilities are integers in parts per million so that runs stay exact.
 pub const PPM: u64 = 1_000_000;

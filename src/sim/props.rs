@@ -43,7 +43,7 @@
 //! quorum count wrong is caught.
 
 use super::check::{Checker, Violation};
-use crate::raft::{
+use crate::election::{
     Cause, Command, Config, Event, HardState, Input, Kind, Msg, NodeId, Role, Time, Verdict,
 };
 

@@ -43,7 +43,7 @@ use super::host::Host;
 use super::net::{NetParams, PPM};
 use super::world::{Fault, Setup, World};
 use super::Step;
-use crate::raft::{check_cluster_size, Command, Config, Input, NodeId, Rng, Role, Time};
+use crate::election::{check_cluster_size, Command, Config, Input, NodeId, Rng, Role, Time};
 use std::fmt::Write;
 
 /// A script error: the line number and what is wrong.

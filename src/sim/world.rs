@@ -11,7 +11,7 @@ use super::host::Host;
 use super::net::{Net, NetParams};
 use super::props::{self, Props};
 use super::Step;
-use crate::raft::{
+use crate::election::{
     Command, Config, Event, HardState, Input, Kind, Msg, Node, NodeId, Output, Rng, Role, Time,
 };
 use std::cmp::Ordering;

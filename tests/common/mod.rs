@@ -2,7 +2,7 @@
 //! mutations draw from, and one mutator. Used by `tests/fuzz.rs` and `tests/json_properties.rs`.
 #![allow(dead_code)] // each test binary uses its own part
 
-use raft::raft::Rng;
+use raft::election::Rng;
 
 /// Valid datagrams: what Python sends, node messages, odd spellings, nesting, escapes, duplicates.
 pub const CORPUS: [&str; 16] = [

@@ -21,9 +21,9 @@
 //!   output — to the same seed without the adversary: zero effect, not merely no harm;
 //! - without a key, the same adversary does take over (the test can see what it claims to).
 use raft::auth::{self, Guard, Keys, Verdict};
+use raft::election::{Config, HardState, Input, Node, NodeId, Rng, Role, Time};
 use raft::json::{self, Datagram};
 use raft::message;
-use raft::raft::{Config, HardState, Input, Node, NodeId, Rng, Role, Time};
 use raft::route::{route, Context, Route, Source};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

@@ -6,7 +6,7 @@
 //! `SIM_PLANNED_STOPS=0` leave them out of every seed, to compare with an older build). `run_stops` is a second kind of campaign: the
 //! leader stopped at every phase of its heartbeat cycle, on clean and lossy networks.
 
-use raft::raft::{Command, Config, NodeId, Rng, Time};
+use raft::election::{Command, Config, NodeId, Rng, Time};
 use raft::sim::handover::Seen;
 use raft::sim::host::Host;
 use raft::sim::net::{chance, NetParams, PPM};

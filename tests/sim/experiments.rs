@@ -6,7 +6,7 @@
 //! (drawn once per link) plus 0-1 ms jitter per message, so a round trip is 10-18 ms and the
 //! slowest of a leader's four round trips averages about 15 ms (printed with the table).
 
-use raft::raft::{Command, Config, Rng, Time};
+use raft::election::{Command, Config, Rng, Time};
 use raft::sim::host::Host;
 use raft::sim::net::NetParams;
 use raft::sim::world::{Setup, World};

@@ -1,6 +1,6 @@
 //! Deterministic simulation of the election core.
 //!
-//! Every test here drives real `raft::raft::Node`s through the simulated clock and network of
+//! Every test here drives real `raft::election::Node`s through the simulated clock and network of
 //! `raft::sim` (the world, its network and host models, the safety checker and the timed
 //! properties live in the library, shared with the browser playground); a run is a pure
 //! function of (seed, cluster size). Layout:

@@ -3,7 +3,7 @@
 //! and a LAN with 1-15 ms links plus up to 2 ms jitter. `testdata/*.txt` tells the same stories
 //! step by step with zero-delay links; these check them against delays and timing bounds.
 
-use raft::raft::{Command, Config, NodeId, Rng, Role, Time};
+use raft::election::{Command, Config, NodeId, Rng, Role, Time};
 use raft::sim::host::Host;
 use raft::sim::net::NetParams;
 use raft::sim::world::{Fault, Setup, World};

@@ -1,7 +1,7 @@
 //! What the election core reports, and the one text form of its values.
 //! Owns the events with their typed reasons and the canonical text (`Display`) of `Msg`, `Event`
 //! and `Output` that log lines and traces share; must never decide anything (the core does).
-use crate::raft::{NodeId, Output, Role};
+use super::{NodeId, Output, Role};
 use std::fmt;
 
 /// Why a node changed role.
@@ -268,7 +268,7 @@ impl fmt::Display for Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{HardState, Kind, Msg};
+    use crate::election::{HardState, Kind, Msg};
 
     #[test]
     fn canonical_text_of_messages_events_and_outputs() {

@@ -29,7 +29,8 @@
 //!   of one minimum election timeout passes; any other role stops at once.
 use std::fmt;
 
-pub use crate::event::{Cause, Disregard, Event, Field, Verdict};
+pub mod event;
+pub use event::{Cause, Disregard, Event, Field, Verdict};
 
 /// Milliseconds on the caller's monotonic clock.
 pub type Time = u64;
