@@ -124,6 +124,11 @@ chaos:
 # so the module does not depend on where the tree is. UPDATE=1 also writes the committed copy,
 # Controller/playground.html (the dashboard serves it at /playground; a test keeps it equal to a
 # fresh build).
+# The wasm is built through a symlink of a fixed name to this tree: cargo's and rustc's view of
+# the paths (symbol hashes, file names in panic locations) is then the same whichever directory
+# the checkout is in, so the committed page can be compared byte for byte. A lock keeps two
+# checkouts from building through it at once; the link is removed afterwards.
+PG_ROOT := /tmp/raft-playground-root
 playground:
 	@if ! rustup target list --installed 2>/dev/null | grep -qx $(WASM) && \
 	    ! rustup target add $(WASM) >/dev/null 2>&1; then \
@@ -131,8 +136,9 @@ playground:
 	  echo "playground: the $(WASM) target is missing and rustup cannot add it: the page was not built"; \
 	  exit 0; fi; \
 	set -e; \
-	CARGO_TARGET_DIR=$(CURDIR)/target RUSTFLAGS="--remap-path-prefix=$(CURDIR)=raft" \
-	  $(CARGO) build $(PG) --release --lib --target $(WASM); \
+	flock $(PG_ROOT).lock sh -c 'trap "rm -f $(PG_ROOT)" EXIT; ln -sfn "$(CURDIR)" $(PG_ROOT); \
+	  cd $(PG_ROOT) && CARGO_TARGET_DIR="$(CURDIR)/target" RUSTFLAGS="--remap-path-prefix=$(PG_ROOT)=raft" \
+	  $(CARGO) build --manifest-path $(PG_ROOT)/playground/Cargo.toml --release --lib --target $(WASM)'; \
 	$(PYTHON) playground/build.py target/$(WASM)/release/playground.wasm $(PG_PAGE) \
 	  --rustc "$$(rustc --version)" $(if $(filter 1,$(UPDATE)),--commit)
 
