@@ -21,13 +21,13 @@ export PYTHONPATH := $(CURDIR)/Controller:$(CURDIR)/tests/docker:$(CURDIR)/scrip
 
 .PHONY: help build musl quick test check ruff unit python-test conformance docker-test local sim \
         up down logs status image base-images offline-images bench bench-auth bench-test chaos flood fuzz net-tools browser-tools \
-        swarm-up swarm-down swarm-test multihost-test multihost-clean sim-adversary playground playground-test playground-fresh
+        swarm-up swarm-down swarm-test multihost-test multihost-clean sim-adversary playground playground-test playground-fresh unit-fast
 
 help:
 	@echo "make up        build both images (compose), start a $(NODES)-node cluster, show the leader;"
 	@echo "               the live dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"
 	@echo "make quick     the inner loop, no Docker (about a minute): format, lints, unit, rules,"
-	@echo "               simulator, loopback processes, Python units"
+	@echo "               simulator, Python units (make test adds processes, flood, browser, Docker)"
 	@echo "make test      every test: format, lints, unit, loopback processes, Python controller, Docker"
 	@echo "make local     $(NODES) nodes as plain processes on loopback (no Docker)"
 	@echo "make sim       a long simulation campaign: make sim SEEDS=1000000 [START=0] [THREADS=n]"
@@ -67,7 +67,11 @@ test: check unit python-test conformance bench-test flood playground-test docker
 
 # The inner loop: everything but Docker, the flood and the fuzzer's long run; and whether the
 # committed playground page is still a fresh build (any change to the library changes its wasm).
-quick: check unit python-test bench-test playground-fresh
+quick: check unit-fast python-test bench-test playground-fresh
+
+# `make unit` but the loopback processes (tests/loopback.rs, which `make test` runs).
+unit-fast:
+	$(CARGO) test --profile checked --lib --test raft_rules --test sim --test json_properties --test fuzz
 
 playground-fresh: playground
 	$(PYTHON) tests/playground.py --committed
