@@ -118,6 +118,9 @@ struct PeerState {
     key: Which,
     /// The peer has shown it knows our epoch (a datagram from it was delivered).
     knows_us: bool,
+    /// The highest counter (of `epoch`) of a datagram that showed the peer does not know our
+    /// epoch and so moved the next announcement to it forward: each such datagram does it once.
+    prompted: u64,
     next_hello: Option<u64>,
     backoff_ms: u64,
 }
@@ -161,6 +164,7 @@ impl Guard {
                 delivered: 0,
                 key: Which::Current,
                 knows_us: i == me,
+                prompted: 0,
                 next_hello: (i != me).then_some(now),
                 backoff_ms: hello_ms,
             })
@@ -229,11 +233,22 @@ impl Guard {
                 delivered: 0,
                 key: which,
                 knows_us: false,
+                prompted: 0,
                 next_hello: Some(now),
                 backoff_ms: hello_ms,
             };
         }
         peer.key = which;
+        if seal.seen != self.epoch && seal.counter > peer.prompted {
+            // The peer does not know our epoch, so what it sends us is dropped: tell it now
+            // rather than at the end of a backoff (its announcements may have been lost while
+            // we could not yet tell its address). Once per datagram it made, so a replay
+            // cannot make us announce again.
+            peer.prompted = seal.counter;
+            peer.knows_us = false;
+            peer.next_hello = Some(now);
+            peer.backoff_ms = hello_ms;
+        }
         if d.request.as_deref() == Some(HELLO) {
             return Verdict::Hello;
         }
@@ -247,6 +262,17 @@ impl Guard {
         peer.knows_us = true;
         peer.next_hello = None;
         Verdict::Deliver
+    }
+
+    /// The peer's address has just become known (or changed): if it does not know our epoch
+    /// yet, announce to it now, as at start (announcements made while it had no address went
+    /// nowhere, and their backoff must not delay the first one that can arrive).
+    pub fn reachable(&mut self, peer: usize, now: u64) {
+        let hello_ms = self.hello_ms;
+        if let Some(p) = self.peers.get_mut(peer).filter(|p| !p.knows_us) {
+            p.next_hello = Some(now);
+            p.backoff_ms = hello_ms;
+        }
     }
 
     /// When [`Guard::due_hellos`] next has something to send.

@@ -200,6 +200,58 @@ fn announcements_repeat_with_backoff_until_the_peer_shows_it_knows_us() {
 }
 
 #[test]
+fn a_peer_that_shows_it_does_not_know_us_is_told_at_once() {
+    let mut a = guard(0, 100, b"k", None);
+    let mut b = guard(1, 200, b"k", None);
+    // Node1's first two announcements are lost (Node2 could not yet tell its address).
+    assert_eq!(a.due_hellos(0).len(), 2);
+    assert_eq!(a.due_hellos(50).len(), 2);
+    assert_eq!(a.deadline(), Some(150));
+    // Node2's announcement arrives: it does not know Node1's epoch, so Node1 answers now.
+    let hello_b = b
+        .due_hellos(60)
+        .into_iter()
+        .find(|(to, _)| *to == 0)
+        .unwrap()
+        .1;
+    assert_eq!(a.open(1, &hello_b, 60), Verdict::Hello);
+    assert_eq!(a.deadline(), Some(60));
+    let answer: Vec<(usize, Datagram)> = a.due_hellos(60);
+    assert_eq!(
+        answer.iter().map(|(to, _)| *to).collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(b.open(0, &answer[0].1, 61), Verdict::Hello);
+    // Both now know each other: Node2's next message is delivered at once.
+    let vote = sealed(&mut b, 0, &append("Node2", 1));
+    assert_eq!(a.open(1, &vote, 62), Verdict::Deliver);
+    // A replay of Node2's announcement does not make Node1 announce again.
+    assert_eq!(a.open(1, &hello_b, 63), Verdict::Hello);
+    assert!(a.due_hellos(63).is_empty());
+}
+
+#[test]
+fn a_peer_whose_address_appears_is_told_at_once() {
+    let mut a = guard(0, 100, b"k", None);
+    for now in [0, 50, 150] {
+        assert_eq!(a.due_hellos(now).len(), 2); // sent to no address: lost
+    }
+    assert_eq!(a.deadline(), Some(350));
+    a.reachable(1, 200);
+    assert_eq!(a.deadline(), Some(200));
+    let sent: Vec<usize> = a.due_hellos(200).into_iter().map(|(to, _)| to).collect();
+    assert_eq!(sent, vec![1]);
+    // The backoff starts again, for Node2 only.
+    assert_eq!(a.deadline(), Some(250));
+    // A peer that already knows us gets nothing new.
+    let (mut a, mut b) = pair();
+    let d = sealed(&mut b, 0, &append("Node2", 1));
+    assert_eq!(a.open(1, &d, 1), Verdict::Deliver);
+    a.reachable(1, 2);
+    assert!(a.due_hellos(2).iter().all(|(to, _)| *to != 1));
+}
+
+#[test]
 fn a_replayed_announcement_changes_nothing() {
     let mut a = guard(0, 100, b"k", None);
     let mut b = guard(1, 200, b"k", None);

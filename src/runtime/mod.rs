@@ -181,10 +181,15 @@ impl Runtime {
     /// for one datagram.
     fn turn(&mut self, buf: &mut [u8]) -> Result<(), Exit> {
         self.on_signals()?;
+        let now = self.now();
         for change in self.book.poll() {
+            if let (Some(guard), Ok(_)) = (&mut self.guard, &change.addrs) {
+                if change.index < self.names.len() {
+                    guard.reachable(change.index, now);
+                }
+            }
             self.log_address(change);
         }
-        let now = self.now();
         self.book.refresh_stale(now);
         let timer = self.node.deadline();
         if let Some(d) = timer.filter(|&d| now >= d) {

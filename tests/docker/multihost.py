@@ -254,14 +254,33 @@ class Swarm:
 
     def wait_agreed(self, among=None, want=None, timeout=30.0):
         t0 = time.monotonic()
+        since = time.time() - 2
         self.last_seen = {}
         try:
             got = wait_for("agreement", lambda: self.agreed(among, want), timeout, interval=0.1)
         except Failure:
             raise Failure(f"no agreed leader among {among or 'all five'}"
                           f"{' (want ' + want + ')' if want else ''} within {timeout:.0f} s: "
-                          f"{fmt_status(self.last_seen)}\n      {self.dns_view()}") from None
+                          f"{fmt_status(self.last_seen)}\n      {self.dns_view()}"
+                          f"\n      {self.story(since)}") from None
         return got[0], got[1], time.monotonic() - t0
+
+    def story(self, since, per_node=12):
+        """What each node's log says since `since` (wall clock): its role changes, the requests
+        it obeyed, what it dropped, its starts and exits; the last `per_node` lines of each, for
+        failure messages (so a failed check explains itself without the lab)."""
+        told = ("start", "became", "elected", "request", "drop", "signal", "exit", "handover")
+        out = []
+        try:
+            logs = self.node_logs()
+        except Exception as e:  # noqa: BLE001 - a failure message must still come out
+            return f"(no node logs: {e})"
+        for n, lines in logs.items():
+            picked = [x for x in lines if stamp(x) >= since
+                      and (raftkit.parse_line(x) or {}).get("event", "").startswith(told)]
+            out.append(f"{n}: {len(picked)} line(s) since the wait began"
+                       + "".join(f"\n        {x[:220]}" for x in picked[-per_node:]))
+        return "\n      ".join(out)
 
     def request(self, verb, name):
         """TIMEOUT / CONVERT_FOLLOWER sent from the observer on host A, to the node by name."""
