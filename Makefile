@@ -53,8 +53,10 @@ help:
 	@echo "  details: docs/CLUSTER.md, docs/SIMULATION.md, docs/BENCHMARKS.md"
 
 # ---- build -------------------------------------------------------------------
+# The binary the controller's tests run: release, or checked in `make quick`.
+RAFT_PROFILE ?= release
 build:
-	$(CARGO) build --release
+	$(CARGO) build --profile $(RAFT_PROFILE) --bin raft
 
 # The static binary on the host (the benchmark runs it; the image compiles its own in
 # Node/Dockerfile's builder stage); adds the musl target when it is missing.
@@ -67,7 +69,9 @@ test: check unit python-test conformance bench-test flood playground-test docker
 
 # The inner loop: everything but Docker, the flood and the fuzzer's long run; and whether the
 # committed playground page is still a fresh build (any change to the library changes its wasm).
-quick: check unit-fast python-test bench-test playground-fresh
+# The controller's tests run the binary of the profile the unit tests just built (no release build).
+quick: check unit-fast
+	@$(MAKE) --no-print-directory python-test bench-test playground-fresh RAFT_PROFILE=checked
 
 # `make unit` but the loopback processes (tests/loopback.rs, which `make test` runs).
 unit-fast:
@@ -95,7 +99,7 @@ unit:
 	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test $(PG)
 
 python-test: build
-	RAFT_BIN=$(CURDIR)/target/release/raft $(PYTHON) -m unittest discover -s Controller -p 'test_*.py' -v
+	RAFT_BIN=$(CURDIR)/target/$(RAFT_PROFILE)/raft $(PYTHON) -m unittest discover -s Controller -p 'test_*.py' -v
 
 # The course-style controller scripts (Controller/conformance/) against 5 loopback processes.
 conformance: build
