@@ -18,13 +18,12 @@ missing, failing instead under CI=true.
 """
 import hashlib
 import importlib.util
-import os
 import sys
 import subprocess
 import time
 
 from browser import Browser
-from cluster import RESULTS, ROOT, Failure, check, expect, main_guard, summary
+from cluster import RESULTS, ROOT, Failure, check, expect, main_guard, summary, unavailable
 
 SUITE = "playground tests"
 OUT = ROOT / "build" / "playground"
@@ -312,21 +311,13 @@ def main():
     committed_only = sys.argv[1:] == ["--committed"]
     if not PAGE.exists():
         why = f"{PAGE.relative_to(ROOT)} was not built (make playground needs the wasm32-unknown-unknown target)"
-        if os.environ.get("CI") == "true":
-            print(f"{SUITE} FAILED: {why} (CI=true)")
-            return 1
-        print(f"{SUITE} skipped: {why}")
-        return 0
+        return unavailable(SUITE, why)
     if committed_only:  # `make quick`: no browser, only whether the committed page is current
         check("the committed page is a fresh build", committed_equals_fresh, None)
         return summary()
     _, missing = Browser.find()
     if missing:
-        if os.environ.get("CI") == "true":
-            print(f"{SUITE} FAILED: {missing} not installed (CI=true)")
-            return 1
-        print(f"{SUITE} skipped: {missing} not installed (apt-get install chromium chromium-driver)")
-        return 0
+        return unavailable(SUITE, f"{missing} not installed (apt-get install chromium chromium-driver)")
     OUT.mkdir(parents=True, exist_ok=True)
     check("the committed page is a fresh build", committed_equals_fresh, None)
     b = Browser(width=1500, height=1300)

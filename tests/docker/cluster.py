@@ -68,16 +68,22 @@ def daemon_answers():
         return False
 
 
+def unavailable(suite, why):
+    """A suite that cannot run on this machine, and why: a skip (exit 0), but a failure under
+    CI=true, where every suite must run. Returns the exit status."""
+    if os.environ.get("CI") == "true":
+        print(f"{suite} FAILED: {why} (CI=true)")
+        return 1
+    print(f"{suite} skipped: {why}")
+    return 0
+
+
 def preflight(suite):
     """What every Docker suite checks first. Returns an exit status to stop with, or None to go on:
     no daemon is a skip (exit 0), except under CI=true; a missing image is a failure. Also makes
     SIGTERM (e.g. a CI timeout) run the finally blocks that remove the clusters."""
     if not daemon_answers():
-        if os.environ.get("CI") == "true":
-            print(f"{suite} FAILED: no Docker daemon (CI=true)")
-            return 1
-        print(f"{suite} skipped: no Docker daemon")
-        return 0
+        return unavailable(suite, "no Docker daemon")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for image in (IMAGE, CONTROLLER_IMAGE):
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:

@@ -16,7 +16,6 @@ Skipped (exit 0) without a Docker daemon or without chromium and chromedriver (D
 rate seen in the browser, the Controller's CPU and memory, and the kill-to-new-leader time.
 """
 import json
-import os
 import threading
 import time
 import urllib.request
@@ -24,7 +23,7 @@ import urllib.request
 import raftkit
 from browser import Browser
 from cluster import (ROOT, RESULTS, Cluster, Failure, check, expect, logs_are_safe, main_guard,
-                     preflight, run, summary)
+                     preflight, run, summary, unavailable)
 
 SUITE = "dashboard tests"
 SHOTS = ROOT / "build"
@@ -231,11 +230,7 @@ def main():
         return stop
     _, missing = Browser.find()
     if missing:
-        if os.environ.get("CI") == "true":
-            print(f"{SUITE} FAILED: {missing} not installed (CI=true)")
-            return 1
-        print(f"{SUITE} skipped: {missing} not installed (apt-get install chromium chromium-driver)")
-        return 0
+        return unavailable(SUITE, f"{missing} not installed (apt-get install chromium chromium-driver)")
     c = Cluster(5)
     print(f"== 5 nodes, compose project {c.id}", flush=True)
     b = None

@@ -21,7 +21,8 @@ import shutil
 import sys
 import time
 
-from cluster import Cluster, check, expect, logs_are_safe, main_guard, preflight, run, summary
+from cluster import (Cluster, check, expect, logs_are_safe, main_guard, preflight, run, summary,
+                     unavailable)
 
 HUGE = 2**64 - 1
 
@@ -175,8 +176,7 @@ def main():
     if stop is not None:
         return stop
     if os.geteuid() != 0 or not shutil.which("nsenter"):
-        print("keyed docker tests skipped: they need root and nsenter")
-        return 0
+        return unavailable("keyed docker tests", "they need root and nsenter")
     c = Cluster(5, key="docker test cluster key")
     print(f"== 5 nodes with a cluster key, compose project {c.id}", flush=True)
     try:
