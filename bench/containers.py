@@ -8,8 +8,9 @@ Returns plain data for bench/report.py; `make bench` runs it, or by itself after
         [--stops 10] [--rolling 1] [--json FILE]
 
 Clusters are throwaway projects and stacks, removed afterwards (also on Ctrl-C). Times come
-from the host clock: the nodes' log lines, `docker events` (when the daemon signalled a
-container) and State.FinishedAt (when its process ended) all read it.
+from the host clock: the nodes' log lines (a stopped node's `signal` line is when it received
+SIGTERM), `docker events` (when the daemon signalled a container: the fallback) and
+State.FinishedAt (when its process ended) all read it.
 """
 import argparse
 import calendar
@@ -71,6 +72,20 @@ def finished_at(container):
     stamp = dc.run("docker", "inspect", "-f", "{{.State.FinishedAt}}", container).stdout.strip()
     day, _, frac = stamp.rstrip("Z").partition(".")
     return calendar.timegm(time.strptime(day, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+
+
+def sigterm_at(own_lines, watch, cid, since):
+    """When the stopped node received SIGTERM: its own `signal` line (parsed, at or after `since`),
+    written as its loop sees the signal, on the same clock as the others' `elected` lines. The
+    daemon's `kill` event is only the fallback: it is stamped after the signal is sent, by up to
+    several ms on a busy host, so a fast handover's `elected` line can precede it."""
+    own = [e["t"] for e in own_lines if e.get("event") == "signal" and e["t"] >= since - 0.001]
+    if own:
+        return own[0]
+    t_sig = watch.signalled_at(cid, since)
+    if t_sig is None:
+        raise dc.Failure("no `signal` line and no kill event with signal 15 for %s" % cid[:12])
+    return t_sig
 
 
 def logged(c, names, since, kind="elected"):
@@ -159,7 +174,8 @@ def docker_kill(c, leader, out, _watch):
 
 
 def docker_stop(c, leader, out, watch):
-    """`docker stop` in the background, the survivors polled meanwhile; timed from the daemon's SIGTERM."""
+    """`docker stop` in the background, the survivors polled meanwhile; timed from the leader's
+    receipt of SIGTERM (see `sigterm_at`)."""
     others, container = [n for n in c.names if n != leader], c.container(leader)
     cid = dc.run("docker", "inspect", "-f", "{{.Id}}", container).stdout.strip()
     t_cli = time.time()
@@ -168,9 +184,7 @@ def docker_stop(c, leader, out, watch):
         t_agree = wait_agreed(c, others, exclude=leader)
     finally:
         stopper.wait()
-    t_sig = watch.signalled_at(cid, t_cli)
-    if t_sig is None:
-        raise dc.Failure("no kill event with signal 15 for %s" % container)
+    t_sig = sigterm_at(logged(c, [leader], t_cli, kind="signal"), watch, cid, t_cli)
     ev = logged(c, others, t_sig)
     out["stop_agree"].append(round((t_agree - t_sig) * 1000))
     out["stop_elected"].append(round((ev[0]["t"] - t_sig) * 1000) if ev else None)
@@ -191,8 +205,8 @@ def compose(ups, kills, stops, nodes=5):
 
 def rolling_update(runs):
     """`docker service update --force` of every node of a 5-node stack in turn, `runs` times:
-    per run, each leader restart's time without a leader (the daemon's SIGTERM to the leader's
-    task, from `docker events`, to the next `elected` line), their total, the elections."""
+    per run, each leader restart's time without a leader (from the leader's task receiving SIGTERM,
+    see `sigterm_at`, to the next `elected` line), their total, the elections."""
     import stack  # tests/docker/stack.py: the Swarm suite's Stack
     import swarm as sw  # scripts/swarm.py
     created, added, s, out = None, [], None, []
@@ -244,9 +258,8 @@ def rolling_run(s, watch):
     won = s.events("elected", t0)
     gaps = []
     for cid, t_update in restarts:
-        t_sig = watch.signalled_at(cid, t_update)
-        if t_sig is None:
-            raise dc.Failure("no SIGTERM event for the leader's task %s" % cid[:12])
+        own = list(filter(None, map(raftkit.parse_line, s.container_log(cid))))
+        t_sig = sigterm_at(own, watch, cid, t_update)
         nxt = [e["t"] for e in won if e["t"] >= t_sig - 0.001]
         if not nxt:
             raise dc.Failure("no election after the leader's task %s was stopped" % cid[:12])

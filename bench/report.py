@@ -353,10 +353,11 @@ def goals(r):
              % ("%.0f / %.0f" % (lc, fc) if lc is not None else "-",
                 "%.0f / %.0f" % (pl, pf) if pl is not None else "-",
                 4000 // HEARTBEAT_MS, 4000 // HEARTBEAT_MS))
-    L += ["", "`docker stop`: from the daemon's SIGTERM to the container (its `kill` event in `docker events`, "
-          "signal 15) to the survivors' agreement, polled from the host every 5 ms; details under *Containers*. "
-          "Rolling update: `docker service update --force` of each node in turn; for each restart of the "
-          "leader's task, from the daemon's SIGTERM to that task to the next `elected` line.", ""]
+    L += ["", "`docker stop`: from the leader receiving SIGTERM (its own `signal` log line; the daemon's "
+          "`kill` event in `docker events` only where that line is missing) to the survivors' agreement, "
+          "polled from the host every 5 ms; details under *Containers*. Rolling update: `docker service "
+          "update --force` of each node in turn; for each restart of the leader's task, from that task "
+          "receiving SIGTERM (the same way) to the next `elected` line.", ""]
     return L
 
 
@@ -588,8 +589,8 @@ def container_lines(c):
               "the same from `docker kill` invoked (ms) | %s |" % fmt_stats(cli)]
     stop = summarize(c.get("stop_agree"))
     if stop:
-        L += ["`docker stop` of the leader: the daemon's SIGTERM (`docker events`) to the survivors' "
-              "agreement, polled every 5 ms (ms) | %s | p99 <= %d: %s"
+        L += ["`docker stop` of the leader: the leader receiving SIGTERM (its `signal` line) to the "
+              "survivors' agreement, polled every 5 ms (ms) | %s | p99 <= %d: %s"
               % (fmt_stats(stop), T["docker_stop_p99"], mark(stop["p99"] <= T["docker_stop_p99"])),
               "the same to the new leader's `elected` line (ms) | %s |"
               % fmt_stats(summarize([x for x in c["stop_elected"] if x is not None])),

@@ -306,9 +306,28 @@ class Report(unittest.TestCase):
             for svg in ("failover.svg", "timeline.svg"):
                 self.assertEqual(ET.parse(os.path.join(d, svg)).getroot().tag, SVG + "svg")
 
+    def test_sigterm_is_the_nodes_own_signal_line_else_the_daemons_event(self):
+        import containers
+
+        class Watch:
+            def __init__(self, t):
+                self.t = t
+
+            def signalled_at(self, cid, since):
+                return self.t
+
+        lines = [{"t": 99.0, "event": "signal"}, {"t": 100.004, "event": "signal"},
+                 {"t": 100.001, "event": "elected"}]
+        # The daemon's event (100.010) is later than the node's own line (100.004): the line wins;
+        # a line from before the request (99.0) does not count.
+        self.assertEqual(containers.sigterm_at(lines, Watch(100.010), "c", 100.0), 100.004)
+        self.assertEqual(containers.sigterm_at(lines[:1], Watch(100.010), "c", 100.0), 100.010)
+        with self.assertRaises(AssertionError):
+            containers.sigterm_at([], Watch(None), "c", 100.0)
+
     def test_containers_section_has_docker_stop_and_the_rolling_update(self):
         text = report.render(recorded())
-        self.assertEqual(row(text, "`docker stop` of the leader: the daemon's SIGTERM")[1:6],
+        self.assertEqual(row(text, "`docker stop` of the leader: the leader receiving SIGTERM")[1:6],
                          ["2", "25", "10", "39", "40"])  # p99 39.7, printed whole
         self.assertEqual(row(text, "the same to the new leader's `elected` line")[1], "1")  # one trial had none
         self.assertEqual(row(text, "1 | 40 | 2 | 2"), ["1", "40", "2", "2", "12, 20", "32"])
