@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 PORT = 5555
 SENDER = "Controller"
@@ -258,18 +258,8 @@ def query_all(peers: Iterable[Peer], request: str = "LEADER_INFO",
     address. One :class:`Answer` per peer, in order; ``error`` says why sending to it failed."""
     request = normalize_request(request)
     peers = list(peers)
-    data = encode(make_message(request, sender))
-    answers: Dict[str, Answer] = {p.name: Answer(p) for p in peers}
-    by_addr: Dict[Address, str] = {}
     with open_socket(bind) as skt:
-        for peer in peers:
-            try:
-                addr = resolve(peer.host, peer.port)
-                skt.sendto(data, addr)
-            except (OSError, UnicodeError) as e:
-                answers[peer.name] = Answer(peer, error=_reason(e))
-                continue
-            by_addr[addr] = peer.name
+        answers, by_addr = _send_all(skt, peers, (request,), sender)
         pending = set(by_addr.values())
         for msg, src in _receive(skt, time.monotonic() + timeout, until=lambda: not pending):
             if not is_reply_to(msg, request):
@@ -288,18 +278,8 @@ def survey(peers: Iterable[Peer], bind: Optional[Address] = None,
     LEADER_INFO reply or a STATUS saying it is stopped (it then answers nothing else), or
     ``timeout`` s passed. One :class:`Answer` per peer, in order, with ``status`` when one came."""
     peers = list(peers)
-    answers: Dict[str, Answer] = {p.name: Answer(p) for p in peers}
-    by_addr: Dict[Address, str] = {}
     with open_socket(bind) as skt:
-        for peer in peers:
-            try:
-                addr = resolve(peer.host, peer.port)
-                for request in ("LEADER_INFO", "STATUS"):
-                    skt.sendto(encode(make_message(request, sender)), addr)
-            except (OSError, UnicodeError) as e:
-                answers[peer.name] = Answer(peer, error=_reason(e))
-                continue
-            by_addr[addr] = peer.name
+        answers, by_addr = _send_all(skt, peers, ("LEADER_INFO", "STATUS"), sender)
         pending = set(by_addr.values())
         for msg, src in _receive(skt, time.monotonic() + timeout, until=lambda: not pending):
             request = msg.get("request") if isinstance(msg, dict) else None
@@ -314,6 +294,24 @@ def survey(peers: Iterable[Peer], bind: Optional[Address] = None,
             if answers[name].reply is not None or answers[name].stopped:
                 pending.discard(name)
     return [answers[p.name] for p in peers]
+
+
+def _send_all(skt: socket.socket, peers: List[Peer], requests: Sequence[str],
+              sender: str) -> Tuple[Dict[str, Answer], Dict[Address, str]]:
+    """Each of ``requests`` to every peer from ``skt``: an :class:`Answer` per peer name (with
+    ``error`` where sending failed) and the name of each address sent to."""
+    answers: Dict[str, Answer] = {p.name: Answer(p) for p in peers}
+    by_addr: Dict[Address, str] = {}
+    for peer in peers:
+        try:
+            addr = resolve(peer.host, peer.port)
+            for request in requests:
+                skt.sendto(encode(make_message(request, sender)), addr)
+        except (OSError, UnicodeError) as e:
+            answers[peer.name] = Answer(peer, error=_reason(e))
+            continue
+        by_addr[addr] = peer.name
+    return answers, by_addr
 
 
 def ask_all(peers: Iterable[Peer], timeout: float = 0.3) -> Replies:
