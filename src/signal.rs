@@ -84,10 +84,11 @@ pub fn install() -> Result<(), String> {
     os::install()
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     extern "C" {
         fn raise(signum: i32) -> i32;
     }
@@ -95,6 +96,7 @@ mod tests {
     /// A raised SIGINT is counted instead of ending the test process. (That it interrupts a
     /// blocking read is shown on real processes: tests/loopback.rs stops a node that has no
     /// timer running, so sits in a read without a timeout.)
+    #[cfg(unix)]
     #[test]
     fn a_stop_signal_is_counted_instead_of_ending_the_process() {
         install().expect("handlers installed");

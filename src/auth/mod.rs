@@ -239,11 +239,12 @@ impl Guard {
             };
         }
         peer.key = which;
-        if seal.seen != self.epoch && seal.counter > peer.prompted {
+        if seal.seen != self.epoch && seal.counter > peer.prompted.max(peer.delivered) {
             // The peer does not know our epoch, so what it sends us is dropped: tell it now
             // rather than at the end of a backoff (its announcements may have been lost while
-            // we could not yet tell its address). Once per datagram it made, so a replay
-            // cannot make us announce again.
+            // we could not yet tell its address). Once per datagram it made, and never for one
+            // older than a datagram already delivered, so a replay cannot make us announce
+            // again.
             peer.prompted = seal.counter;
             peer.knows_us = false;
             peer.next_hello = Some(now);

@@ -221,6 +221,7 @@ fn a_peer_that_shows_it_does_not_know_us_is_told_at_once() {
         answer.iter().map(|(to, _)| *to).collect::<Vec<_>>(),
         vec![1]
     );
+    let early = sealed(&mut b, 0, &append("Node2", 1)); // held up in the network
     assert_eq!(b.open(0, &answer[0].1, 61), Verdict::Hello);
     // Both now know each other: Node2's next message is delivered at once.
     let vote = sealed(&mut b, 0, &append("Node2", 1));
@@ -228,6 +229,9 @@ fn a_peer_that_shows_it_does_not_know_us_is_told_at_once() {
     // A replay of Node2's announcement does not make Node1 announce again.
     assert_eq!(a.open(1, &hello_b, 63), Verdict::Hello);
     assert!(a.due_hellos(63).is_empty());
+    // Nor does a datagram Node2 made before it knew Node1, arriving after a newer one.
+    assert_eq!(a.open(1, &early, 64), Verdict::Drop(Reject::OldBoot));
+    assert!(a.due_hellos(64).is_empty());
 }
 
 #[test]
