@@ -43,6 +43,12 @@ fn introduce(a: &mut Guard, b: &mut Guard) {
     }
 }
 
+/// `g`'s announcement to peer `to`, due at `now`.
+fn hello_to(g: &mut Guard, to: usize, now: u64) -> Datagram {
+    let found = g.due_hellos(now).into_iter().find(|(t, _)| *t == to);
+    found.expect("an announcement to that peer is due").1
+}
+
 fn sealed(g: &mut Guard, to: usize, d: &Datagram) -> Datagram {
     let mut d = d.clone();
     g.seal(to, &mut d);
@@ -208,12 +214,7 @@ fn a_peer_that_shows_it_does_not_know_us_is_told_at_once() {
     assert_eq!(a.due_hellos(50).len(), 2);
     assert_eq!(a.deadline(), Some(150));
     // Node2's announcement arrives: it does not know Node1's epoch, so Node1 answers now.
-    let hello_b = b
-        .due_hellos(60)
-        .into_iter()
-        .find(|(to, _)| *to == 0)
-        .unwrap()
-        .1;
+    let hello_b = hello_to(&mut b, 0, 60);
     assert_eq!(a.open(1, &hello_b, 60), Verdict::Hello);
     assert_eq!(a.deadline(), Some(60));
     let answer: Vec<(usize, Datagram)> = a.due_hellos(60);
@@ -259,21 +260,11 @@ fn a_peer_whose_address_appears_is_told_at_once() {
 fn a_replayed_announcement_changes_nothing() {
     let mut a = guard(0, 100, b"k", None);
     let mut b = guard(1, 200, b"k", None);
-    let hello_old: Datagram = a
-        .due_hellos(0)
-        .into_iter()
-        .find(|(to, _)| *to == 1)
-        .unwrap()
-        .1;
+    let hello_old: Datagram = hello_to(&mut a, 1, 0);
     assert_eq!(b.open(0, &hello_old, 0), Verdict::Hello);
     // Node1 restarts; its new announcement is heard; then the old one is replayed.
     let mut a2 = guard(0, 150, b"k", None);
-    let hello_new = a2
-        .due_hellos(0)
-        .into_iter()
-        .find(|(to, _)| *to == 1)
-        .unwrap()
-        .1;
+    let hello_new = hello_to(&mut a2, 1, 0);
     assert_eq!(b.open(0, &hello_new, 1), Verdict::Hello);
     assert_eq!(b.open(0, &hello_old, 2), Verdict::Drop(Reject::StaleEpoch));
     // Node2 still addresses the new incarnation.
@@ -291,19 +282,9 @@ fn rotation_a_node_with_the_new_key_speaks_the_old_one_to_a_peer_that_does() {
     // Node1 restarted with the new key (old one still accepted); Node2 has only the old one.
     let mut a = guard(0, 100, b"new", Some(b"old"));
     let mut b = guard(1, 200, b"old", None);
-    let hello_a = a
-        .due_hellos(0)
-        .into_iter()
-        .find(|(to, _)| *to == 1)
-        .unwrap()
-        .1;
+    let hello_a = hello_to(&mut a, 1, 0);
     assert_eq!(b.open(0, &hello_a, 0), Verdict::Drop(Reject::BadMac));
-    let hello_b = b
-        .due_hellos(0)
-        .into_iter()
-        .find(|(to, _)| *to == 0)
-        .unwrap()
-        .1;
+    let hello_b = hello_to(&mut b, 0, 0);
     assert_eq!(a.open(1, &hello_b, 0), Verdict::Hello);
     // From now on Node1 signs for Node2 with the old key.
     let d = sealed(&mut a, 1, &append("Node1", 2));

@@ -270,7 +270,8 @@ class Swarm:
         """What each node's log says since `since` (wall clock): its role changes, the requests
         it obeyed, what it dropped, its starts and exits; the last `per_node` lines of each, for
         failure messages (so a failed check explains itself without the lab)."""
-        told = ("start", "became", "elected", "request", "drop", "signal", "exit", "handover")
+        told = {"start", "become", "term", "vote", "elected", "leader", "request", "drop", "signal",
+                "handed-over", "exit"}
         out = []
         try:
             logs = self.node_logs()
@@ -278,7 +279,7 @@ class Swarm:
             return f"(no node logs: {e})"
         for n, lines in logs.items():
             picked = [x for x in lines if stamp(x) >= since
-                      and (raftkit.parse_line(x) or {}).get("event", "").startswith(told)]
+                      and (raftkit.parse_line(x) or {}).get("event") in told]
             out.append(f"{n}: {len(picked)} line(s) since the wait began"
                        + "".join(f"\n        {x[:220]}" for x in picked[-per_node:]))
         return "\n      ".join(out)
